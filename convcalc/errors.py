@@ -1,0 +1,86 @@
+"""Diagnostics and the error hierarchy.
+
+Every problem convcalc finds is a :class:`Diagnostic`: a severity, a message, and where
+it is (file, line, field path, layer).  Spec errors and shape errors render the same way::
+
+    net.yaml:6: layers[0].stride: must be ≥ 1 (got 0)
+
+Exceptions:
+
+- :class:`ConvCalcError` — base of everything convcalc raises on purpose.
+- :class:`SpecError` — the file cannot be read or does not validate; carries *all* the
+  diagnostics found, not just the first.
+- :class:`ShapeError` — the spec validates but a layer cannot be computed (a window that
+  does not tile its input in exact mode, a kernel larger than its input, …); raised by
+  :meth:`convcalc.Report.raise_for_errors`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from dataclasses import field as _field
+from typing import Any, Literal
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One problem, located as precisely as the input allows.
+
+    >>> str(Diagnostic("error", "must be ≥ 1 (got 0)", file="net.yaml", line=6,
+    ...                field="layers[0].stride"))
+    'net.yaml:6: layers[0].stride: must be ≥ 1 (got 0)'
+    """
+
+    severity: Severity
+    message: str
+    file: str | None = None
+    line: int | None = None
+    field: str | None = None
+    layer: str | None = None
+    details: dict[str, Any] = _field(default_factory=dict)
+
+    def location(self) -> str:
+        """``file:line`` (either part omitted when unknown)."""
+        parts = [p for p in (self.file, None if self.line is None else str(self.line)) if p]
+        return ":".join(parts)
+
+    def __str__(self) -> str:
+        prefix = self.location()
+        where = self.field or ""
+        if self.layer:
+            where = f"{where} ({self.layer})" if where else self.layer
+        text = f"{where}: {self.message}" if where else self.message
+        tag = "" if self.severity == "error" else "warning: "
+        return f"{prefix}: {tag}{text}" if prefix else f"{tag}{text}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form: ``layer``, ``severity``, ``message``, ``field``, ``line`` + details."""
+        out: dict[str, Any] = {
+            "layer": self.layer,
+            "severity": self.severity,
+            "message": self.message,
+            "field": self.field,
+            "line": self.line,
+        }
+        out.update(self.details)
+        return out
+
+
+class ConvCalcError(Exception):
+    """Base class of every error convcalc raises on purpose."""
+
+
+class _DiagnosticsError(ConvCalcError):
+    def __init__(self, diagnostics: list[Diagnostic]):
+        self.diagnostics = list(diagnostics)
+        super().__init__("\n".join(str(d) for d in self.diagnostics))
+
+
+class SpecError(_DiagnosticsError):
+    """The spec cannot be read or does not validate; ``.diagnostics`` lists every problem."""
+
+
+class ShapeError(_DiagnosticsError):
+    """The spec is valid but some layer's output cannot be computed."""

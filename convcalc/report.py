@@ -1,0 +1,167 @@
+"""The one report type: per-layer rows, totals and problems.
+
+:func:`convcalc.analyze` builds it; :mod:`convcalc.render` turns it into a text table,
+Markdown or JSON.  :meth:`Report.to_dict` is the JSON contract other tools parse::
+
+    {"name", "input_shape",
+     "layers": [{"name", "type", "input_shape", "output_shape", "params",
+                 "trainable_params", "buffers", "macs", "activations", "line",
+                 "receptive_field": {"size": [..], "jump": [..], "padding": [..]}}],
+     "total_params", "trainable_params", "total_buffers", "total_macs",
+     "total_activations", "problems": [{"layer", "severity", "message", ...}]}
+
+Shapes are channels-first lists of ints.  A layer that could not be computed (an error
+upstream) has ``null`` shapes and counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import Diagnostic, ShapeError
+from .receptive import ReceptiveField
+
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    """What one layer does to its input.  Counts are ``None`` when not computable."""
+
+    name: str
+    type: str
+    input_shape: Shape | None
+    output_shape: Shape | None
+    params: int | None = None
+    trainable_params: int | None = None
+    buffers: int | None = None
+    macs: int | None = None
+    receptive_field: ReceptiveField | None = None
+    line: int | None = None
+
+    @property
+    def activations(self) -> int | None:
+        """Number of values in one example's output."""
+        if self.output_shape is None:
+            return None
+        count = 1
+        for size in self.output_shape:
+            count *= size
+        return count
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.type,
+            "input_shape": None if self.input_shape is None else list(self.input_shape),
+            "output_shape": None if self.output_shape is None else list(self.output_shape),
+            "params": self.params,
+            "trainable_params": self.trainable_params,
+            "buffers": self.buffers,
+            "macs": self.macs,
+            "activations": self.activations,
+            "receptive_field": None if self.receptive_field is None
+            else self.receptive_field.to_dict(),
+            "line": self.line,
+        }
+
+
+def _total(values: list[int | None]) -> int:
+    return sum(v for v in values if v is not None)
+
+
+@dataclass(frozen=True)
+class Report:
+    """The analysis of one spec."""
+
+    name: str | None
+    input_shape: Shape
+    layers: tuple[LayerRow, ...]
+    problems: tuple[Diagnostic, ...] = field(default=())
+    file: str | None = None
+
+    @property
+    def total_params(self) -> int:
+        return _total([row.params for row in self.layers])
+
+    @property
+    def trainable_params(self) -> int:
+        return _total([row.trainable_params for row in self.layers])
+
+    @property
+    def total_buffers(self) -> int:
+        return _total([row.buffers for row in self.layers])
+
+    @property
+    def total_macs(self) -> int:
+        return _total([row.macs for row in self.layers])
+
+    @property
+    def total_activations(self) -> int:
+        return _total([row.activations for row in self.layers])
+
+    @property
+    def output_shape(self) -> Shape | None:
+        return self.layers[-1].output_shape if self.layers else self.input_shape
+
+    @property
+    def errors(self) -> tuple[Diagnostic, ...]:
+        return tuple(p for p in self.problems if p.severity == "error")
+
+    @property
+    def warnings(self) -> tuple[Diagnostic, ...]:
+        return tuple(p for p in self.problems if p.severity == "warning")
+
+    @property
+    def ok(self) -> bool:
+        """True when there is no error (warnings allowed)."""
+        return not self.errors
+
+    def layer(self, name: str) -> LayerRow:
+        """The row of the layer called ``name``."""
+        for row in self.layers:
+            if row.name == name:
+                return row
+        raise KeyError(name)
+
+    def raise_for_errors(self, strict: bool = False) -> "Report":
+        """Raise :class:`~convcalc.errors.ShapeError` listing every error (and, when
+        ``strict``, every warning); return the report otherwise."""
+        failing = self.problems if strict else self.errors
+        if failing:
+            raise ShapeError(list(failing))
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON contract (see the module docstring)."""
+        return {
+            "name": self.name,
+            "input_shape": list(self.input_shape),
+            "output_shape": None if self.output_shape is None else list(self.output_shape),
+            "layers": [row.to_dict() for row in self.layers],
+            "total_params": self.total_params,
+            "trainable_params": self.trainable_params,
+            "total_buffers": self.total_buffers,
+            "total_macs": self.total_macs,
+            "total_activations": self.total_activations,
+            "problems": [p.to_dict() for p in self.problems],
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        from .render import render_json
+
+        return render_json(self, indent=indent)
+
+    def to_markdown(self) -> str:
+        from .render import render_markdown
+
+        return render_markdown(self)
+
+    def to_table(self) -> str:
+        from .render import render_table
+
+        return render_table(self)
+
+    def __str__(self) -> str:
+        return self.to_table()

@@ -1,0 +1,365 @@
+"""The spec language: pydantic models, the single source of truth for layer kinds.
+
+A spec is an input shape and a list of layers::
+
+    name: cs231n-example
+    input: [3, 32, 32]          # channels, then 1, 2 or 3 spatial sizes
+    rounding: exact             # exact | floor | ceil
+    layers:
+      - {type: conv, filters: 10, kernel: 5, stride: 1, padding: 2}
+      - relu
+      - {type: maxpool, kernel: 2}
+
+Every layer kind is one model class below, tagged by its ``type``.  The CLI, the JSON
+Schema, the docs and the engine all read :data:`LAYER_MODELS`; nothing lists the kinds
+a second time.  Models only check what a value can be on its own (``stride ≥ 1``);
+whether a layer fits its input is the analysis' job (:mod:`convcalc.analysis`).
+
+>>> spec = Spec.model_validate({"input": [3, 32, 32],
+...                             "layers": [{"type": "conv", "filters": 10, "kernel": 5}, "relu"]})
+>>> [layer.name for layer in spec.layers]
+['conv1', 'relu1']
+>>> spec.layers[0].stride
+1
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    PrivateAttr,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+MAX_SPATIAL_AXES = 3
+PADDING_MODES = ("valid", "same", "full")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _per_axis_ints(minimum: int, what: str):
+    """Validator for "one int for every spatial axis, or a list with one per axis"."""
+
+    def validate(value: Any) -> int | tuple[int, ...]:
+        if _is_int(value):
+            if value < minimum:
+                raise PydanticCustomError("too_small", f"must be ≥ {minimum} (got {value})")
+            return value
+        if isinstance(value, (list, tuple)) and 1 <= len(value) <= MAX_SPATIAL_AXES:
+            for i, item in enumerate(value):
+                if not _is_int(item):
+                    raise PydanticCustomError(
+                        "per_axis", f"entry {i} must be a whole number (got {item!r})"
+                    )
+                if item < minimum:
+                    raise PydanticCustomError(
+                        "too_small", f"entry {i} must be ≥ {minimum} (got {item})"
+                    )
+            return tuple(value)
+        raise PydanticCustomError(
+            "per_axis",
+            f"must be {what}: one whole number ≥ {minimum}, or a list of 1–3 of them, "
+            f"one per spatial axis (got {value!r})",
+        )
+
+    schema = {
+        "oneOf": [
+            {"type": "integer", "minimum": minimum},
+            {
+                "type": "array",
+                "items": {"type": "integer", "minimum": minimum},
+                "minItems": 1,
+                "maxItems": MAX_SPATIAL_AXES,
+            },
+        ]
+    }
+    return Annotated[int | tuple[int, ...], PlainValidator(validate), WithJsonSchema(schema)]
+
+
+def _validate_padding(value: Any) -> Any:
+    if isinstance(value, str):
+        if value in PADDING_MODES:
+            return value
+        raise PydanticCustomError(
+            "padding", f"must be a whole number, 'valid', 'same' or 'full' (got {value!r})"
+        )
+    if _is_int(value):
+        if value < 0:
+            raise PydanticCustomError("too_small", f"must be ≥ 0 (got {value})")
+        return value
+    if isinstance(value, (list, tuple)) and 1 <= len(value) <= MAX_SPATIAL_AXES:
+        axes: list[Any] = []
+        for i, item in enumerate(value):
+            if _is_int(item) and item >= 0:
+                axes.append(item)
+            elif (
+                isinstance(item, (list, tuple))
+                and len(item) == 2
+                and all(_is_int(p) and p >= 0 for p in item)
+            ):
+                axes.append((item[0], item[1]))
+            else:
+                raise PydanticCustomError(
+                    "padding",
+                    f"entry {i} must be a whole number ≥ 0 or a [before, after] pair "
+                    f"of them (got {item!r})",
+                )
+        return tuple(axes)
+    raise PydanticCustomError(
+        "padding",
+        "must be a whole number ≥ 0, 'valid', 'same', 'full', or a list with one entry "
+        f"per spatial axis (each a number or a [before, after] pair) (got {value!r})",
+    )
+
+
+_PAD_INT = {"type": "integer", "minimum": 0}
+_PADDING_SCHEMA = {
+    "oneOf": [
+        _PAD_INT,
+        {"enum": list(PADDING_MODES)},
+        {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": MAX_SPATIAL_AXES,
+            "items": {
+                "oneOf": [
+                    _PAD_INT,
+                    {"type": "array", "items": _PAD_INT, "minItems": 2, "maxItems": 2},
+                ]
+            },
+        },
+    ]
+}
+
+Kernel = _per_axis_ints(1, "a window size")
+Stride = _per_axis_ints(1, "a stride")
+Dilation = _per_axis_ints(1, "a dilation")
+OutputPadding = _per_axis_ints(0, "an output padding")
+Padding = Annotated[
+    Union[int, str, tuple[Any, ...]],
+    PlainValidator(_validate_padding),
+    WithJsonSchema(_PADDING_SCHEMA),
+]
+PositiveInt = Annotated[int, Field(strict=True, ge=1)]
+Probability = Annotated[float, Field(ge=0.0, lt=1.0)]
+
+
+class LayerBase(BaseModel):
+    """Options every layer has."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+    name: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Unique layer name; default: type + running index (conv1, relu2, ...).",
+    )
+    trainable: bool = Field(
+        default=True, description="false freezes the layer's parameters (transfer learning)."
+    )
+
+
+class Conv(LayerBase):
+    """Convolution (cross-correlation, as deep-learning frameworks define it).
+
+    Weights ``(filters, in_channels / groups, *kernel)``, one bias per filter.
+    """
+
+    type: Literal["conv"]
+    filters: PositiveInt
+    kernel: Kernel
+    stride: Stride = 1
+    padding: Padding = 0
+    dilation: Dilation = 1
+    groups: PositiveInt | Literal["depthwise"] = Field(
+        default=1, description="Channel groups; 'depthwise' means one group per input channel."
+    )
+    bias: bool = True
+
+
+class ConvTranspose(LayerBase):
+    """Transposed convolution (the gradient of a convolution with respect to its input).
+
+    Weights ``(in_channels, filters / groups, *kernel)``, one bias per filter.  Output
+    size ``(in − 1)·stride − pad_before − pad_after + dilation·(kernel − 1) + output_padding + 1``.
+    """
+
+    type: Literal["conv_transpose"]
+    filters: PositiveInt
+    kernel: Kernel
+    stride: Stride = 1
+    padding: Padding = 0
+    output_padding: OutputPadding = 0
+    dilation: Dilation = 1
+    groups: PositiveInt = 1
+    bias: bool = True
+
+
+class Pool(LayerBase):
+    """Max, average or min pooling over windows; depth unchanged, no parameters.
+
+    ``stride`` defaults to ``kernel``.  ``ceil_mode: true`` rounds a non-integer output
+    size up (PyTorch's rule: a window that would start in the right padding is dropped),
+    whatever the spec's ``rounding``.  Average pooling divides by the full window,
+    padding included (PyTorch's ``count_include_pad=True``).
+    """
+
+    type: Literal["maxpool", "avgpool", "minpool"]
+    kernel: Kernel
+    stride: Stride | None = Field(default=None, description="Default: the kernel size.")
+    padding: Padding = 0
+    dilation: Dilation = 1
+    ceil_mode: bool = False
+
+
+class GlobalPool(LayerBase):
+    """Average or max over all spatial positions: ``(C, *spatial) → (C,)``."""
+
+    type: Literal["global_avgpool", "global_maxpool"]
+
+
+class Flatten(LayerBase):
+    """``(C, *spatial) → (C·prod(spatial),)`` in channels-first (C-contiguous) order."""
+
+    type: Literal["flatten"]
+
+
+class Dense(LayerBase):
+    """Fully connected (affine) layer on a flat vector: ``in·units + units`` parameters."""
+
+    type: Literal["dense"]
+    units: PositiveInt
+    bias: bool = True
+
+
+class Activation(LayerBase):
+    """Element-wise activation; softmax normalises over the channel axis."""
+
+    type: Literal["relu", "sigmoid", "tanh", "softmax"]
+
+
+class LeakyRelu(LayerBase):
+    """``max(x, negative_slope·x)``."""
+
+    type: Literal["leaky_relu"]
+    negative_slope: Annotated[float, Field(ge=0.0)] = 0.01
+
+
+class Dropout(LayerBase):
+    """Zeroes each activation with probability ``rate`` in training (inverted dropout)."""
+
+    type: Literal["dropout"]
+    rate: Probability = 0.5
+
+
+class BatchNorm(LayerBase):
+    """Per-channel normalisation: gamma and beta are parameters (2·C), the running mean
+    and variance are buffers (2·C; Keras lists them as "non-trainable params")."""
+
+    type: Literal["batchnorm"]
+    eps: Annotated[float, Field(gt=0.0)] = 1e-5
+    momentum: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1
+
+
+class LRN(LayerBase):
+    """Local response normalisation across channels (AlexNet):
+    ``x / (k + alpha/size · Σ x²)^beta`` over ``size`` neighbouring channels."""
+
+    type: Literal["lrn"]
+    size: PositiveInt = 5
+    alpha: float = 1e-4
+    beta: float = 0.75
+    k: float = 1.0
+
+
+#: Every layer kind, in the order the docs list them.
+LAYER_MODELS: tuple[type[LayerBase], ...] = (
+    Conv,
+    ConvTranspose,
+    Pool,
+    GlobalPool,
+    Flatten,
+    Dense,
+    Activation,
+    LeakyRelu,
+    Dropout,
+    BatchNorm,
+    LRN,
+)
+
+
+def layer_types(model: type[LayerBase]) -> tuple[str, ...]:
+    """The ``type`` tags a model class accepts.
+
+    >>> layer_types(Pool)
+    ('maxpool', 'avgpool', 'minpool')
+    """
+    return model.model_fields["type"].annotation.__args__  # type: ignore[union-attr]
+
+
+#: ``type`` tag → model class, for every kind.
+MODEL_BY_TYPE: dict[str, type[LayerBase]] = {
+    tag: model for model in LAYER_MODELS for tag in layer_types(model)
+}
+
+
+def _bare_layer_to_dict(value: Any) -> Any:
+    """``- relu`` is short for ``- {type: relu}``."""
+    return {"type": value} if isinstance(value, str) else value
+
+
+Layer = Annotated[
+    Union[tuple(LAYER_MODELS)],  # type: ignore[valid-type]
+    Field(discriminator="type"),
+    BeforeValidator(_bare_layer_to_dict),
+]
+
+
+class Spec(BaseModel):
+    """A network: an input shape (channels first) and a list of layers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, description="Shown in reports.")
+    input: Annotated[
+        list[PositiveInt],
+        Field(
+            min_length=1,
+            max_length=1 + MAX_SPATIAL_AXES,
+            description="Channels, then 1, 2 or 3 spatial sizes; a single number is a flat vector.",
+        ),
+    ]
+    rounding: Literal["exact", "floor", "ceil"] = Field(
+        default="exact",
+        description="What to do when a window does not tile its input: exact reports an "
+        "error; floor and ceil round (and warn).",
+    )
+    layers: Annotated[list[Layer], Field(min_length=1)]
+
+    # Where each key stood in the file (a loading.SourceMap); set by convcalc.loading.
+    _source: Any = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _name_layers(self) -> "Spec":
+        counts: Counter[str] = Counter()
+        for layer in self.layers:
+            counts[layer.type] += 1  # type: ignore[attr-defined]
+            if layer.name is None:
+                layer.name = f"{layer.type}{counts[layer.type]}"  # type: ignore[attr-defined]
+        return self
+
+    @property
+    def spatial_dims(self) -> int:
+        """Number of spatial axes of the input (0 for a flat vector)."""
+        return len(self.input) - 1
