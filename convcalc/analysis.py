@@ -131,48 +131,57 @@ def _fraction_text(size: int, pb: int, pa: int, eff: int, stride: int, value: Fr
     return f"({size}{pads} − {eff}) / {stride} + 1 = {value}"
 
 
-def _window_output(ctx: _Context, axis: str, size: int, pb: int, pa: int, kernel: int,
-                   dilation: int, stride: int, ceil_mode: bool) -> int:
-    """Output size along one axis, reporting any rounding or impossibility."""
+def _plural(noun: str, count: int) -> str:
+    return noun if count == 1 else "/".join(n + "s" for n in noun.split("/"))
+
+
+def _window_output(ctx: _Context, axes: tuple[str, ...], size: int, pb: int, pa: int,
+                   kernel: int, dilation: int, stride: int, ceil_mode: bool) -> int:
+    """Output size along the axes that share this geometry, reporting any rounding or
+    impossibility once for all of them."""
     eff = geometry.effective_kernel(kernel, dilation)
     padded = size + pb + pa
+    label = ", ".join(axes)
+    details: dict[str, Any] = {"axes": list(axes)}
     window = f"window {eff}" + (f" (kernel {kernel} dilated by {dilation})" if dilation > 1 else "")
     if eff > padded:
-        raise ctx.fatal(f"{axis}: {window} is larger than the padded input "
-                        f"{size}{f' + {pb + pa}' if pb + pa else ''} = {padded}", "kernel",
-                        axis=axis)
+        where = f"padded input {size} + {pb + pa} = {padded}" if pb + pa else f"input {size}"
+        raise ctx.fatal(f"{label}: {window} is larger than the {where}", "kernel", **details)
     exact = geometry.window_positions(size, pb, pa, eff, stride)
     if exact.denominator == 1:
         return int(exact)
     text = _fraction_text(size, pb, pa, eff, stride, exact)
-    details = {"axis": axis, "fraction": str(exact)}
+    details["fraction"] = str(exact)
     mode = "ceil" if ceil_mode else ctx.spec.rounding
     floor = geometry.floor_positions(size, pb, pa, eff, stride)
-    noun = _AXIS_NOUN[axis]
+    noun = "/".join(_AXIS_NOUN[a] for a in axes)
     if mode == "exact":
         fixes = nearest_fixes(size, pb + pa, eff, stride)
-        ctx.error(f"{axis}: {text} is not a whole number: the windows do not tile the "
+        ctx.error(f"{label}: {text} is not a whole number: the windows do not tile the "
                   f"input. Fix: {describe_fixes(fixes)}; or set rounding: floor|ceil "
                   f"(continuing with floor = {floor})", applied="floor",
                   fixes={k: [list(f) for f in v] for k, v in fixes.items()}, **details)
         return floor
-    how = "rounding: ceil" if mode == "ceil" and not ceil_mode else \
-        ("ceil_mode: true" if ceil_mode else "rounding: floor")
+    how = "ceil_mode: true" if ceil_mode else f"rounding: {mode}"
     ceil = geometry.ceil_positions(size, pb, pa, eff, stride)
+    option = "ceil_mode" if ceil_mode else None
     if mode == "ceil" and ceil > floor:
         over = geometry.overhang_of_ceil(size, pb, pa, eff, stride)
-        ctx.warn(f"{axis}: {text} rounded up to {ceil} ({how}): the last window hangs "
-                 f"{over} {noun}{'s' if over != 1 else ''} past the padded input",
-                 "ceil_mode" if ceil_mode else None, applied="ceil", overhang=over, **details)
+        ctx.warn(f"{label}: {text} rounded up to {ceil} ({how}): the last window hangs "
+                 f"{over} {_plural(noun, over)} past the padded input", option,
+                 applied="ceil", overhang=over, **details)
         return ceil
     left, lost = geometry.uncovered_by_floor(size, pb, pa, eff, stride)
-    cost = (f"the last {lost} input {noun}{'s are' if lost != 1 else ' is'} never covered"
-            if lost else f"only {left} padding {noun}{'s' if left != 1 else ''} "
-                         f"at the end {'are' if left != 1 else 'is'} unused")
+    if lost:
+        cost = (f"the last {lost} input {_plural(noun, lost)} "
+                f"{'is' if lost == 1 else 'are'} never covered")
+    else:
+        cost = (f"only {left} padding {_plural(noun, left)} at the end "
+                f"{'is' if left == 1 else 'are'} unused")
     if mode == "ceil":
         cost += " (ceil would add a window starting in the padding, which is dropped)"
-    ctx.warn(f"{axis}: {text} rounded down to {floor} ({how}): {cost}",
-             "ceil_mode" if ceil_mode else None, applied="floor", uncovered=lost, **details)
+    ctx.warn(f"{label}: {text} rounded down to {floor} ({how}): {cost}", option,
+             applied="floor", uncovered=lost, **details)
     return floor
 
 
@@ -196,14 +205,18 @@ def _window(ctx: _Context, layer: Any, sizes: Shape, stride_value: Any) -> _Wind
 
 def _slide(ctx: _Context, state: _State, window: _Window, sizes: Shape,
            ceil_mode: bool = False) -> tuple[Shape, ReceptiveField]:
+    """Output sizes and receptive field of a window layer.  Axes with the same geometry
+    are checked together, so a square problem is reported once for "H, W"."""
+    geometries = list(zip(sizes, window.padding, window.kernel, window.dilation, window.stride))
     names = AXIS_NAMES[len(sizes)]
-    out = []
+    out: dict[Any, int] = {}
     fatal = None
-    for axis, n, k, s, d, (pb, pa) in zip(names, sizes, window.kernel, window.stride,
-                                         window.dilation, window.padding):
+    for geo in dict.fromkeys(geometries):
+        axes = tuple(name for name, g in zip(names, geometries) if g == geo)
+        n, (pb, pa), k, d, s = geo
         try:
-            out.append(_window_output(ctx, axis, n, pb, pa, k, d, s, ceil_mode))
-        except _Fatal as exc:  # report every axis before giving up
+            out[geo] = _window_output(ctx, axes, n, pb, pa, k, d, s, ceil_mode)
+        except _Fatal as exc:  # check every axis before giving up
             fatal = exc
     if fatal is not None:
         raise fatal
@@ -211,7 +224,7 @@ def _slide(ctx: _Context, state: _State, window: _Window, sizes: Shape,
         f.through_window(k, s, pb, d)
         for f, k, s, d, (pb, _) in zip(state.field.axes, window.kernel, window.stride,
                                        window.dilation, window.padding)))
-    return tuple(out), field
+    return tuple(out[g] for g in geometries), field
 
 
 # --- rules -----------------------------------------------------------------------------

@@ -66,7 +66,10 @@ class Field1D:
         an input; ``size`` is the largest field, ``padding`` is output 0's.
 
         >>> Field1D.identity().through_transposed(4, 2, 1)     # ×2 upsampling
-        Field1D(size=2, jump=Fraction(1, 2), padding=Fraction(1, 2))
+        Field1D(size=2, jump=Fraction(1, 2), padding=1)
+
+        Output 0 reads inputs −1 (tap 3) and 0 (tap 1): two positions, starting one
+        before the input.
         """
         step = stride // gcd(stride, dilation)          # tap step between hits
         hits = -(-kernel // step)                       # most taps that hit one output
