@@ -115,16 +115,26 @@ def parse_text(text: str | bytes, filename: str | None = None) -> tuple[Any, Sou
         raise _error(f"text too large ({len(text)} characters; a spec may have at most "
                      f"{MAX_SPEC_BYTES})", filename)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        if root is None:
-            raise _error("empty document: expected a mapping with 'input' and 'layers'", filename)
-        source = _map_lines(root, filename)
-        data = yaml.SafeLoader(text).get_single_data()
+        loader = yaml.SafeLoader(text)
+        try:
+            root = loader.get_single_node()
+            if root is None:
+                raise _error("empty document: expected a mapping with 'input' and 'layers'",
+                             filename)
+            source = _map_lines(root, filename)
+            data = loader.construct_document(root)
+        finally:
+            loader.dispose()
+    except yaml.constructor.ConstructorError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise _error(f"refused: {exc.problem} (a spec holds plain data only: no YAML tags)",
+                     filename, mark.line + 1 if mark else None) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         problem = " ".join(str(p) for p in (exc.context, exc.problem) if p)
-        raise _error(f"not valid YAML or JSON: {problem}", filename, line) from None
+        column = f" (column {mark.column + 1})" if mark else ""
+        raise _error(f"not valid YAML or JSON: {problem}{column}", filename, line) from None
     except yaml.YAMLError as exc:
         raise _error(f"not valid YAML or JSON: {exc}", filename) from None
     except RecursionError:
