@@ -1,0 +1,258 @@
+"""Convolution and transposed convolution layers, forward and backward, via im2col.
+
+Convolution here is cross-correlation (the kernel is not flipped), as in every
+deep-learning framework.  Shapes, with ``g`` groups and ``K = kh·kw`` kernel offsets:
+
+* :class:`Conv`: ``x (N, C, *n) → y (N, F, *out)``, weight ``(F, C/g, *kernel)``, bias
+  ``(F,)``.  ``y[n, f] = b[f] + Σ_{c in f's group} Σ_offsets W[f, c, offset] ·
+  x_pad[n, c, out·stride + offset·dilation]``.  Per group it is one matrix product
+  ``(F/g, C/g·K) @ (C/g·K, OH·OW)`` on the columns of :func:`engine.im2col.unfold`,
+  batched over the batch and the groups with ``np.matmul``.
+* :class:`ConvTranspose`: ``x (N, C, *n) → y (N, F, *out)``, weight
+  ``(C, F/g, *kernel)``, bias ``(F,)``: the adjoint of a convolution.  Each input
+  element scatters ``W[c]`` times itself into an uncropped output of size
+  ``(n − 1)·s + e + output_padding`` per axis (col2im), which is then cropped by the
+  padding: ``out = (n − 1)·s − pb − pa + e + output_padding``.
+
+Backward: ``dW = Σ_n dy_n @ colsᵀ``, ``db = Σ dy``, and ``dx = col2im(Wᵀ @ dy)`` for
+:class:`Conv`; for :class:`ConvTranspose` the roles swap (``dx = W @ im2col(dy)``).
+
+Output sizes are read off the arrays numpy builds (the sliding-window view of the
+padded input), never computed from an output-size formula.
+
+>>> import numpy as np
+>>> from convcalc.spec import Conv as ConvSpec
+>>> spec = ConvSpec(type="conv", name="conv1", filters=10, kernel=5, padding=2)
+>>> layer = Conv(spec, np.random.default_rng(0), np.float32)
+>>> layer.forward(np.zeros((2, 3, 32, 32), np.float32)).shape   # BRIEF example 1
+(2, 10, 32, 32)
+>>> layer.params["weight"].shape, layer.params["bias"].shape
+((10, 3, 5, 5), (10,))
+>>> layer.backward(np.ones((2, 10, 32, 32), np.float32)).shape
+(2, 3, 32, 32)
+"""
+
+from __future__ import annotations
+
+from math import prod
+from typing import Any
+
+import numpy as np
+
+from engine.base import Layer
+from engine.im2col import crop, fold, pad, unfold
+from engine.padding import Window, axis_names, per_axis, resolve_padding, resolve_window
+
+__all__ = ["Conv", "ConvTranspose"]
+
+
+def _spatial_dims(layer: str, x: np.ndarray) -> int:
+    if x.ndim not in (3, 4, 5):
+        raise ValueError(f"{layer}: needs a feature map (N, C, *spatial) with 1–3 spatial "
+                         f"axes (got shape {x.shape})")
+    return x.ndim - 2
+
+
+def _check_groups(layer: str, groups: int, channels: int, filters: int,
+                  depthwise: bool = False) -> None:
+    if channels % groups:
+        raise ValueError(f"{layer}: {groups} groups do not divide the {channels} input channels")
+    if filters % groups:
+        raise ValueError(f"{layer}: {groups} groups do not divide the {filters} filters"
+                         + (" (depthwise: filters must be a multiple of the input channels)"
+                            if depthwise else ""))
+
+
+def _he_normal(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int,
+               dtype: np.dtype) -> np.ndarray:
+    """He-normal initialisation: ``N(0, 2 / fan_in)``."""
+    return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(dtype)
+
+
+def _channel_sum(dy: np.ndarray) -> np.ndarray:
+    """``Σ`` over batch and spatial axes: ``(N, F, *out) → (F,)`` (the bias gradient)."""
+    return dy.sum(axis=(0, *range(2, dy.ndim)))
+
+
+def _per_channel(v: np.ndarray, dims: int) -> np.ndarray:
+    """``(F,)`` → ``(F, 1, …, 1)`` so it broadcasts over ``(N, F, *spatial)``."""
+    return v.reshape(v.shape[0], *(1,) * dims)
+
+
+class Conv(Layer):
+    """Convolution layer from a :class:`convcalc.spec.Conv` model.
+
+    ``rounding`` is the spec-level rounding: ``"floor"`` and ``"exact"`` keep only windows
+    that fit; ``"ceil"`` adds one more window per axis where the last one would hang
+    past the padded input (implicit zero padding at the end), unless it would start in
+    the right padding or beyond (PyTorch's rule).  ``groups: "depthwise"`` means one
+    group per input channel.  Parameters are allocated on the first :meth:`forward`.
+    """
+
+    def __init__(self, spec: Any, rng: np.random.Generator, dtype: Any = np.float64, *,
+                 rounding: str = "floor"):
+        super().__init__(spec, rng, dtype)
+        self.rounding = rounding
+        self._cache: tuple[Any, ...] | None = None
+
+    def groups(self, channels: int) -> int:
+        """Number of channel groups for an input with ``channels`` channels."""
+        groups = channels if self.spec.groups == "depthwise" else self.spec.groups
+        _check_groups(self.name, groups, channels, self.spec.filters,
+                      self.spec.groups == "depthwise")
+        return groups
+
+    def window(self, x_shape: tuple[int, ...]) -> Window:
+        """Kernel, stride, dilation and padding (ceil overhang included) for this input."""
+        return resolve_window(x_shape[2:], self.spec.kernel, self.spec.stride,
+                              self.spec.padding, self.spec.dilation, self.rounding, self.name)
+
+    def _allocate(self, channels: int, groups: int, kernel: tuple[int, ...]) -> None:
+        shape = (self.spec.filters, channels // groups, *kernel)
+        if "weight" in self.params:
+            if self.params["weight"].shape != shape:
+                raise ValueError(f"{self.name}: weights {self.params['weight'].shape} do not "
+                                 f"fit an input with {channels} channels (need {shape})")
+            return
+        self.params["weight"] = _he_normal(self.rng, shape, prod(shape[1:]), self.dtype)
+        if self.spec.bias:
+            self.params["bias"] = np.zeros(self.spec.filters, self.dtype)
+        self.zero_grads()
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """``(N, C, *n) → (N, F, *out)``."""
+        x = np.asarray(x)
+        dims = _spatial_dims(self.name, x)
+        batch, channels = x.shape[:2]
+        groups = self.groups(channels)
+        window = self.window(x.shape)
+        self._allocate(channels, groups, window.kernel)
+        weight = self.params["weight"]
+        xp = pad(x, window.total_padding)
+        cols = unfold(xp, window.kernel, window.stride, window.dilation)  # (N, C, *k, *out)
+        out = cols.shape[2 + dims:]
+        w_g = weight.reshape(groups, weight.shape[0] // groups, -1)        # (g, F/g, C/g·K)
+        cols_g = cols.reshape(batch, groups, -1, prod(out))                # (N, g, C/g·K, P)
+        y = np.matmul(w_g, cols_g).reshape(batch, weight.shape[0], *out)  # (N, F, *out)
+        if self.spec.bias:
+            y += _per_channel(self.params["bias"], dims)
+        self._cache = (x.shape, xp.shape, window, cols_g)
+        return y
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        """``dy (N, F, *out) → dx (N, C, *n)``; fills ``grads["weight"]``, ``grads["bias"]``."""
+        if self._cache is None:
+            raise RuntimeError(f"{self.name}: backward called before forward")
+        x_shape, padded_shape, window, cols_g = self._cache
+        dout = np.asarray(dout)
+        weight = self.params["weight"]
+        batch, groups = cols_g.shape[:2]
+        dy_g = dout.reshape(batch, groups, weight.shape[0] // groups, -1)  # (N, g, F/g, P)
+        w_g = weight.reshape(groups, weight.shape[0] // groups, -1)
+        self.grads["weight"] = np.matmul(dy_g, cols_g.transpose(0, 1, 3, 2)).sum(
+            axis=0).reshape(weight.shape).astype(weight.dtype, copy=False)
+        if self.spec.bias:
+            self.grads["bias"] = _channel_sum(dout).astype(weight.dtype, copy=False)
+        dcols = np.matmul(w_g.transpose(0, 2, 1), dy_g)                     # (N, g, C/g·K, P)
+        dcols = dcols.reshape(batch, x_shape[1], *window.kernel, *dout.shape[2:])
+        dxp = fold(dcols, padded_shape, window.stride, window.dilation)
+        return np.ascontiguousarray(crop(dxp, window.total_padding))
+
+
+class ConvTranspose(Layer):
+    """Transposed convolution layer from a :class:`convcalc.spec.ConvTranspose` model.
+
+    Per axis the uncropped output has ``(n − 1)·s + e + output_padding`` entries (the
+    reach of the last window, plus ``output_padding`` zeros at the end); ``padding``
+    crops ``(before, after)`` from it.  ``output_padding`` must be smaller than the
+    stride or the dilation, and ``"same"``/``"full"`` padding is not defined (as in the
+    calculator).  ``rounding`` is accepted for a uniform constructor and ignored.
+    """
+
+    def __init__(self, spec: Any, rng: np.random.Generator, dtype: Any = np.float64, *,
+                 rounding: str = "floor"):
+        super().__init__(spec, rng, dtype)
+        self.rounding = rounding
+        self._cache: tuple[Any, ...] | None = None
+
+    def geometry(self, x_shape: tuple[int, ...]) -> tuple[Window, tuple[int, ...]]:
+        """The window and the uncropped output size per spatial axis for this input."""
+        sizes = tuple(x_shape[2:])
+        dims = len(sizes)
+        if isinstance(self.spec.padding, str) and self.spec.padding != "valid":
+            raise ValueError(f"{self.name}: padding {self.spec.padding!r} is not defined for "
+                             "conv_transpose; give the padding as numbers")
+        kernel = per_axis(self.spec.kernel, dims, "kernel", self.name)
+        stride = per_axis(self.spec.stride, dims, "stride", self.name)
+        dilation = per_axis(self.spec.dilation, dims, "dilation", self.name)
+        extra = per_axis(self.spec.output_padding, dims, "output_padding", self.name, 0)
+        pads = resolve_padding(self.spec.padding, sizes, kernel, stride, dilation, self.name)
+        window = Window(kernel, stride, dilation, pads, (0,) * dims)
+        full = []
+        for axis, n, s, d, e, o, (pb, pa) in zip(axis_names(dims), sizes, stride, dilation,
+                                                 window.extent, extra, pads):
+            if o >= max(s, d):
+                raise ValueError(f"{self.name}: {axis}: output_padding {o} must be smaller "
+                                 f"than the stride {s} or the dilation {d}")
+            reach = (n - 1) * s + e + o     # last window start + its extent, + output_padding
+            if pb + pa >= reach:
+                raise ValueError(f"{self.name}: {axis}: padding {pb} + {pa} crops the whole "
+                                 f"uncropped output of {reach}")
+            full.append(reach)
+        return window, tuple(full)
+
+    def _allocate(self, channels: int, groups: int, kernel: tuple[int, ...]) -> None:
+        shape = (channels, self.spec.filters // groups, *kernel)
+        if "weight" in self.params:
+            if self.params["weight"].shape != shape:
+                raise ValueError(f"{self.name}: weights {self.params['weight'].shape} do not "
+                                 f"fit an input with {channels} channels (need {shape})")
+            return
+        # fan_in as PyTorch and Keras count it for a transposed conv: weight.shape[1]·K.
+        self.params["weight"] = _he_normal(self.rng, shape, prod(shape[1:]), self.dtype)
+        if self.spec.bias:
+            self.params["bias"] = np.zeros(self.spec.filters, self.dtype)
+        self.zero_grads()
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """``(N, C, *n) → (N, F, *out)``."""
+        x = np.asarray(x)
+        dims = _spatial_dims(self.name, x)
+        batch, channels = x.shape[:2]
+        groups = self.spec.groups
+        _check_groups(self.name, groups, channels, self.spec.filters)
+        window, full = self.geometry(x.shape)
+        self._allocate(channels, groups, window.kernel)
+        weight = self.params["weight"]
+        filters = self.spec.filters
+        w_g = weight.reshape(groups, channels // groups, -1)                # (g, C/g, F/g·K)
+        x_g = x.reshape(batch, groups, channels // groups, -1)             # (N, g, C/g, P)
+        cols = np.matmul(w_g.transpose(0, 2, 1), x_g)                      # (N, g, F/g·K, P)
+        cols = cols.reshape(batch, filters, *window.kernel, *x.shape[2:])
+        y = np.ascontiguousarray(crop(fold(cols, (batch, filters, *full), window.stride,
+                                           window.dilation), window.padding))
+        if self.spec.bias:
+            y += _per_channel(self.params["bias"], dims)
+        self._cache = (x, window)
+        return y
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        """``dy (N, F, *out) → dx (N, C, *n)``; fills ``grads["weight"]``, ``grads["bias"]``."""
+        if self._cache is None:
+            raise RuntimeError(f"{self.name}: backward called before forward")
+        x, window = self._cache
+        dout = np.asarray(dout)
+        weight = self.params["weight"]
+        batch, channels = x.shape[:2]
+        groups = self.spec.groups
+        # Put dy back into the uncropped output and read the windows every input fed.
+        cols = unfold(pad(dout, window.padding), window.kernel, window.stride,
+                      window.dilation, count=x.shape[2:])                  # (N, F, *k, *n)
+        cols_g = cols.reshape(batch, groups, -1, prod(x.shape[2:]))       # (N, g, F/g·K, P)
+        x_g = x.reshape(batch, groups, channels // groups, -1)            # (N, g, C/g, P)
+        w_g = weight.reshape(groups, channels // groups, -1)               # (g, C/g, F/g·K)
+        self.grads["weight"] = np.matmul(x_g, cols_g.transpose(0, 1, 3, 2)).sum(
+            axis=0).reshape(weight.shape).astype(weight.dtype, copy=False)
+        if self.spec.bias:
+            self.grads["bias"] = _channel_sum(dout).astype(weight.dtype, copy=False)
+        return np.matmul(w_g, cols_g).reshape(x.shape)
