@@ -100,7 +100,7 @@ def _per_axis(ctx: _Context, option: str, value: Any, dims: int) -> tuple[int, .
         return (value,) * dims
     if len(value) != dims:
         raise ctx.fatal(f"has {len(value)} entries but the input has {dims} spatial "
-                        f"axis{'es' if dims != 1 else ''} ({', '.join(AXIS_NAMES[dims])})",
+                        f"{'axes' if dims != 1 else 'axis'} ({', '.join(AXIS_NAMES[dims])})",
                         option)
     return tuple(value)
 
