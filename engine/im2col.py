@@ -61,12 +61,12 @@ _SPLIT_MIN_BYTES = 1 << 20      # below this, one thread is faster than waking a
 _pool: ThreadPoolExecutor | None = None
 
 
-def _split_run(task: Callable[[tuple[slice, ...]], None], shape: Sequence[int],
+def split_run(task: Callable[[tuple[slice, ...]], None], shape: Sequence[int],
                nbytes: int) -> None:
     """Run ``task(index)`` on chunks of the leading ``(N, C)`` axes covering the array.
 
     >>> seen = []
-    >>> _split_run(seen.append, (3, 2), nbytes=10)    # small: one chunk
+    >>> split_run(seen.append, (3, 2), nbytes=10)    # small: one chunk
     >>> seen
     [(slice(0, 3, None), slice(0, 2, None))]
     """
@@ -176,7 +176,7 @@ def unfold(xp: np.ndarray, kernel: Sequence[int], stride: Sequence[int],
     def copy(index: tuple[slice, ...]) -> None:
         np.copyto(out[index], view[index])
 
-    _split_run(copy, out.shape, out.nbytes)
+    split_run(copy, out.shape, out.nbytes)
     return out
 
 
@@ -216,7 +216,7 @@ def fold(cols: np.ndarray, padded_shape: Sequence[int], stride: Sequence[int],
                 target = chunk[(Ellipsis, *where)]
                 np.add(target, source[(slice(None), slice(None), *offset)], out=target)
 
-    _split_run(scatter, buffer.shape, cols.nbytes)
+    split_run(scatter, buffer.shape, cols.nbytes)
     return buffer
 
 
