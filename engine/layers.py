@@ -58,7 +58,8 @@ class GlobalPool(Layer):
     def forward(self, x: np.ndarray) -> np.ndarray:
         _require_feature_map(self, x)
         self._input_shape = x.shape
-        flat = x.reshape(x.shape[0], x.shape[1], -1)  # (N, C, P), P = prod(spatial) ≥ 1
+        positions = int(np.prod(x.shape[2:]))
+        flat = x.reshape(x.shape[0], x.shape[1], positions)  # (N, C, P); no -1: N may be 0
         if self.kind == "avg":
             return flat.mean(axis=2)
         self._argmax = flat.argmax(axis=2)
