@@ -1,0 +1,244 @@
+"""A spec built as real arrays: :func:`build` → :class:`Network`, forward and backward.
+
+:func:`build` makes one engine layer per spec layer (:data:`LAYER_CLASSES`, keyed by the
+spec's model classes, so a new layer kind cannot be forgotten) and materialises every
+parameter by a forward pass on an empty batch ``np.zeros((0, *spec.input))``.  Every
+size — parameter shapes, output shapes — is read off the arrays numpy builds; nothing
+here computes an output size.
+
+BRIEF example 8, SimpleConvNet, counted from the arrays:
+
+>>> from convcalc.spec import Spec
+>>> spec = Spec.model_validate({"input": [1, 28, 28], "layers": [
+...     {"type": "conv", "filters": 30, "kernel": 5}, "relu",
+...     {"type": "maxpool", "kernel": 2, "stride": 2}, "flatten",
+...     {"type": "dense", "units": 100}, "relu", {"type": "dense", "units": 10}, "softmax"]})
+>>> net = build(spec, seed=0)
+>>> net.param_count()
+433890
+>>> [net.param_count(name) for name in ("conv1", "dense1", "dense2")]
+[780, 432100, 1010]
+>>> y = net.forward(np.random.default_rng(1).standard_normal((4, 1, 28, 28)))
+>>> y.shape, y.dtype
+((4, 10), dtype('float32'))
+>>> net.observed_shapes["maxpool1"], net.observed_shapes["flatten1"]
+((30, 12, 12), (4320,))
+>>> dx = net.backward(np.ones_like(y))
+>>> dx.shape, net.gradients()["dense1"]["weight"].shape
+((4, 1, 28, 28), (4320, 100))
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from convcalc import spec as specs
+
+from .activations import LeakyReLU, activation
+from .base import Layer
+from .conv import Conv, ConvTranspose
+from .layers import Dense, Dropout, Flatten, GlobalPool
+from .normalization import LRN, BatchNorm
+from .pool import Pool
+
+LayerFactory = Callable[..., Layer]
+
+#: The engine layer (or factory) for every spec model of :data:`convcalc.spec.LAYER_MODELS`.
+LAYER_CLASSES: dict[type[specs.LayerBase], LayerFactory] = {
+    specs.Conv: Conv,
+    specs.ConvTranspose: ConvTranspose,
+    specs.Pool: Pool,
+    specs.GlobalPool: GlobalPool,
+    specs.Flatten: Flatten,
+    specs.Dense: Dense,
+    specs.Activation: activation,
+    specs.LeakyRelu: LeakyReLU,
+    specs.Dropout: Dropout,
+    specs.BatchNorm: BatchNorm,
+    specs.LRN: LRN,
+}
+
+DTYPES = ("float32", "float64")
+
+
+def _takes_rounding(factory: LayerFactory) -> bool:
+    """Windowed layers (conv, pool) take the spec-level ``rounding`` as a keyword."""
+    try:
+        return "rounding" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def make_layer(layer_spec: specs.LayerBase, rng: np.random.Generator, dtype: Any,
+               rounding: str = "floor") -> Layer:
+    """The engine layer for one spec layer model (dispatch on the model class).
+
+    >>> from convcalc.spec import Dense as DenseSpec
+    >>> type(make_layer(DenseSpec(type="dense", name="fc", units=3),
+    ...                 np.random.default_rng(0), "float32")).__name__
+    'Dense'
+    """
+    try:
+        factory = LAYER_CLASSES[type(layer_spec)]
+    except KeyError:
+        raise ValueError(f"{layer_spec.name}: no engine layer for "
+                         f"{type(layer_spec).__name__}") from None
+    if _takes_rounding(factory):
+        return factory(layer_spec, rng, dtype, rounding=rounding)
+    return factory(layer_spec, rng, dtype)
+
+
+def _named(layer: Layer, exc: ValueError) -> ValueError:
+    """The error, prefixed with the layer's name unless it already starts with it."""
+    message = str(exc)
+    if message.startswith(f"{layer.name}:"):
+        return exc
+    return ValueError(f"{layer.name} ({layer.spec.type}): {message}")
+
+
+class Network:
+    """The layers of a spec, in order, with their parameters allocated.
+
+    ``forward(x)``: ``(N, *spec.input) → (N, *output)``; records
+    :attr:`observed_shapes` ``{layer name: output shape without the batch axis}``.
+    ``backward(dout)``: output gradient → input gradient, filling every parameter's
+    gradient.  :meth:`parameters`, :meth:`gradients` and :meth:`buffers` return the
+    very arrays the layers use, ``{layer name: {"weight": array, ...}}`` (layers without
+    any are left out), so assigning into them loads weights.
+    """
+
+    def __init__(self, spec: specs.Spec, layers: list[Layer], dtype: np.dtype):
+        self.spec = spec
+        self.layers = layers
+        self.dtype = np.dtype(dtype)
+        self.input_shape: tuple[int, ...] = tuple(spec.input)
+        self.observed_shapes: dict[str, tuple[int, ...]] = {}
+        self.training = True
+
+    # --- running -------------------------------------------------------------------
+
+    def forward(self, x: Any, on_layer: Callable[[int, Layer], None] | None = None
+                ) -> np.ndarray:
+        """Run every layer on ``x`` (converted to the network's dtype, never modified).
+
+        ``on_layer(index, layer)`` is called after each layer (for progress reports).
+        A layer that cannot take its input raises ``ValueError`` naming the layer.
+        """
+        out = np.asarray(x, dtype=self.dtype)
+        if out.shape[1:] != self.input_shape:
+            raise ValueError(f"input: expected (N, {', '.join(map(str, self.input_shape))}), "
+                             f"got {out.shape}")
+        for index, layer in enumerate(self.layers):
+            try:
+                out = layer.forward(out)
+            except ValueError as exc:
+                raise _named(layer, exc) from exc
+            self.observed_shapes[layer.name] = tuple(out.shape[1:])
+            if on_layer is not None:
+                on_layer(index, layer)
+        return out
+
+    def backward(self, dout: Any, on_layer: Callable[[int, Layer], None] | None = None
+                 ) -> np.ndarray:
+        """Back-propagate ``dout`` (the gradient of the loss w.r.t. the last output)
+        through every layer, last first; returns the gradient w.r.t. the input."""
+        grad = np.asarray(dout, dtype=self.dtype)
+        for index in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[index]
+            grad = layer.backward(grad)
+            if on_layer is not None:
+                on_layer(index, layer)
+        return grad
+
+    __call__ = forward
+
+    def train(self) -> "Network":
+        """Training mode: dropout drops, batchnorm uses and updates batch statistics."""
+        return self._set_mode(True)
+
+    def eval(self) -> "Network":
+        """Eval mode: dropout is the identity, batchnorm uses its running statistics."""
+        return self._set_mode(False)
+
+    def _set_mode(self, training: bool) -> "Network":
+        self.training = training
+        for layer in self.layers:
+            layer.training = training
+        return self
+
+    def zero_grads(self) -> None:
+        for layer in self.layers:
+            layer.zero_grads()
+
+    # --- looking inside --------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[Layer]:
+        return iter(self.layers)
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def layer(self, name: str) -> Layer:
+        """The layer called ``name``."""
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(name)
+
+    def parameters(self) -> dict[str, dict[str, np.ndarray]]:
+        """``{layer: {"weight": ..., "bias": ...}}`` — the arrays the layers compute with."""
+        return {layer.name: layer.params for layer in self.layers if layer.params}
+
+    def gradients(self) -> dict[str, dict[str, np.ndarray]]:
+        """``{layer: {name: gradient}}``, same names and shapes as :meth:`parameters`."""
+        return {layer.name: layer.grads for layer in self.layers if layer.params}
+
+    def buffers(self) -> dict[str, dict[str, np.ndarray]]:
+        """``{layer: {"running_mean": ..., "running_var": ...}}`` (state that is not learned)."""
+        return {layer.name: layer.buffers for layer in self.layers if layer.buffers}
+
+    def param_count(self, layer: str | None = None) -> int:
+        """Number of parameter values of one layer (by name), or of the whole network,
+        summed from the arrays' sizes."""
+        layers = self.layers if layer is None else [self.layer(layer)]
+        return sum(int(array.size) for item in layers for array in item.params.values())
+
+    def buffer_count(self, layer: str | None = None) -> int:
+        """Number of buffer values (batchnorm running statistics), from the arrays."""
+        layers = self.layers if layer is None else [self.layer(layer)]
+        return sum(int(array.size) for item in layers for array in item.buffers.values())
+
+    def __repr__(self) -> str:
+        return (f"Network({self.spec.name or 'unnamed'!r}, {len(self.layers)} layers, "
+                f"{self.param_count()} parameters, {self.dtype})")
+
+
+def build(spec: specs.Spec | dict, seed: int = 0, dtype: Any = "float32") -> Network:
+    """Build ``spec`` as arrays: one layer per spec layer, parameters allocated.
+
+    ``spec`` is a :class:`convcalc.spec.Spec` (a dict is validated into one).  Each layer
+    gets its own generator, spawned from ``seed`` (same seed → same weights).  ``dtype``
+    is ``"float32"`` or ``"float64"``.  The parameters are materialised by a forward pass
+    on an empty batch, so a layer that does not fit its input raises ``ValueError``
+    naming it:
+
+    >>> build({"input": [3, 4, 4], "layers": [{"type": "conv", "filters": 2, "kernel": 5}]})
+    Traceback (most recent call last):
+    ...
+    ValueError: conv1: H: window 5 is larger than the padded input 4; W: window 5 is larger than the padded input 4
+    """
+    if not isinstance(spec, specs.Spec):
+        spec = specs.Spec.model_validate(spec)
+    if np.dtype(dtype).name not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)} (got {dtype!r})")
+    rngs = [np.random.default_rng(child)
+            for child in np.random.SeedSequence(seed).spawn(len(spec.layers))]
+    layers = [make_layer(layer_spec, rng, dtype, spec.rounding)
+              for layer_spec, rng in zip(spec.layers, rngs)]
+    net = Network(spec, layers, np.dtype(dtype))
+    net.forward(np.zeros((0, *spec.input), dtype=net.dtype))
+    net.zero_grads()
+    return net
