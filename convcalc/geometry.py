@@ -104,7 +104,7 @@ def uncovered_by_floor(size: int, pad_before: int, pad_after: int, eff_kernel: i
     padded = size + pad_before + pad_after
     out = floor_positions(size, pad_before, pad_after, eff_kernel, stride)
     left = padded - ((out - 1) * stride + eff_kernel)
-    return left, max(0, left - pad_after)
+    return left, max(0, min(size, left - pad_after))
 
 
 def overhang_of_ceil(size: int, pad_before: int, pad_after: int, eff_kernel: int,
