@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from engine.base import Layer
-from engine.im2col import crop, fold, pad, unfold
+from engine.im2col import crop, fold, pad, unfold, windows
 from engine.padding import Window, axis_names, per_axis, resolve_padding, resolve_window
 
 __all__ = ["Conv", "ConvTranspose"]
@@ -72,6 +72,19 @@ def _he_normal(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int,
 def _channel_sum(dy: np.ndarray) -> np.ndarray:
     """``Σ`` over batch and spatial axes: ``(N, F, *out) → (F,)`` (the bias gradient)."""
     return dy.sum(axis=(0, *range(2, dy.ndim)))
+
+
+def _workspace(layer: Layer, name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """A scratch array kept on the layer and reused while shape and dtype stay the same.
+
+    Big column buffers cost as much to page in as to fill; reusing last call's buffer
+    skips that.  Scratch arrays never leave the layer (outputs are fresh arrays).
+    """
+    spaces = layer.__dict__.setdefault("_workspaces", {})
+    buffer = spaces.get(name)
+    if buffer is None or buffer.shape != shape or buffer.dtype != dtype:
+        buffer = spaces[name] = np.empty(shape, dtype)
+    return buffer
 
 
 def _per_channel(v: np.ndarray, dims: int) -> np.ndarray:
@@ -129,8 +142,11 @@ class Conv(Layer):
         self._allocate(channels, groups, window.kernel)
         weight = self.params["weight"]
         xp = pad(x, window.total_padding)
-        cols = unfold(xp, window.kernel, window.stride, window.dilation)  # (N, C, *k, *out)
-        out = cols.shape[2 + dims:]
+        # The output grid is the grid of the window view numpy builds over xp.
+        out = windows(xp, window.kernel, window.stride, window.dilation).shape[2:2 + dims]
+        cols = unfold(xp, window.kernel, window.stride, window.dilation,  # (N, C, *k, *out)
+                      out=_workspace(self, "cols", (batch, channels, *window.kernel, *out),
+                                     xp.dtype))
         w_g = weight.reshape(groups, weight.shape[0] // groups, -1)        # (g, F/g, C/g·K)
         cols_g = cols.reshape(batch, groups, -1, prod(out))                # (N, g, C/g·K, P)
         y = np.matmul(w_g, cols_g).reshape(batch, weight.shape[0], *out)  # (N, F, *out)
@@ -153,7 +169,9 @@ class Conv(Layer):
             axis=0).reshape(weight.shape).astype(weight.dtype, copy=False)
         if self.spec.bias:
             self.grads["bias"] = _channel_sum(dout).astype(weight.dtype, copy=False)
-        dcols = np.matmul(w_g.transpose(0, 2, 1), dy_g)                     # (N, g, C/g·K, P)
+        dcols = np.matmul(w_g.transpose(0, 2, 1), dy_g,                    # (N, g, C/g·K, P)
+                          out=_workspace(self, "dcols", cols_g.shape,
+                                         np.result_type(weight, dy_g)))
         dcols = dcols.reshape(batch, x_shape[1], *window.kernel, *dout.shape[2:])
         dxp = fold(dcols, padded_shape, window.stride, window.dilation)
         return np.ascontiguousarray(crop(dxp, window.total_padding))

@@ -124,57 +124,57 @@ class Pool(Layer):
         out = windows(xp, window.kernel, window.stride, window.dilation).shape[2:x.ndim]
         slices = _offset_slices(window, out)
         parts = [xp[(Ellipsis, *where)] for where in slices]     # each (N, C, *out), a view
-        if kind == "avgpool":
-            divisor = _divisor(window, padded_sizes, out)
-            y = np.empty(parts[0].shape, dtype=xp.dtype)
+        combine = {"maxpool": np.maximum, "minpool": np.minimum, "avgpool": np.add}[kind]
+        divisor = _divisor(window, padded_sizes, out) if kind == "avgpool" else None
+        y = np.empty(parts[0].shape, dtype=xp.dtype)
 
-            def add_up(index: tuple[slice, ...]) -> None:
-                total = y[index]
-                np.copyto(total, parts[0][index])
-                for part in parts[1:]:
-                    np.add(total, part[index], out=total)
-                np.divide(total, divisor if np.ndim(divisor) == 0 else divisor, out=total)
+        def reduce(index: tuple[slice, ...]) -> None:
+            result = y[index]
+            np.copyto(result, parts[0][index])
+            for part in parts[1:]:
+                combine(result, part[index], out=result)
+            if divisor is not None:
+                np.divide(result, divisor, out=result)
 
-            split_run(add_up, y.shape, xp.nbytes)
-            self._cache = (x.shape, xp.shape, window, slices, divisor)
-            return y
-        better = np.greater if kind == "maxpool" else np.less
-        y = parts[0].copy()
-        winner = np.zeros(y.shape, dtype=np.min_scalar_type(len(parts) - 1))
-
-        def scan(index: tuple[slice, ...]) -> None:
-            best, won = y[index], winner[index]
-            for number, part in enumerate(parts[1:], start=1):
-                candidate = part[index]
-                wins = better(candidate, best)        # strict: a tie keeps the earlier entry
-                np.copyto(best, candidate, where=wins)
-                np.copyto(won, number, where=wins)
-
-        split_run(scan, y.shape, xp.nbytes)
-        self._cache = (x.shape, xp.shape, window, slices, winner)
+        split_run(reduce, y.shape, xp.nbytes)
+        # max/min backward finds the winners again by comparing with y: cheaper than
+        # tracking an arg-extreme index in the forward pass.
+        self._cache = (x.shape, xp, window, slices, divisor if kind == "avgpool" else y)
         return y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """``dy (N, C, *out) → dx (N, C, *n)``: to the winners (max/min) or spread (avg)."""
         if self._cache is None:
             raise RuntimeError(f"{self.name}: backward called before forward")
-        x_shape, padded_shape, window, slices, routing = self._cache
+        x_shape, xp, window, slices, reference = self._cache
         dout = np.asarray(dout)
-        dxp = np.zeros(padded_shape, dtype=np.result_type(dout.dtype, np.float32))
+        dxp = np.zeros(xp.shape, dtype=np.result_type(dout.dtype, np.float32))
         overlapping = any(s < e for s, e in zip(window.stride, window.extent))
         average = self.spec.type == "avgpool"
-        share = dout / routing if average else dout
+        share = dout / reference if average else dout
 
         def scatter(index: tuple[slice, ...]) -> None:
-            grad, target_all = share[index], dxp[index]
-            won = None if average else routing[index]
-            for number, where in enumerate(slices):
-                part = grad if average else np.where(won == number, grad, 0)
+            grad, source, target_all = share[index], xp[index], dxp[index]
+            y = None if average else reference[index]
+            claimed = None
+            for where in slices:
                 target = target_all[(Ellipsis, *where)]
-                if overlapping:
-                    np.add(target, part, out=target)
+                if average:
+                    part = grad
                 else:
+                    # This offset wins where it equals the result and no earlier one did.
+                    part = np.equal(source[(Ellipsis, *where)], y)
+                    if claimed is None:
+                        claimed = part.copy()
+                    else:
+                        part &= ~claimed
+                        claimed |= part
+                if overlapping:
+                    np.add(target, grad * part if not average else part, out=target)
+                elif average:
                     np.copyto(target, part)     # disjoint windows: nothing to add to
+                else:
+                    np.multiply(grad, part, out=target)
 
         split_run(scatter, dxp.shape, dxp.nbytes)
         return np.ascontiguousarray(crop(dxp, window.total_padding))
