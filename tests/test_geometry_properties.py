@@ -320,8 +320,8 @@ def test_suggested_fixes_tile_and_are_the_nearest(case: dict[str, Any]) -> None:
 @given(st.integers(1, 3).flatmap(lambda dims: st.lists(
     st.fixed_dictionaries({
         "size": st.integers(1, 12), "kernel": st.integers(1, 6), "stride": st.integers(1, 5),
-        "dilation": st.integers(1, 3), "pad": st.tuples(st.integers(0, 6), st.integers(0, 6)),
-        "output_padding": st.integers(0, 4),
+        "dilation": st.integers(1, 3), "pad": st.tuples(st.integers(0, 4), st.integers(0, 4)),
+        "output_padding": st.integers(0, 3),
     }), min_size=dims, max_size=dims)))
 def test_transposed_size_is_the_scatter_extent(axes: list[dict[str, int]]) -> None:
     layer = {
