@@ -147,8 +147,9 @@ class Conv(Layer):
         cols = unfold(xp, window.kernel, window.stride, window.dilation,  # (N, C, *k, *out)
                       out=_workspace(self, "cols", (batch, channels, *window.kernel, *out),
                                      xp.dtype))
-        w_g = weight.reshape(groups, weight.shape[0] // groups, -1)        # (g, F/g, C/g·K)
-        cols_g = cols.reshape(batch, groups, -1, prod(out))                # (N, g, C/g·K, P)
+        per_group = channels // groups * prod(window.kernel)
+        w_g = weight.reshape(groups, weight.shape[0] // groups, per_group)  # (g, F/g, C/g·K)
+        cols_g = cols.reshape(batch, groups, per_group, prod(out))           # (N, g, C/g·K, P)
         y = np.matmul(w_g, cols_g).reshape(batch, weight.shape[0], *out)  # (N, F, *out)
         if self.spec.bias:
             y += _per_channel(self.params["bias"], dims)
@@ -162,9 +163,9 @@ class Conv(Layer):
         x_shape, padded_shape, window, cols_g = self._cache
         dout = np.asarray(dout)
         weight = self.params["weight"]
-        batch, groups = cols_g.shape[:2]
-        dy_g = dout.reshape(batch, groups, weight.shape[0] // groups, -1)  # (N, g, F/g, P)
-        w_g = weight.reshape(groups, weight.shape[0] // groups, -1)
+        batch, groups, per_group, positions = cols_g.shape
+        dy_g = dout.reshape(batch, groups, weight.shape[0] // groups, positions)  # (N, g, F/g, P)
+        w_g = weight.reshape(groups, weight.shape[0] // groups, per_group)
         self.grads["weight"] = np.matmul(dy_g, cols_g.transpose(0, 1, 3, 2)).sum(
             axis=0).reshape(weight.shape).astype(weight.dtype, copy=False)
         if self.spec.bias:
@@ -243,8 +244,9 @@ class ConvTranspose(Layer):
         self._allocate(channels, groups, window.kernel)
         weight = self.params["weight"]
         filters = self.spec.filters
-        w_g = weight.reshape(groups, channels // groups, -1)                # (g, C/g, F/g·K)
-        x_g = x.reshape(batch, groups, channels // groups, -1)             # (N, g, C/g, P)
+        per_group = filters // groups * prod(window.kernel)
+        w_g = weight.reshape(groups, channels // groups, per_group)        # (g, C/g, F/g·K)
+        x_g = x.reshape(batch, groups, channels // groups, prod(x.shape[2:]))  # (N, g, C/g, P)
         cols = np.matmul(w_g.transpose(0, 2, 1), x_g)                      # (N, g, F/g·K, P)
         cols = cols.reshape(batch, filters, *window.kernel, *x.shape[2:])
         y = np.ascontiguousarray(crop(fold(cols, (batch, filters, *full), window.stride,
@@ -266,9 +268,10 @@ class ConvTranspose(Layer):
         # Put dy back into the uncropped output and read the windows every input fed.
         cols = unfold(pad(dout, window.padding), window.kernel, window.stride,
                       window.dilation, count=x.shape[2:])                  # (N, F, *k, *n)
-        cols_g = cols.reshape(batch, groups, -1, prod(x.shape[2:]))       # (N, g, F/g·K, P)
-        x_g = x.reshape(batch, groups, channels // groups, -1)            # (N, g, C/g, P)
-        w_g = weight.reshape(groups, channels // groups, -1)               # (g, C/g, F/g·K)
+        per_group, positions = weight.shape[1] * prod(window.kernel), prod(x.shape[2:])
+        cols_g = cols.reshape(batch, groups, per_group, positions)        # (N, g, F/g·K, P)
+        x_g = x.reshape(batch, groups, channels // groups, positions)     # (N, g, C/g, P)
+        w_g = weight.reshape(groups, channels // groups, per_group)        # (g, C/g, F/g·K)
         self.grads["weight"] = np.matmul(x_g, cols_g.transpose(0, 1, 3, 2)).sum(
             axis=0).reshape(weight.shape).astype(weight.dtype, copy=False)
         if self.spec.bias:
