@@ -170,8 +170,14 @@ class Network:
         return self
 
     def zero_grads(self) -> None:
+        """Set every parameter gradient to zero (in place where it already exists)."""
         for layer in self.layers:
-            layer.zero_grads()
+            for key, value in layer.params.items():
+                grad = layer.grads.get(key)
+                if grad is not None and grad.shape == value.shape:
+                    grad.fill(0)
+                else:
+                    layer.grads[key] = np.zeros_like(value)
 
     # --- looking inside --------------------------------------------------------------
 
@@ -240,5 +246,5 @@ def build(spec: specs.Spec | dict, seed: int = 0, dtype: Any = "float32") -> Net
               for layer_spec, rng in zip(spec.layers, rngs)]
     net = Network(spec, layers, np.dtype(dtype))
     net.forward(np.zeros((0, *spec.input), dtype=net.dtype))
-    net.zero_grads()
+    net.zero_grads()    # every parameter has a gradient array (layers allocate them)
     return net
