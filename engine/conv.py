@@ -170,12 +170,53 @@ class Conv(Layer):
             axis=0).reshape(weight.shape).astype(weight.dtype, copy=False)
         if self.spec.bias:
             self.grads["bias"] = _channel_sum(dout).astype(weight.dtype, copy=False)
+        if self.uses_correlation_for_dx(x_shape, window, dout.shape):
+            return self._dx_by_correlation(dout, x_shape, window, groups)
+        return self._dx_by_col2im(dy_g, w_g, x_shape, padded_shape, window, dout.shape[2:])
+
+    def uses_correlation_for_dx(self, x_shape: tuple[int, ...], window: Window,
+                                dout_shape: tuple[int, ...]) -> bool:
+        """Whether :meth:`backward` gets ``dx`` by correlating ``dy`` with the flipped
+        kernel (stride 1 on every axis, and ``dy``'s columns no bigger than the column
+        gradient) rather than by col2im of the column gradient.  Same numbers, less
+        memory traffic: no col2im pass re-reading a ``K``-times-larger array."""
+        return all(s == 1 for s in window.stride) and \
+            dout_shape[1] * prod(x_shape[2:]) <= x_shape[1] * prod(dout_shape[2:])
+
+    def _dx_by_col2im(self, dy_g: np.ndarray, w_g: np.ndarray, x_shape: tuple[int, ...],
+                      padded_shape: tuple[int, ...], window: Window,
+                      out: tuple[int, ...]) -> np.ndarray:
+        """``dx = col2im(Wᵀ @ dy)``: the column gradient, scattered back and cropped."""
+        batch, groups, _, positions = dy_g.shape
         dcols = np.matmul(w_g.transpose(0, 2, 1), dy_g,                    # (N, g, C/g·K, P)
-                          out=_workspace(self, "dcols", cols_g.shape,
-                                         np.result_type(weight, dy_g)))
-        dcols = dcols.reshape(batch, x_shape[1], *window.kernel, *dout.shape[2:])
+                          out=_workspace(self, "dcols", (batch, groups, w_g.shape[2], positions),
+                                         np.result_type(w_g, dy_g)))
+        dcols = dcols.reshape(batch, x_shape[1], *window.kernel, *out)   # (N, C, *k, *out)
         dxp = fold(dcols, padded_shape, window.stride, window.dilation)
         return np.ascontiguousarray(crop(dxp, window.total_padding))
+
+    def _dx_by_correlation(self, dout: np.ndarray, x_shape: tuple[int, ...], window: Window,
+                           groups: int) -> np.ndarray:
+        """Stride 1: ``dx`` is ``dy`` padded by ``e − 1 − p`` on each side (negative: cropped),
+        correlated with the kernel flipped on every spatial axis and with its filter and
+        channel axes swapped — a convolution, done as unfold + one batched matmul."""
+        weight = self.params["weight"]
+        dims = len(window.kernel)
+        filters, per_group = weight.shape[:2]
+        grow = tuple((e - 1 - pb, e - 1 - pa)
+                     for e, (pb, pa) in zip(window.extent, window.total_padding))
+        dyp = crop(pad(dout, tuple((max(b, 0), max(a, 0)) for b, a in grow)),
+                   tuple((max(-b, 0), max(-a, 0)) for b, a in grow))
+        batch = dout.shape[0]
+        count = tuple(x_shape[2:])
+        cols = unfold(dyp, window.kernel, window.stride, window.dilation, count=count,
+                      out=_workspace(self, "dcols", (batch, filters, *window.kernel, *count),
+                                     dyp.dtype))                          # (N, F, *k, *n)
+        flipped = weight[(Ellipsis, *(slice(None, None, -1),) * dims)]
+        w_t = flipped.reshape(groups, filters // groups, per_group, -1).transpose(0, 2, 1, 3) \
+            .reshape(groups, per_group, -1)                               # (g, C/g, F/g·K)
+        cols_g = cols.reshape(batch, groups, w_t.shape[2], prod(count))   # (N, g, F/g·K, P)
+        return np.matmul(w_t, cols_g).reshape(x_shape)
 
 
 class ConvTranspose(Layer):

@@ -247,6 +247,36 @@ def test_conv_gradients_match_centred_differences(shape, options, rounding, grad
     assert max(errors.values()) < 1e-6, errors
 
 
+STRIDE_ONE_CASES = [
+    ((2, 3, 6, 7), dict(filters=3, kernel=3, padding=1)),                     # "same"
+    ((1, 2, 5, 6), dict(filters=2, kernel=(2, 3), padding=((0, 1), (1, 1)))),
+    ((1, 2, 5, 6), dict(filters=2, kernel=2, padding=((3, 0), (0, 4)))),    # pad > e − 1
+    ((2, 4, 6, 6), dict(filters=4, kernel=3, dilation=2, padding=2, groups=2)),
+    ((1, 3, 5, 5), dict(filters=3, kernel=3, padding="same", groups="depthwise")),
+    ((2, 2, 9), dict(filters=2, kernel=4, dilation=2, padding="full")),
+    ((1, 2, 4, 3, 5), dict(filters=2, kernel=(2, 3, 2), padding=(1, 1, (0, 1)))),
+]
+
+
+@pytest.mark.parametrize("shape, options", STRIDE_ONE_CASES)
+def test_both_input_gradient_methods_agree_and_are_right(shape, options, gradient_errors):
+    """Stride 1 with dy no bigger than the column gradient: backward correlates dy with the
+    flipped kernel.  It must give col2im's numbers, and pass the numerical check."""
+    layer = conv_layer(**options)
+    x = RNG.standard_normal(shape)
+    y = layer.forward(x)
+    x_shape, padded_shape, window, cols_g = layer._cache
+    assert layer.uses_correlation_for_dx(x.shape, window, y.shape)
+    dy = RNG.standard_normal(y.shape)
+    by_correlation = layer.backward(dy)
+    groups = cols_g.shape[1]
+    w_g = layer.params["weight"].reshape(groups, options["filters"] // groups, -1)
+    dy_g = dy.reshape(*cols_g.shape[:2], -1, cols_g.shape[3])
+    by_col2im = layer._dx_by_col2im(dy_g, w_g, x.shape, padded_shape, window, y.shape[2:])
+    np.testing.assert_allclose(by_correlation, by_col2im, rtol=1e-12, atol=1e-13)
+    assert max(gradient_errors(layer, x).values()) < 1e-6
+
+
 GRAD_TRANSPOSE_CASES = [
     ((2, 2, 3, 4), dict(filters=3, kernel=3, stride=2, padding=((1, 0), 1),
                         output_padding=1)),
