@@ -14,10 +14,11 @@ The calculator is pure Python with exact integer arithmetic; it never imports Nu
 """
 
 from .analysis import analyze
-from .errors import ConvCalcError, Diagnostic, ShapeError, SpecError
+from .errors import ConvCalcError, Diagnostic, ResourceError, ShapeError, SpecError
 from .loading import load, loads, validate
 from .report import LayerRow, Report
 from .spec import LAYER_MODELS, Spec
+from .verification import VerificationResult, verify
 
 __version__ = "0.1.0"
 
@@ -34,6 +35,9 @@ __all__ = [
     "ConvCalcError",
     "SpecError",
     "ShapeError",
+    "ResourceError",
+    "verify",
+    "VerificationResult",
     "LAYER_MODELS",
     "__version__",
 ]

@@ -13,6 +13,8 @@ Exceptions:
 - :class:`ShapeError` — the spec validates but a layer cannot be computed (a window that
   does not tile its input in exact mode, a kernel larger than its input, …); raised by
   :meth:`convcalc.Report.raise_for_errors`.
+- :class:`ResourceError` — a run would need more memory than allowed (the estimate of
+  :func:`convcalc.verify`).
 """
 
 from __future__ import annotations
@@ -84,3 +86,7 @@ class SpecError(_DiagnosticsError):
 
 class ShapeError(_DiagnosticsError):
     """The spec is valid but some layer's output cannot be computed."""
+
+
+class ResourceError(ConvCalcError):
+    """Running the network (``convcalc.verify``) would need more memory than the limit."""

@@ -1,0 +1,265 @@
+"""Peak memory of an engine run (build, forward, backward), estimated from a report.
+
+:func:`convcalc.verify` runs the NumPy reference engine; before it does, this module
+predicts how much memory that run needs, from the *report's* predicted shapes, so a
+design too big for the machine is refused instead of swapping.  Pure Python, no NumPy.
+
+The model follows what the engine keeps (``engine/``), in values of the dtype's size:
+
+- **parameters** and their **gradients** (one array each), **buffers**;
+- **activations**: every layer's output (an upper bound: some are freed early);
+- **im2col**: a convolution keeps its column matrix ``N·C·K·P`` (``K`` kernel offsets,
+  ``P`` output positions) and, after backward, its column gradient of the same size;
+- **caches**: what layers keep for backward besides columns — ReLU masks (1 byte a
+  value), dropout masks, batchnorm's normalised input, LRN's scale, padded pool inputs;
+- **transient**: the largest set of temporaries of any one layer (padded copies, the
+  input gradient, the batched weight-gradient product ``N × weights`` of a conv);
+- **runtime**: the interpreter with NumPy and convcalc loaded (64 MiB).
+
+Everything but parameters, gradients, buffers and runtime grows linearly with the batch,
+so the largest batch under a limit follows directly.
+
+>>> import convcalc
+>>> report_spec = convcalc.validate({"input": [3, 32, 32], "layers": [
+...     {"type": "conv", "filters": 10, "kernel": 5, "padding": 2}]})
+>>> report = convcalc.analyze(report_spec)
+>>> estimate = estimate_memory(report_spec, batch=2, report=report)
+>>> estimate.parts["parameters"], estimate.parts["im2col"]  # bytes: 760·4; 2·(2·75·1024)·4
+(3040, 1228800)
+>>> estimate.largest_batch(estimate.total) >= 2
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from math import prod
+from typing import Any
+
+from . import geometry
+from .report import Report
+from .spec import Spec
+
+#: The Python interpreter with NumPy, pydantic and convcalc imported (measured ~47 MB RSS).
+RUNTIME_BYTES = 64 * 2**20
+ITEMSIZE = {"float32": 4, "float64": 8}
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Estimated peak bytes of one engine run, split into parts (bytes at ``batch``).
+
+    ``fixed`` does not depend on the batch; ``per_example`` is added per example.
+    """
+
+    batch: int
+    dtype: str
+    fixed: int
+    per_example: int
+    parts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return self.fixed + self.per_example * self.batch
+
+    def largest_batch(self, limit: int) -> int:
+        """The largest batch whose estimate is at most ``limit`` bytes (0: none fits)."""
+        if self.fixed > limit:
+            return 0
+        if self.per_example == 0:
+            return 2**31
+        return (limit - self.fixed) // self.per_example
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"batch": self.batch, "dtype": self.dtype, "total_bytes": self.total,
+                "fixed_bytes": self.fixed, "per_example_bytes": self.per_example,
+                "parts": dict(self.parts)}
+
+
+def format_bytes(count: int) -> str:
+    """Binary units with two decimals.
+
+    >>> format_bytes(1536), format_bytes(2 * 2**30), format_bytes(512)
+    ('1.50 KiB', '2.00 GiB', '512 B')
+    """
+    value, unit = float(count), "B"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            break
+        value /= 1024
+    return f"{count} B" if unit == "B" else f"{value:.2f} {unit}"
+
+
+_UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 10**3, "kib": 2**10, "m": 2**20, "mb": 10**6,
+          "mib": 2**20, "g": 2**30, "gb": 10**9, "gib": 2**30, "t": 2**40, "tb": 10**12,
+          "tib": 2**40}
+
+
+def parse_bytes(text: str | int) -> int:
+    """``"2GiB"``, ``"512 MiB"``, ``"1.5G"``, ``"800MB"`` or a plain number of bytes.
+
+    >>> parse_bytes("2GiB"), parse_bytes("1.5 G"), parse_bytes("800MB"), parse_bytes(4096)
+    (2147483648, 1610612736, 800000000, 4096)
+    >>> parse_bytes("lots")
+    Traceback (most recent call last):
+    ...
+    ValueError: not a memory size: 'lots' (examples: 2GiB, 512MiB, 800MB)
+    """
+    if isinstance(text, int):
+        return text
+    cleaned = text.strip().lower().replace(" ", "")
+    number = cleaned.rstrip("kmgtib")
+    unit = cleaned[len(number):]
+    try:
+        value = float(number)
+    except ValueError:
+        value = -1.0
+    if unit not in _UNITS or value < 0:
+        raise ValueError(f"not a memory size: {text!r} (examples: 2GiB, 512MiB, 800MB)")
+    return int(value * _UNITS[unit])
+
+
+# --- per-layer model ----------------------------------------------------------------------
+
+
+@dataclass
+class _Cost:
+    """Values per example: kept until the run ends, and temporaries of this layer alone."""
+
+    kept: int = 0
+    masks: int = 0          # bytes (bool arrays)
+    transient: int = 0
+
+
+def _per_axis(value: Any, dims: int) -> tuple[int, ...]:
+    return (value,) * dims if isinstance(value, int) else tuple(value)
+
+
+def _pads(layer: Any, sizes: tuple[int, ...], kernel: tuple[int, ...],
+          stride: tuple[int, ...], dilation: tuple[int, ...]) -> list[tuple[int, int]]:
+    effs = [geometry.effective_kernel(k, d) for k, d in zip(kernel, dilation)]
+    padding = layer.padding
+    if padding == "valid":
+        return [(0, 0)] * len(sizes)
+    if padding == "same":
+        return [geometry.same_padding(n, e, s) for n, e, s in zip(sizes, effs, stride)]
+    if padding == "full":
+        return [geometry.full_padding(e) for e in effs]
+    return [p if isinstance(p, tuple) else (p, p) for p in _per_axis(padding, len(sizes))]
+
+
+def _window_sizes(layer: Any, in_shape: tuple[int, ...], out_shape: tuple[int, ...],
+                  stride_value: Any) -> tuple[int, int, bool]:
+    """(kernel offsets K, values of the padded input incl. ceil overhang, padded?)."""
+    sizes, out = in_shape[1:], out_shape[1:]
+    dims = len(sizes)
+    kernel = _per_axis(layer.kernel, dims)
+    stride = _per_axis(stride_value, dims)
+    dilation = _per_axis(layer.dilation, dims)
+    pads = _pads(layer, sizes, kernel, stride, dilation)
+    padded = [max(n + pb + pa, (o - 1) * s + geometry.effective_kernel(k, d))
+              for n, (pb, pa), o, s, k, d in zip(sizes, pads, out, stride, kernel, dilation)]
+    grown = any(p != n for p, n in zip(padded, sizes))
+    return prod(kernel), in_shape[0] * prod(padded), grown
+
+
+def _layer_cost(layer: Any, in_shape: tuple[int, ...], out_shape: tuple[int, ...],
+                params: int) -> _Cost:
+    kind = layer.type
+    n_in, n_out = prod(in_shape), prod(out_shape)
+    if kind == "conv":
+        offsets, padded, grown = _window_sizes(layer, in_shape, out_shape, layer.stride)
+        columns = in_shape[0] * offsets * prod(out_shape[1:])
+        weights = params - (layer.filters if layer.bias else 0)
+        # kept: columns + column gradient; backward: weight product per example, the
+        # padded input gradient and its cropped copy (forward: the padded input).
+        return _Cost(kept=2 * columns,
+                     transient=weights + padded + (n_in if grown else 0) + n_out)
+    if kind == "conv_transpose":
+        dims = len(in_shape) - 1
+        offsets = prod(_per_axis(layer.kernel, dims))
+        columns = layer.filters * offsets * prod(in_shape[1:])
+        uncropped = n_out + _uncropped_extra(layer, out_shape)
+        weights = params - (layer.filters if layer.bias else 0)
+        return _Cost(transient=max(columns + uncropped + n_out,
+                                   uncropped + columns + weights + n_in))
+    if kind in ("maxpool", "avgpool", "minpool"):
+        stride = layer.kernel if layer.stride is None else layer.stride
+        offsets, padded, grown = _window_sizes(layer, in_shape, out_shape, stride)
+        return _Cost(kept=padded if grown else 0, masks=2 * n_out,
+                     transient=padded + (n_in if grown else 0) + n_out)
+    if kind in ("relu", "leaky_relu"):
+        return _Cost(masks=n_in, transient=n_in)
+    if kind in ("sigmoid", "tanh"):
+        return _Cost(transient=2 * n_in)
+    if kind == "softmax":
+        return _Cost(transient=3 * n_in)
+    if kind == "dropout":
+        return _Cost(kept=n_in, masks=n_in, transient=n_in)
+    if kind == "batchnorm":
+        return _Cost(kept=n_in, transient=4 * n_in)
+    if kind == "lrn":
+        return _Cost(kept=n_in, transient=5 * n_in)
+    if kind in ("global_avgpool", "global_maxpool"):
+        return _Cost(kept=2 * in_shape[0], transient=n_in)
+    if kind == "dense":
+        return _Cost(transient=n_in)
+    return _Cost()  # flatten: a view
+
+
+def _uncropped_extra(layer: Any, out_shape: tuple[int, ...]) -> int:
+    """Values a transposed conv crops away (its uncropped output minus its output)."""
+    dims = len(out_shape) - 1
+    pads = _per_axis(layer.padding, dims) if layer.padding != "valid" else (0,) * dims
+    pairs = [p if isinstance(p, tuple) else (p, p) for p in pads]
+    full = [o + pb + pa for o, (pb, pa) in zip(out_shape[1:], pairs)]
+    return out_shape[0] * (prod(full) - prod(out_shape[1:]))
+
+
+def estimate_memory(spec: Spec, batch: int, dtype: str = "float32", gradcheck: bool = False,
+                    report: Report | None = None) -> MemoryEstimate:
+    """Estimate the peak memory of building ``spec`` and running ``batch`` examples
+    forward and backward in ``dtype``; with ``gradcheck``, of the float64 gradient check
+    instead (which also keeps a copy of every gradient and every layer's input gradient).
+
+    Shapes and parameter counts come from ``report`` (default: ``analyze(spec)``), which
+    must have no errors.
+    """
+    if report is None:
+        from .analysis import analyze
+
+        report = analyze(spec)
+    if gradcheck:
+        dtype = "float64"
+    size = ITEMSIZE[dtype]
+    params = sum(row.params or 0 for row in report.layers)
+    buffers = sum(row.buffers or 0 for row in report.layers)
+    activations = prod(report.input_shape)          # the input batch (and its gradient)
+    kept = masks = transient = 0
+    costs = []
+    for layer, row in zip(spec.layers, report.layers):
+        if row.output_shape is None or row.input_shape is None:
+            raise ValueError(f"{row.name}: the report has no shapes for this layer")
+        cost = _layer_cost(layer, tuple(row.input_shape), tuple(row.output_shape),
+                           row.params or 0)
+        costs.append(cost)
+        activations += prod(row.output_shape)
+        kept += cost.kept
+        masks += cost.masks
+        transient = max(transient, cost.transient)
+    im2col = sum(c.kept for layer, c in zip(spec.layers, costs) if layer.type == "conv")
+    caches = kept - im2col
+    parts_values = {
+        "parameters": params, "gradients": params, "buffers": buffers,
+        "activations": activations * batch, "im2col": im2col * batch,
+        "caches": caches * batch, "transient": transient * batch,
+    }
+    if gradcheck:  # copies of every gradient, and every layer's input gradient
+        parts_values["gradcheck"] = params + activations * batch
+    parts = {name: value * size for name, value in parts_values.items()}
+    parts["masks"] = masks * batch
+    parts["runtime"] = RUNTIME_BYTES
+    fixed = (2 * params + buffers + (params if gradcheck else 0)) * size + RUNTIME_BYTES
+    per_example = (activations + im2col + caches + transient
+                   + (activations if gradcheck else 0)) * size + masks
+    return MemoryEstimate(batch, dtype, fixed, per_example, parts)

@@ -1,0 +1,400 @@
+"""Verifying a design: build it as real arrays and check every prediction.
+
+:func:`verify` analyses a spec, estimates the memory a run needs (refusing above a
+limit), then builds the network with the NumPy reference engine (:mod:`engine`, imported
+only here and only when called: ``import convcalc`` never imports NumPy), runs a random
+batch forward and a random output gradient backward, and compares per layer:
+
+- the predicted output shape with the shape of the array the layer produced;
+- the predicted parameter (and buffer) count with the sizes of the layer's arrays;
+- every parameter's gradient shape with the parameter's shape (and the input gradient's
+  shape with the input's);
+- with ``gradcheck=True``: the back-propagated gradients against centred differences,
+  in float64 (:func:`engine.gradcheck`), failing any layer whose relative error is not
+  below 1e-6.
+
+>>> import convcalc
+>>> result = convcalc.verify(convcalc.validate({"input": [1, 28, 28], "layers": [
+...     {"type": "conv", "filters": 30, "kernel": 5}, "relu",
+...     {"type": "maxpool", "kernel": 2}, "flatten", {"type": "dense", "units": 10}]}))
+>>> result.ok, [row.observed_shape for row in result.layers][2], result.layers[0].observed_params
+(True, (30, 12, 12), 780)
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .errors import ResourceError
+from .memory import MemoryEstimate, estimate_memory, format_bytes
+from .report import Report, Shape
+
+#: Gradient check threshold: a layer fails at or above this relative error.
+GRADCHECK_TOLERANCE = 1e-6
+DEFAULT_MAX_MEMORY = 2 * 2**30
+DTYPES = ("float32", "float64")
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class LayerCheck:
+    """One layer: predicted (by the calculator) against observed (on the engine's arrays)."""
+
+    name: str
+    type: str
+    predicted_shape: Shape | None
+    observed_shape: Shape | None
+    predicted_params: int | None
+    observed_params: int | None
+    predicted_buffers: int | None = None
+    observed_buffers: int | None = None
+    gradient_problems: tuple[str, ...] = ()
+    gradcheck_error: float | None = None
+    gradcheck_kinks: int = 0
+    tolerance: float = GRADCHECK_TOLERANCE
+
+    @property
+    def shape_ok(self) -> bool:
+        return self.observed_shape is not None and self.predicted_shape == self.observed_shape
+
+    @property
+    def params_ok(self) -> bool:
+        return (self.observed_params is not None
+                and self.predicted_params == self.observed_params
+                and self.predicted_buffers == self.observed_buffers)
+
+    @property
+    def gradients_ok(self) -> bool:
+        return not self.gradient_problems
+
+    @property
+    def gradcheck_ok(self) -> bool:
+        """True when not checked, or when the error is below the tolerance."""
+        return self.gradcheck_error is None or self.gradcheck_error < self.tolerance
+
+    @property
+    def ok(self) -> bool:
+        return self.shape_ok and self.params_ok and self.gradients_ok and self.gradcheck_ok
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "type": self.type, "ok": self.ok,
+            "predicted_shape": _list(self.predicted_shape),
+            "observed_shape": _list(self.observed_shape), "shape_ok": self.shape_ok,
+            "predicted_params": self.predicted_params, "observed_params": self.observed_params,
+            "predicted_buffers": self.predicted_buffers,
+            "observed_buffers": self.observed_buffers, "params_ok": self.params_ok,
+            "gradients_ok": self.gradients_ok, "gradient_problems": list(self.gradient_problems),
+            "gradcheck_error": self.gradcheck_error, "gradcheck_kinks": self.gradcheck_kinks,
+            "gradcheck_ok": self.gradcheck_ok,
+        }
+
+
+def _list(shape: Shape | None) -> list[int] | None:
+    return None if shape is None else list(shape)
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    """Everything :func:`verify` compared; ``ok`` when every layer agrees.
+
+    ``engine_error`` is set when the engine refused a spec the calculator accepted (then
+    the layers it did not reach have no observed values).  ``seconds`` holds the time of
+    each phase (``build``, ``forward``, ``backward``, ``gradcheck``).
+    """
+
+    name: str | None
+    file: str | None
+    batch: int
+    seed: int
+    dtype: str
+    layers: tuple[LayerCheck, ...]
+    memory: MemoryEstimate
+    max_memory: int
+    gradcheck: bool = False
+    input_gradient_ok: bool = True
+    engine_error: str | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+    tolerance: float = GRADCHECK_TOLERANCE
+
+    @property
+    def ok(self) -> bool:
+        return (self.engine_error is None and self.input_gradient_ok
+                and all(row.ok for row in self.layers))
+
+    @property
+    def failing(self) -> tuple[LayerCheck, ...]:
+        return tuple(row for row in self.layers if not row.ok)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (see ``docs/verifying.rst``)."""
+        return {
+            "name": self.name, "file": self.file, "ok": self.ok, "batch": self.batch,
+            "seed": self.seed, "dtype": self.dtype, "gradcheck": self.gradcheck,
+            "gradcheck_tolerance": self.tolerance if self.gradcheck else None,
+            "engine_error": self.engine_error, "input_gradient_ok": self.input_gradient_ok,
+            "memory": {**self.memory.to_dict(), "limit_bytes": self.max_memory},
+            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+            "layers": [row.to_dict() for row in self.layers],
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        import json
+
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+    def to_table(self) -> str:
+        return render_verification(self)
+
+    def __str__(self) -> str:
+        return self.to_table()
+
+
+# --- running ---------------------------------------------------------------------------------
+
+
+def _check_arguments(batch: int, dtype: str, max_memory: int) -> None:
+    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
+        raise ValueError(f"batch must be a whole number ≥ 1 (got {batch!r})")
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)} (got {dtype!r})")
+    if max_memory < 0:
+        raise ValueError(f"max_memory must be ≥ 0 bytes (got {max_memory})")
+
+
+def _refuse_if_too_big(estimate: MemoryEstimate, max_memory: int, what: str) -> None:
+    if estimate.total <= max_memory:
+        return
+    fits = estimate.largest_batch(max_memory)
+    advice = (f"the largest batch that fits is {fits}" if fits >= 1 else
+              f"not even batch 1 fits (parameters and gradients alone need "
+              f"{format_bytes(estimate.fixed)})")
+    raise ResourceError(
+        f"{what} needs an estimated {format_bytes(estimate.total)} at batch {estimate.batch} "
+        f"({estimate.dtype}), more than the limit of {format_bytes(max_memory)}; {advice}. "
+        "Use a smaller batch or raise the limit (--max-memory).")
+
+
+def verify(spec: Any, batch: int = 2, seed: int = 0, dtype: str = "float32",
+           gradcheck: bool = False, max_memory: int = DEFAULT_MAX_MEMORY,
+           progress: Progress | None = None) -> VerificationResult:
+    """Build ``spec`` with the reference engine and check every prediction of the report.
+
+    ``spec`` is a :class:`~convcalc.spec.Spec` or anything :func:`convcalc.validate`
+    takes.  A spec whose analysis has errors is not run: :class:`~convcalc.ShapeError`.
+    A run whose estimated peak memory exceeds ``max_memory`` bytes is refused with
+    :class:`~convcalc.ResourceError`, naming the estimate and the largest batch that fits.
+    ``progress(done, total)`` is called as layers finish (forward, backward, and the
+    gradient check: ``total`` counts them all).
+    """
+    from .analysis import analyze
+    from .loading import validate
+
+    _check_arguments(batch, dtype, max_memory)
+    spec = validate(spec)
+    report = analyze(spec).raise_for_errors()
+    memory = estimate_memory(spec, batch, dtype, report=report)
+    _refuse_if_too_big(memory, max_memory, "running this network")
+    if gradcheck:
+        _refuse_if_too_big(estimate_memory(spec, batch, gradcheck=True, report=report),
+                           max_memory, "the float64 gradient check")
+    run = _EngineRun(spec, report, batch, seed, dtype, progress, gradcheck)
+    rows = run.compare()
+    errors = run.gradcheck() if gradcheck and run.error is None else {}
+    if errors:
+        rows = [_with_gradcheck(row, *errors.get(row.name, (None, 0))) for row in rows]
+    return VerificationResult(
+        name=spec.name, file=report.file, batch=batch, seed=seed, dtype=dtype,
+        layers=tuple(rows), memory=memory, max_memory=max_memory, gradcheck=gradcheck,
+        input_gradient_ok=run.input_gradient_ok, engine_error=run.error,
+        seconds=run.seconds)
+
+
+def _with_gradcheck(row: LayerCheck, error: float | None, kinks: int) -> LayerCheck:
+    from dataclasses import replace
+
+    return replace(row, gradcheck_error=error, gradcheck_kinks=kinks)
+
+
+class _EngineRun:
+    """One engine build + forward + backward of a spec, and what it observed."""
+
+    def __init__(self, spec: Any, report: Report, batch: int, seed: int, dtype: str,
+                 progress: Progress | None, with_gradcheck: bool):
+        self.spec, self.report = spec, report
+        self.batch, self.seed, self.dtype = batch, seed, dtype
+        self.layer_count = len(spec.layers)
+        self.total_steps = self.layer_count * (3 if with_gradcheck else 2)
+        self.progress = progress
+        self.seconds: dict[str, float] = {}
+        self.error: str | None = None
+        self.input_gradient_ok = True
+        self.observed: dict[str, dict[str, Any]] = {}
+        self._run()
+
+    def _tick(self, done: int) -> None:
+        if self.progress is not None:
+            self.progress(done, self.total_steps)
+
+    def _run(self) -> None:
+        import numpy as np
+
+        import engine
+
+        started = time.perf_counter()
+        try:
+            net = engine.build(self.spec, seed=self.seed, dtype=self.dtype)
+        except ValueError as error:
+            self.error = str(error)
+            return
+        self.seconds["build"] = time.perf_counter() - started
+        rng = np.random.default_rng(self.seed)
+        x = rng.standard_normal((self.batch, *self.spec.input)).astype(self.dtype)
+        started = time.perf_counter()
+        try:
+            y = net.forward(x, on_layer=lambda i, _layer: self._tick(i + 1))
+        except ValueError as error:
+            self.error = str(error)
+            self._observe(net)
+            return
+        self.seconds["forward"] = time.perf_counter() - started
+        dout = rng.standard_normal(y.shape).astype(self.dtype)
+        del y
+        started = time.perf_counter()
+        count = self.layer_count
+        dx = net.backward(dout, on_layer=lambda i, _layer: self._tick(2 * count - i))
+        self.seconds["backward"] = time.perf_counter() - started
+        self.input_gradient_ok = dx.shape == x.shape
+        self._observe(net)
+
+    def _observe(self, net: Any) -> None:
+        for layer in net.layers:
+            if layer.name not in net.observed_shapes:
+                continue
+            problems = []
+            for key, value in layer.params.items():
+                grad = layer.grads.get(key)
+                if grad is None:
+                    problems.append(f"{key}: no gradient")
+                elif grad.shape != value.shape:
+                    problems.append(f"{key}: gradient {list(grad.shape)} ≠ parameter "
+                                    f"{list(value.shape)}")
+                elif grad.dtype != value.dtype:
+                    problems.append(f"{key}: gradient {grad.dtype} ≠ parameter {value.dtype}")
+            self.observed[layer.name] = {
+                "shape": net.observed_shapes[layer.name],
+                "params": net.param_count(layer.name),
+                "buffers": net.buffer_count(layer.name),
+                "problems": tuple(problems),
+            }
+
+    def compare(self) -> list[LayerCheck]:
+        rows = []
+        for row in self.report.layers:
+            seen = self.observed.get(row.name, {})
+            rows.append(LayerCheck(
+                name=row.name, type=row.type, predicted_shape=row.output_shape,
+                observed_shape=seen.get("shape"), predicted_params=row.params,
+                observed_params=seen.get("params"), predicted_buffers=row.buffers,
+                observed_buffers=seen.get("buffers"),
+                gradient_problems=seen.get("problems", ()) if seen else ("not reached",)))
+        return rows
+
+    def gradcheck(self) -> dict[str, tuple[float, int]]:
+        """Per layer: (largest relative error, entries on kinks), float64, same seed."""
+        import engine
+
+        started = time.perf_counter()
+        offset = 2 * self.layer_count
+        result = engine.gradcheck(self.spec, batch=self.batch, seed=self.seed,
+                                  tolerance=GRADCHECK_TOLERANCE,
+                                  progress=lambda done, _total: self._tick(offset + done))
+        self.seconds["gradcheck"] = time.perf_counter() - started
+        kinks: dict[str, int] = {}
+        for check in result.tensors:
+            kinks[check.layer] = kinks.get(check.layer, 0) + check.kinks
+        return {name: (error, kinks.get(name, 0)) for name, error in result.per_layer.items()}
+
+
+# --- rendering -----------------------------------------------------------------------------
+
+
+def _shape_text(shape: Shape | None) -> str:
+    return "—" if shape is None else "[" + ", ".join(map(str, shape)) + "]"
+
+
+def _count(value: int | None) -> str:
+    return "—" if value is None else f"{value:,}"
+
+
+def _cells(row: LayerCheck, gradcheck: bool) -> list[str]:
+    if row.shape_ok:
+        shape = f"{_shape_text(row.predicted_shape)} ✓"
+    else:
+        shape = f"{_shape_text(row.predicted_shape)} ≠ {_shape_text(row.observed_shape)} ✗"
+    if row.params_ok:
+        params = f"{_count(row.predicted_params)} ✓"
+    else:
+        params = f"{_count(row.predicted_params)} ≠ {_count(row.observed_params)} ✗"
+        if row.predicted_buffers != row.observed_buffers:
+            params += (f" (buffers {_count(row.predicted_buffers)} ≠ "
+                       f"{_count(row.observed_buffers)})")
+    if row.gradient_problems:
+        grads = "✗ " + "; ".join(row.gradient_problems)
+    else:
+        grads = "✓" if row.observed_params else "—"
+    cells = [row.name, row.type, shape, params, grads]
+    if gradcheck:
+        if row.gradcheck_error is None:
+            cells.append("—")
+        else:
+            mark = "✓" if row.gradcheck_ok else "✗"
+            cells.append(f"{row.gradcheck_error:.1e} {mark}")
+    return cells
+
+
+def render_verification(result: VerificationResult) -> str:
+    """The text table: one row per layer with ✓/✗ marks, then the run and the verdict.
+
+    Columns: output shape (predicted; ``predicted ≠ observed`` when they differ),
+    parameters (likewise), gradients (shapes match the parameters), and with a gradient
+    check its largest relative error.
+    """
+    headers = ["layer", "type", "output shape", "params", "gradients"]
+    if result.gradcheck:
+        headers.append("gradcheck")
+    rows = [_cells(row, result.gradcheck) for row in result.layers]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    right = {3}
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    out = [line(headers), line(["-" * w for w in widths])]
+    out += [line(r) for r in rows]
+    out.append("")
+    timings = ", ".join(f"{phase} {seconds:.2f} s" for phase, seconds in result.seconds.items())
+    out.append(f"engine run: batch {result.batch}, {result.dtype}, seed {result.seed}"
+               + (f"; {timings}" if timings else ""))
+    out.append(f"estimated peak memory: {format_bytes(result.memory.total)} "
+               f"(limit {format_bytes(result.max_memory)})")
+    if result.engine_error:
+        out.append(f"✗ the engine refused a layer the calculator accepted: {result.engine_error}")
+    if not result.input_gradient_ok:
+        out.append("✗ the input gradient's shape differs from the input's")
+    failing = result.failing
+    if result.ok:
+        out.append(f"✓ verified: {len(result.layers)} layers agree on output shapes, parameter "
+                   "counts and gradient shapes")
+        if result.gradcheck:
+            worst = max((row.gradcheck_error or 0.0 for row in result.layers), default=0.0)
+            out.append(f"✓ gradients match centred differences (float64): largest relative "
+                       f"error {worst:.1e} < {result.tolerance:g}")
+    elif failing:
+        out.append(f"✗ {len(failing)} of {len(result.layers)} layers disagree: "
+                   + ", ".join(row.name for row in failing))
+    return "\n".join(out)
