@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from typing import Any, NoReturn
 
 import click
+from click.core import ParameterSource
 
 from . import __version__
 from .analysis import analyze
 from .errors import ConvCalcError, SpecError
 from .loading import MAX_SPEC_BYTES, loads
+from .memory import parse_bytes
 from .render import RENDERERS
 from .report import Report
 from .schema import spec_json_schema
@@ -30,6 +33,7 @@ Examples:
   convcalc check net.yaml --format json | jq .total_params
   cat net.json | convcalc check -
   convcalc check net.yaml --strict        # warnings fail too (CI)
+  convcalc check net.yaml --verify        # then run it with the reference engine
 
 \b
 Exit status: 0 clean, 1 errors (or warnings with --strict), 2 usage.
@@ -87,18 +91,149 @@ def main() -> None:
     """
 
 
+class MemorySize(click.ParamType):
+    """A memory size: ``2GiB``, ``512MiB``, ``800MB`` or bytes."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        try:
+            return parse_bytes(value)
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+
+
+VERIFY_OPTIONS = ("batch", "seed", "gradcheck", "max_memory")
+
+
+def verify_options(command: Any) -> Any:
+    """``--batch --seed --gradcheck --max-memory``, shared by ``verify`` and ``check --verify``."""
+    options = [
+        click.option("--batch", type=click.IntRange(min=1), default=2, show_default=True,
+                     help="Examples in the random batch the engine runs."),
+        click.option("--seed", type=int, default=0, show_default=True,
+                     help="Seed of the weights, the input batch and the output gradient."),
+        click.option("--gradcheck", is_flag=True,
+                     help="Also compare the gradients with centred differences in float64 "
+                          "(slow on big networks)."),
+        click.option("--max-memory", type=MemorySize(), default="2GiB", show_default=True,
+                     help="Refuse a run whose estimated peak memory is larger."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+class _Progress:
+    """A progress bar on stderr, shown only on a terminal and after the first second."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.bar: Any = None
+        self.shown = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            if not sys.stderr.isatty() or time.monotonic() - self.started < 1.0:
+                return
+            self.bar = click.progressbar(length=total, label="verifying", file=sys.stderr)
+            self.bar.__enter__()
+        self.bar.update(done - self.shown)
+        self.shown = done
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+def run_verify(spec: Spec, batch: int, seed: int, gradcheck: bool, max_memory: int) -> Any:
+    """:func:`convcalc.verify` with a progress bar; ConvCalcErrors propagate."""
+    from .verification import verify
+
+    progress = _Progress()
+    try:
+        return verify(spec, batch=batch, seed=seed, gradcheck=gradcheck,
+                      max_memory=max_memory, progress=progress)
+    finally:
+        progress.close()
+
+
 @main.command(epilog=CHECK_EPILOG)
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @format_option
 @click.option("--strict", is_flag=True, help="Treat warnings (rounded sizes) as failures.")
-def check(file: str, fmt: str, strict: bool) -> None:
+@click.option("--verify", "then_verify", is_flag=True,
+              help="Then build the network with the reference engine and check every "
+                   "prediction (as `convcalc verify`).")
+@verify_options
+def check(file: str, fmt: str, strict: bool, then_verify: bool, batch: int, seed: int,
+          gradcheck: bool, max_memory: int) -> None:
     """Analyse the network in FILE (YAML or JSON; - reads standard input)."""
+    ctx = click.get_current_context()
+    if not then_verify:
+        for name in VERIFY_OPTIONS:
+            if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT:
+                raise click.UsageError(f"--{name.replace('_', '-')} only applies with --verify")
     try:
-        report = analyze(read_spec(file))
+        spec = read_spec(file)
     except SpecError as error:
         fail(error, fmt)
-    click.echo(RENDERERS[fmt](report))
-    sys.exit(exit_code(report, strict))
+    report = analyze(spec)
+    code = exit_code(report, strict)
+    if not then_verify or report.errors:
+        click.echo(RENDERERS[fmt](report))
+        if then_verify:
+            click.echo("not verified: the spec has errors", err=True)
+        sys.exit(code)
+    try:
+        result = run_verify(spec, batch, seed, gradcheck, max_memory)
+    except ConvCalcError as error:   # a refused memory estimate
+        if fmt != "json":
+            click.echo(RENDERERS[fmt](report))
+        fail(error, fmt)
+    if fmt == "json":
+        data = json.loads(RENDERERS["json"](report))
+        data["verification"] = result.to_dict()
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        click.echo(RENDERERS[fmt](report))
+        click.echo("")
+        click.echo(result.to_table())
+    sys.exit(code if result.ok else EXIT_PROBLEMS)
+
+
+VERIFY_EPILOG = """\b
+Examples:
+  convcalc verify examples/vgg16.yaml --batch 1
+  convcalc verify net.yaml --gradcheck          # gradients vs centred differences
+  convcalc verify net.yaml --format json | jq .ok
+  convcalc check net.yaml --verify              # the report, then the engine run
+
+\b
+Exit status: 0 verified; 1 a mismatch, a gradient check failure, errors in the
+spec or a refused memory estimate; 2 usage.
+"""
+
+
+@main.command("verify", epilog=VERIFY_EPILOG)
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--format", "fmt", type=click.Choice(["json", "table"]), default="table",
+              show_default=True, help="How to render the verification.")
+@verify_options
+def verify_command(file: str, fmt: str, batch: int, seed: int, gradcheck: bool,
+                   max_memory: int) -> None:
+    """Build the network in FILE with the NumPy reference engine, run a random batch
+    forward and backward, and check every predicted output shape, parameter count and
+    gradient shape (with --gradcheck, the gradients too).
+
+    The peak memory of the run is estimated first; a run above --max-memory is refused.
+    """
+    try:
+        result = run_verify(read_spec(file), batch, seed, gradcheck, max_memory)
+    except ConvCalcError as error:
+        fail(error, fmt)
+    click.echo(result.to_json() if fmt == "json" else result.to_table())
+    sys.exit(EXIT_OK if result.ok else EXIT_PROBLEMS)
 
 
 @main.command()

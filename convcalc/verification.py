@@ -388,8 +388,9 @@ def render_verification(result: VerificationResult) -> str:
         out.append("✗ the input gradient's shape differs from the input's")
     failing = result.failing
     if result.ok:
-        out.append(f"✓ verified: {len(result.layers)} layers agree on output shapes, parameter "
-                   "counts and gradient shapes")
+        who = f"all {len(result.layers)} layers agree" if len(result.layers) > 1 \
+            else "the layer agrees"
+        out.append(f"✓ verified: {who} on output shapes, parameter counts and gradient shapes")
         if result.gradcheck:
             worst = max((row.gradcheck_error or 0.0 for row in result.layers), default=0.0)
             out.append(f"✓ gradients match centred differences (float64): largest relative "
