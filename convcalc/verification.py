@@ -213,6 +213,12 @@ def verify(spec: Any, batch: int = 2, seed: int = 0, dtype: str = "float32",
         seconds=run.seconds)
 
 
+def _describe(error: Exception) -> str:
+    """One line: the message (which names the layer), with the type unless ValueError."""
+    text = str(error).splitlines()[0] if str(error) else ""
+    return text if isinstance(error, ValueError) else f"{type(error).__name__}: {text}"
+
+
 def _with_gradcheck(row: LayerCheck, error: float | None, kinks: int) -> LayerCheck:
     from dataclasses import replace
 
@@ -247,27 +253,25 @@ class _EngineRun:
         started = time.perf_counter()
         try:
             net = engine.build(self.spec, seed=self.seed, dtype=self.dtype)
-        except ValueError as error:
-            self.error = str(error)
+        except Exception as error:  # any engine failure is a failed verification
+            self.error = _describe(error)
             return
         self.seconds["build"] = time.perf_counter() - started
         rng = np.random.default_rng(self.seed)
         x = rng.standard_normal((self.batch, *self.spec.input)).astype(self.dtype)
-        started = time.perf_counter()
-        try:
-            y = net.forward(x, on_layer=lambda i, _layer: self._tick(i + 1))
-        except ValueError as error:
-            self.error = str(error)
-            self._observe(net)
-            return
-        self.seconds["forward"] = time.perf_counter() - started
-        dout = rng.standard_normal(y.shape).astype(self.dtype)
-        del y
-        started = time.perf_counter()
         count = self.layer_count
-        dx = net.backward(dout, on_layer=lambda i, _layer: self._tick(2 * count - i))
-        self.seconds["backward"] = time.perf_counter() - started
-        self.input_gradient_ok = dx.shape == x.shape
+        try:
+            started = time.perf_counter()
+            y = net.forward(x, on_layer=lambda i, _layer: self._tick(i + 1))
+            self.seconds["forward"] = time.perf_counter() - started
+            dout = rng.standard_normal(y.shape).astype(self.dtype)
+            del y
+            started = time.perf_counter()
+            dx = net.backward(dout, on_layer=lambda i, _layer: self._tick(2 * count - i))
+            self.seconds["backward"] = time.perf_counter() - started
+            self.input_gradient_ok = dx.shape == x.shape
+        except Exception as error:
+            self.error = _describe(error)
         self._observe(net)
 
     def _observe(self, net: Any) -> None:
@@ -383,7 +387,7 @@ def render_verification(result: VerificationResult) -> str:
     out.append(f"estimated peak memory: {format_bytes(result.memory.total)} "
                f"(limit {format_bytes(result.max_memory)})")
     if result.engine_error:
-        out.append(f"✗ the engine refused a layer the calculator accepted: {result.engine_error}")
+        out.append(f"✗ the engine run failed: {result.engine_error}")
     if not result.input_gradient_ok:
         out.append("✗ the input gradient's shape differs from the input's")
     failing = result.failing

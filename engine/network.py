@@ -148,7 +148,10 @@ class Network:
         grad = np.asarray(dout, dtype=self.dtype)
         for index in range(len(self.layers) - 1, -1, -1):
             layer = self.layers[index]
-            grad = layer.backward(grad)
+            try:
+                grad = layer.backward(grad)
+            except ValueError as exc:
+                raise _named(layer, exc) from exc
             if on_layer is not None:
                 on_layer(index, layer)
         return grad
