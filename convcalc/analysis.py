@@ -22,7 +22,7 @@ from . import geometry
 from .errors import Diagnostic
 from .fixes import describe_fixes, nearest_fixes
 from .loading import SourceMap, format_path
-from .receptive import Field1D, ReceptiveField
+from .receptive import ReceptiveField
 from .report import LayerRow, Report, Shape
 from .spec import (
     LRN,
@@ -136,7 +136,8 @@ def _plural(noun: str, count: int) -> str:
 
 
 def _window_output(ctx: _Context, axes: tuple[str, ...], size: int, pb: int, pa: int,
-                   kernel: int, dilation: int, stride: int, ceil_mode: bool) -> int:
+                   kernel: int, dilation: int, stride: int, ceil_mode: bool,
+                   is_pool: bool) -> int:
     """Output size along the axes that share this geometry, reporting any rounding or
     impossibility once for all of them."""
     eff = geometry.effective_kernel(kernel, dilation)
@@ -156,7 +157,9 @@ def _window_output(ctx: _Context, axes: tuple[str, ...], size: int, pb: int, pa:
     floor = geometry.floor_positions(size, pb, pa, eff, stride)
     noun = "/".join(_AXIS_NOUN[a] for a in axes)
     if mode == "exact":
-        fixes = nearest_fixes(size, pb + pa, eff, stride)
+        # a pool must pad less than its window on each side
+        max_padding = 2 * (eff - 1) if is_pool else None
+        fixes = nearest_fixes(size, pb + pa, eff, stride, max_padding)
         ctx.error(f"{label}: {text} is not a whole number: the windows do not tile the "
                   f"input. Fix: {describe_fixes(fixes)}; or set rounding: floor|ceil "
                   f"(continuing with floor = {floor})", applied="floor",
@@ -192,6 +195,10 @@ class _Window:
     dilation: tuple[int, ...]
     padding: tuple[tuple[int, int], ...]
 
+    @property
+    def pad_before(self) -> tuple[int, ...]:
+        return tuple(before for before, _ in self.padding)
+
 
 def _window(ctx: _Context, layer: Any, sizes: Shape, stride_value: Any) -> _Window:
     dims = len(sizes)
@@ -204,7 +211,7 @@ def _window(ctx: _Context, layer: Any, sizes: Shape, stride_value: Any) -> _Wind
 
 
 def _slide(ctx: _Context, state: _State, window: _Window, sizes: Shape,
-           ceil_mode: bool = False) -> tuple[Shape, ReceptiveField]:
+           ceil_mode: bool = False, is_pool: bool = False) -> tuple[Shape, ReceptiveField]:
     """Output sizes and receptive field of a window layer.  Axes with the same geometry
     are checked together, so a square problem is reported once for "H, W"."""
     geometries = list(zip(sizes, window.padding, window.kernel, window.dilation, window.stride))
@@ -215,15 +222,13 @@ def _slide(ctx: _Context, state: _State, window: _Window, sizes: Shape,
         axes = tuple(name for name, g in zip(names, geometries) if g == geo)
         n, (pb, pa), k, d, s = geo
         try:
-            out[geo] = _window_output(ctx, axes, n, pb, pa, k, d, s, ceil_mode)
+            out[geo] = _window_output(ctx, axes, n, pb, pa, k, d, s, ceil_mode, is_pool)
         except _Fatal as exc:  # check every axis before giving up
             fatal = exc
     if fatal is not None:
         raise fatal
-    field = ReceptiveField(tuple(
-        f.through_window(k, s, pb, d)
-        for f, k, s, d, (pb, _) in zip(state.field.axes, window.kernel, window.stride,
-                                       window.dilation, window.padding)))
+    field = state.field.through_window(window.kernel, window.stride, window.pad_before,
+                                       window.dilation)
     return tuple(out[g] for g in geometries), field
 
 
@@ -272,10 +277,8 @@ def _conv_transpose(layer: ConvTranspose, state: _State, ctx: _Context) -> _Stat
             raise ctx.fatal(f"{axis}: padding {pb} + {pa} crops the whole output "
                             f"({size} left)", "padding")
         out.append(size)
-    field = ReceptiveField(tuple(
-        f.through_transposed(k, s, pb, d)
-        for f, k, s, d, (pb, _) in zip(state.field.axes, window.kernel, window.stride,
-                                       window.dilation, window.padding)))
+    field = state.field.through_transposed(window.kernel, window.stride, window.pad_before,
+                                           window.dilation)
     per_input = layer.filters // groups * prod(window.kernel)
     ctx.counts.params = channels * per_input + (layer.filters if layer.bias else 0)
     ctx.counts.macs = prod(sizes) * channels * per_input
@@ -291,18 +294,18 @@ def _pool(layer: Pool, state: _State, ctx: _Context) -> _State:
         if max(pb, pa) >= eff:
             raise ctx.fatal(f"{axis}: padding {max(pb, pa)} is not smaller than the window "
                             f"{eff}: some windows would see only padding", "padding")
-    out, field = _slide(ctx, state, window, sizes, ceil_mode=layer.ceil_mode)
+    out, field = _slide(ctx, state, window, sizes, ceil_mode=layer.ceil_mode, is_pool=True)
     return _State((channels, *out), field)
 
 
 def _global_pool(layer: GlobalPool, state: _State, ctx: _Context) -> _State:
     sizes = _spatial(ctx, state.shape)
-    field = ReceptiveField(tuple(f.whole(n) for f, n in zip(state.field.axes, sizes)))
+    field = state.field.whole(sizes)
     return _State((state.shape[0],), field)
 
 
 def _flatten(layer: Flatten, state: _State, ctx: _Context) -> _State:
-    field = ReceptiveField(tuple(f.whole(n) for f, n in zip(state.field.axes, state.shape[1:])))
+    field = state.field.whole(state.shape[1:])
     return _State((prod(state.shape),), field)
 
 

@@ -48,14 +48,19 @@ class Diagnostic:
         parts = [p for p in (self.file, None if self.line is None else str(self.line)) if p]
         return ":".join(parts)
 
-    def __str__(self) -> str:
+    def format(self, tag: bool = True) -> str:
+        """``file:line: [warning: ]field (layer): message``; ``tag=False`` leaves the
+        severity out (for renderings that show it otherwise)."""
         prefix = self.location()
         where = self.field or ""
         if self.layer:
             where = f"{where} ({self.layer})" if where else self.layer
         text = f"{where}: {self.message}" if where else self.message
-        tag = "" if self.severity == "error" else "warning: "
-        return f"{prefix}: {tag}{text}" if prefix else f"{tag}{text}"
+        severity = "warning: " if tag and self.severity == "warning" else ""
+        return f"{prefix}: {severity}{text}" if prefix else f"{severity}{text}"
+
+    def __str__(self) -> str:
+        return self.format()
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form: ``layer``, ``severity``, ``message``, ``field``, ``line`` + details."""

@@ -18,8 +18,15 @@ def _output(size: int, padding: int, eff_kernel: int, stride: int) -> int:
     return (size + padding - eff_kernel) // stride + 1
 
 
-def padding_fixes(size: int, padding: int, eff_kernel: int, stride: int) -> list[tuple[int, int]]:
-    """Nearest total paddings below and above ``padding`` that tile exactly."""
+def padding_fixes(size: int, padding: int, eff_kernel: int, stride: int,
+                  max_padding: int | None = None) -> list[tuple[int, int]]:
+    """Nearest total paddings below and above ``padding`` that tile exactly (at most
+    ``max_padding`` in all, when the layer limits it: a pool pads less than its window
+    on each side).
+
+    >>> padding_fixes(6, 0, 3, 2), padding_fixes(6, 0, 3, 2, max_padding=0)
+    ([(1, 3)], [])
+    """
     rest = (size + padding - eff_kernel) % stride
     if rest == 0:
         return []
@@ -28,7 +35,8 @@ def padding_fixes(size: int, padding: int, eff_kernel: int, stride: int) -> list
     if lower >= 0 and size + lower >= eff_kernel:
         out.append(lower)
     out.append(padding + stride - rest)
-    return [(p, _output(size, p, eff_kernel, stride)) for p in out]
+    return [(p, _output(size, p, eff_kernel, stride)) for p in out
+            if max_padding is None or p <= max_padding]
 
 
 def stride_fixes(size: int, padding: int, eff_kernel: int, stride: int) -> list[tuple[int, int]]:
@@ -61,10 +69,11 @@ def input_fixes(size: int, padding: int, eff_kernel: int, stride: int) -> list[t
     return [(n, _output(n, padding, eff_kernel, stride)) for n in out]
 
 
-def nearest_fixes(size: int, padding: int, eff_kernel: int, stride: int) -> dict[str, list[tuple[int, int]]]:
+def nearest_fixes(size: int, padding: int, eff_kernel: int, stride: int,
+                  max_padding: int | None = None) -> dict[str, list[tuple[int, int]]]:
     """All three kinds of fix; an empty dict when the axis already tiles."""
     fixes = {
-        "padding": padding_fixes(size, padding, eff_kernel, stride),
+        "padding": padding_fixes(size, padding, eff_kernel, stride, max_padding),
         "stride": stride_fixes(size, padding, eff_kernel, stride),
         "input": input_fixes(size, padding, eff_kernel, stride),
     }

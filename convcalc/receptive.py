@@ -1,15 +1,17 @@
 """Receptive fields (Araujo, Norris & Sim, "Computing Receptive Fields of CNNs",
 Distill 2019), one axis at a time, in input pixels.
 
-For each axis a field is ``(size, jump, padding)``:
+For each axis a field is reported as ``(size, jump, padding)``:
 
-- ``size`` — how many input positions one output neuron sees;
+- ``size`` — how many input positions one output neuron sees (the largest, when
+  neurons differ);
 - ``jump`` — how far apart, in input positions, neighbouring outputs' fields start
-  (the product of the strides so far);
+  (the product of the strides so far; a fraction after a transposed conv);
 - ``padding`` — effective padding: how far the first output's field reaches before the
   input's first position, so output ``i`` sees ``[i·jump − padding, i·jump − padding + size)``.
 
-A window layer (kernel ``k``, dilation ``d``, stride ``s``, padding before ``p``) maps
+Through a stack of convs and pools this is the familiar recurrence: a window layer
+(kernel ``k``, dilation ``d``, stride ``s``, padding before ``p``) maps
 ``(r, j, P) → (r + (e − 1)·j, j·s, P + p·j)`` with ``e = d·(k − 1) + 1``.
 
 >>> field = Field1D.identity()
@@ -17,6 +19,11 @@ A window layer (kernel ``k``, dilation ``d``, stride ``s``, padding before ``p``
 ...     field = field.through_window(3, 1, 1, 1)
 >>> field.size, field.jump, field.padding
 (7, 1, 3)
+
+After a transposed conv (upsampling) neighbouring outputs no longer see fields of the
+same size, so a field is kept exactly: output ``o`` sees ``[lo(o), hi(o)]``, stored for
+one *period* of outputs, with ``lo(o + period) = lo(o) + shift`` (and the same for ``hi``).
+For plain conv/pool stacks the period is 1 and this is the recurrence above.
 """
 
 from __future__ import annotations
@@ -24,10 +31,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 from math import gcd
-
-from .geometry import effective_kernel
+from typing import Optional
 
 Number = int | Fraction
+Edge = Optional[int]
+
+#: Beyond this period (a long chain of transposed convs) fields are not tracked.
+MAX_PERIOD = 1 << 14
+
+
+class FieldTooComplex(Exception):
+    """The exact field would need a period longer than :data:`MAX_PERIOD`."""
 
 
 def _simplify(value: Number) -> Number:
@@ -36,33 +50,94 @@ def _simplify(value: Number) -> Number:
     return value
 
 
+def _min(values: list[Edge]) -> Edge:
+    present = [v for v in values if v is not None]
+    return min(present) if present else None
+
+
+def _max(values: list[Edge]) -> Edge:
+    present = [v for v in values if v is not None]
+    return max(present) if present else None
+
+
 @dataclass(frozen=True)
 class Field1D:
-    """The receptive field of one layer's output along one axis."""
+    """The receptive field of one layer's outputs along one axis.
 
-    size: int
-    jump: Number
-    padding: Number
+    ``lo[r]``/``hi[r]`` are the first/last input positions output ``r`` sees, for
+    ``r < period`` (``None`` where an output reads no input at all, as some outputs of a
+    transposed conv whose stride and dilation share a factor); ``shift`` is how far the
+    fields move per period.
+    """
+
+    lo: tuple[Edge, ...]
+    hi: tuple[Edge, ...]
+    shift: int
 
     @classmethod
     def identity(cls) -> "Field1D":
         """The input itself: each position sees itself."""
-        return cls(1, 1, 0)
+        return cls((0,), (0,), 1)
+
+    @property
+    def period(self) -> int:
+        return len(self.lo)
+
+    def edges(self, output: int) -> tuple[Edge, Edge]:
+        """``(first, last)`` input position that ``output`` sees (``None`` if none)."""
+        turns, r = divmod(output, self.period)
+        lo, hi = self.lo[r], self.hi[r]
+        if lo is None or hi is None:
+            return None, None
+        return lo + turns * self.shift, hi + turns * self.shift
+
+    @property
+    def size(self) -> int:
+        """The largest field of any output (0 if no output reads the input)."""
+        spans = [h - l + 1 for l, h in zip(self.lo, self.hi) if l is not None and h is not None]
+        return max(spans, default=0)
+
+    @property
+    def jump(self) -> Number:
+        return _simplify(Fraction(self.shift, self.period))
+
+    @property
+    def padding(self) -> Number:
+        """``o·jump − lo(o)`` for the first output ``o`` that sees anything."""
+        for r, lo in enumerate(self.lo):
+            if lo is not None:
+                return _simplify(r * Fraction(self.shift, self.period) - lo)
+        return 0
+
+    def __repr__(self) -> str:
+        return f"Field1D(size={self.size}, jump={self.jump!r}, padding={self.padding!r})"
+
+    def _lo_over(self, positions: list[int]) -> Edge:
+        return _min([self.edges(i)[0] for i in positions])
+
+    def _hi_over(self, positions: list[int]) -> Edge:
+        return _max([self.edges(i)[1] for i in positions])
 
     def through_window(self, kernel: int, stride: int, pad_before: int,
                        dilation: int = 1) -> "Field1D":
-        """After a conv or pooling window."""
-        eff = effective_kernel(kernel, dilation)
-        return Field1D(
-            self.size + (eff - 1) * self.jump,
-            _simplify(self.jump * stride),
-            _simplify(self.padding + pad_before * self.jump),
-        )
+        """After a conv or pooling window: output ``o`` reads ``o·s − p + t·d`` for
+        taps ``t < k``.  Since fields only move right (``shift ≥ 0``), the first/last
+        ``period`` taps decide the union's edges."""
+        period = self.period // gcd(self.period, stride)
+        shift = self.shift * (period * stride // self.period)
+        taps = min(kernel, self.period)
+        lo, hi = [], []
+        for r in range(period):
+            base = r * stride - pad_before
+            lo.append(self._lo_over([base + t * dilation for t in range(taps)]))
+            hi.append(self._hi_over([base + t * dilation
+                                     for t in range(kernel - taps, kernel)]))
+        return Field1D(tuple(lo), tuple(hi), shift)
 
     def through_transposed(self, kernel: int, stride: int, pad_before: int,
                            dilation: int = 1) -> "Field1D":
         """After a transposed conv, whose output ``o`` reads inputs ``i`` with
-        ``i·s − p + t·d = o`` for kernel taps ``t``.  Outputs differ in how many taps hit
+        ``i·s = o + p − t·d`` for kernel taps ``t``.  Outputs differ in how many taps hit
         an input; ``size`` is the largest field, ``padding`` is output 0's.
 
         >>> Field1D.identity().through_transposed(4, 2, 1)     # ×2 upsampling
@@ -71,37 +146,82 @@ class Field1D:
         Output 0 reads inputs −1 (tap 3) and 0 (tap 1): two positions, starting one
         before the input.
         """
-        step = stride // gcd(stride, dilation)          # tap step between hits
-        hits = -(-kernel // step)                       # most taps that hit one output
-        span = (hits - 1) * step * dilation // stride   # their distance in inputs
-        hit_inputs = [(pad_before - t * dilation) // stride for t in range(kernel)
-                      if (pad_before - t * dilation) % stride == 0]
-        first = min(hit_inputs) if hit_inputs else -(-(pad_before - dilation * (kernel - 1)) // stride)
-        return Field1D(
-            self.size + span * self.jump,
-            _simplify(Fraction(self.jump) / stride),
-            _simplify(self.padding - first * self.jump),
-        )
+        period = self.period * stride
+        if period > MAX_PERIOD:
+            raise FieldTooComplex(period)
+        common = gcd(stride, dilation)
+        tap_step, reduced_dilation = stride // common, dilation // common
+        lo, hi = [], []
+        for r in range(period):
+            if (r + pad_before) % common:
+                lo.append(None)
+                hi.append(None)
+                continue
+            # the first tap t with t·d ≡ r + p (mod s); then every tap_step-th tap
+            first = ((r + pad_before) // common * pow(reduced_dilation, -1, tap_step)
+                     if tap_step > 1 else 0) % tap_step
+            hits = 0 if first >= kernel else (kernel - 1 - first) // tap_step + 1
+            if hits == 0:
+                lo.append(None)
+                hi.append(None)
+                continue
+            # input of the k-th hit tap: decreasing in k; the last `period` hits of the
+            # input's own period decide the low edge, the first ones the high edge
+            def source(hit: int) -> int:
+                return (r + pad_before - (first + hit * tap_step) * dilation) // stride
+
+            count = min(hits, self.period)
+            lo.append(self._lo_over([source(h) for h in range(hits - count, hits)]))
+            hi.append(self._hi_over([source(h) for h in range(count)]))
+        return Field1D(tuple(lo), tuple(hi), self.shift)
 
     def whole(self, positions: int) -> "Field1D":
-        """After a layer that sees every one of ``positions`` outputs (global pooling,
-        flatten, dense): the union of their fields."""
-        return Field1D(self.size + (positions - 1) * self.jump, self.jump, self.padding)
+        """After a layer that reads every one of ``positions`` outputs (global pooling,
+        flatten): one output whose field is the union of theirs.  The jump is kept as
+        it was (the network's total stride), for display."""
+        first = list(range(min(positions, self.period)))
+        last = list(range(max(0, positions - self.period), positions))
+        lo, hi = self._lo_over(first), self._hi_over(last)
+        return Field1D((lo,) * self.period, (hi,) * self.period, self.shift)
 
 
 @dataclass(frozen=True)
 class ReceptiveField:
-    """Per-axis fields of one layer's output."""
+    """Per-axis fields of one layer's output; ``axes`` is ``None`` when not tracked."""
 
-    axes: tuple[Field1D, ...]
+    axes: tuple[Field1D, ...] | None
 
     @classmethod
     def identity(cls, spatial_dims: int) -> "ReceptiveField":
         return cls(tuple(Field1D.identity() for _ in range(spatial_dims)))
 
-    def to_dict(self) -> dict[str, list[Number | float]]:
+    def through_window(self, kernel: tuple[int, ...], stride: tuple[int, ...],
+                       pad_before: tuple[int, ...], dilation: tuple[int, ...]) -> "ReceptiveField":
+        if self.axes is None:
+            return self
+        return ReceptiveField(tuple(f.through_window(*args) for f, *args in
+                                    zip(self.axes, kernel, stride, pad_before, dilation)))
+
+    def through_transposed(self, kernel: tuple[int, ...], stride: tuple[int, ...],
+                           pad_before: tuple[int, ...], dilation: tuple[int, ...]) -> "ReceptiveField":
+        if self.axes is None:
+            return self
+        try:
+            return ReceptiveField(tuple(f.through_transposed(*args) for f, *args in
+                                        zip(self.axes, kernel, stride, pad_before, dilation)))
+        except FieldTooComplex:
+            return ReceptiveField(None)
+
+    def whole(self, sizes: tuple[int, ...]) -> "ReceptiveField":
+        if self.axes is None:
+            return self
+        return ReceptiveField(tuple(f.whole(n) for f, n in zip(self.axes, sizes)))
+
+    def to_dict(self) -> dict[str, list[int | float]] | None:
         """``{"size": [...], "jump": [...], "padding": [...]}``; a fractional jump or
-        padding (after a transposed conv) is given as a float."""
+        padding (after a transposed conv) is given as a float; ``None`` if not tracked."""
+        if self.axes is None:
+            return None
 
         def plain(value: Number) -> int | float:
             return value if isinstance(value, int) else float(value)

@@ -128,7 +128,7 @@ def render_markdown(report: Report) -> str:
     out.extend(f"{line}  " for line in _summary(report))
     if report.problems:
         out += ["", "**Problems**", ""]
-        out += [f"- **{p.severity}** {_md_escape(str(p))}" for p in report.problems]
+        out += [f"- **{p.severity}** {_md_escape(p.format(tag=False))}" for p in report.problems]
     return "\n".join(out)
 
 
