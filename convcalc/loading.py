@@ -26,7 +26,7 @@ import yaml
 from pydantic import ValidationError
 
 from .errors import Diagnostic, SpecError
-from .spec import MODEL_BY_TYPE, Spec
+from .spec import MODEL_BY_TYPE, Spec, show
 
 #: Larger files are refused before parsing (a spec is a few kilobytes).
 MAX_SPEC_BYTES = 1 << 20
@@ -110,7 +110,9 @@ def parse_text(text: str | bytes, filename: str | None = None) -> tuple[Any, Sou
         try:
             text = text.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
-            raise _error(f"not UTF-8 text ({exc.reason} at byte {exc.start})", filename) from None
+            line = text.count(b"\n", 0, exc.start) + 1
+            raise _error(f"not UTF-8 text ({exc.reason} at byte {exc.start + 1})", filename,
+                         line) from None
     if len(text) > MAX_SPEC_BYTES:
         raise _error(f"text too large ({len(text)} characters; a spec may have at most "
                      f"{MAX_SPEC_BYTES})", filename)
@@ -154,21 +156,21 @@ def _message(error: Mapping[str, Any]) -> str:
             "less_than_equal": ("≤", "le"),
             "less_than": ("<", "lt"),
         }[kind]
-        return f"must be {symbol} {ctx[bound]} (got {got!r})"
+        return f"must be {symbol} {ctx[bound]} (got {show(got)})"
     if kind == "missing":
         return "required"
     if kind == "extra_forbidden":
         return "unknown key"
     if kind in ("int_type", "int_parsing", "int_from_float"):
-        return f"must be a whole number (got {got!r})"
+        return f"must be a whole number (got {show(got)})"
     if kind in ("float_type", "float_parsing"):
-        return f"must be a number (got {got!r})"
+        return f"must be a number (got {show(got)})"
     if kind in ("bool_type", "bool_parsing"):
-        return f"must be true or false (got {got!r})"
+        return f"must be true or false (got {show(got)})"
     if kind in ("string_type",):
-        return f"must be text (got {got!r})"
+        return f"must be text (got {show(got)})"
     if kind in ("list_type", "tuple_type"):
-        return f"must be a list (got {got!r})"
+        return f"must be a list (got {show(got)})"
     if kind == "too_short" and "min_length" in ctx:
         return f"must have at least {ctx['min_length']} entries (got {ctx.get('actual_length')})"
     if kind == "too_long" and "max_length" in ctx:
@@ -176,9 +178,9 @@ def _message(error: Mapping[str, Any]) -> str:
     if kind == "string_too_short":
         return "must not be empty"
     if kind == "literal_error":
-        return f"must be one of {ctx.get('expected')} (got {got!r})"
+        return f"must be one of {ctx.get('expected')} (got {show(got)})"
     if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return f"must be a mapping of options or a layer type name (got {got!r})"
+        return f"must be a mapping of options or a layer type name (got {show(got)})"
     if kind == "union_tag_invalid":
         tag = ctx.get("tag")
         close = difflib.get_close_matches(str(tag), MODEL_BY_TYPE, n=1)

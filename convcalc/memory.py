@@ -220,7 +220,8 @@ def estimate_memory(spec: Spec, batch: int, dtype: str = "float32", gradcheck: b
                     report: Report | None = None) -> MemoryEstimate:
     """Estimate the peak memory of building ``spec`` and running ``batch`` examples
     forward and backward in ``dtype``; with ``gradcheck``, of the float64 gradient check
-    instead (which also keeps a copy of every gradient and every layer's input gradient).
+    instead (which also keeps a copy of every gradient, every layer's input and input
+    gradient, and the outputs and caches of the forward passes it re-runs).
 
     Shapes and parameter counts come from ``report`` (default: ``analyze(spec)``), which
     must have no errors.
@@ -254,12 +255,12 @@ def estimate_memory(spec: Spec, batch: int, dtype: str = "float32", gradcheck: b
         "activations": activations * batch, "im2col": im2col * batch,
         "caches": caches * batch, "transient": transient * batch,
     }
-    if gradcheck:  # copies of every gradient, and every layer's input gradient
-        parts_values["gradcheck"] = params + activations * batch
+    if gradcheck:  # gradient copies; inputs, input gradients, re-run outputs and caches
+        parts_values["gradcheck"] = params + (3 * activations + caches) * batch
     parts = {name: value * size for name, value in parts_values.items()}
     parts["masks"] = masks * batch
     parts["runtime"] = RUNTIME_BYTES
     fixed = (2 * params + buffers + (params if gradcheck else 0)) * size + RUNTIME_BYTES
     per_example = (activations + im2col + caches + transient
-                   + (activations if gradcheck else 0)) * size + masks
+                   + (3 * activations + caches if gradcheck else 0)) * size + masks
     return MemoryEstimate(batch, dtype, fixed, per_example, parts)

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .receptive import ReceptiveField
-from .report import LayerRow, Report, Shape
+from .report import Report, Shape
 
 
 def _shape(shape: Shape | None) -> str:
@@ -45,8 +45,11 @@ def _field(field: ReceptiveField | None) -> str:
     return f"{_axes(data['size'])} / {_axes(data['jump'])} / {_axes(data['padding'])}"
 
 
-def _mark(report: Report, row: LayerRow) -> str:
-    severities = {p.severity for p in report.problems if p.layer == row.name}
+def _mark(report: Report, index: int) -> str:
+    """✗ for a layer with an error, ! for one with only warnings."""
+    prefix = f"layers[{index}]"
+    severities = {p.severity for p in report.problems
+                  if p.field and (p.field == prefix or p.field.startswith(prefix + "."))}
     return "✗" if "error" in severities else ("!" if severities else "")
 
 
@@ -56,8 +59,8 @@ _RIGHT = {"params", "MACs"}
 
 def _cells(report: Report) -> list[list[str]]:
     rows = []
-    for row in report.layers:
-        mark = _mark(report, row)
+    for index, row in enumerate(report.layers):
+        mark = _mark(report, index)
         rows.append([
             f"{row.name} {mark}" if mark else row.name,
             row.type,

@@ -44,6 +44,23 @@ MAX_SPATIAL_AXES = 3
 PADDING_MODES = ("valid", "same", "full")
 
 
+def show(value: Any) -> str:
+    """A value as the user wrote it in YAML/JSON: ``true``, ``null``, ``'same'``, ``[3, 5]``.
+
+    >>> show(True), show(None), show("x"), show([3, 5.0])
+    ("true", "null", "'x'", '[3, 5.0]')
+    """
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(show(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {show(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -60,7 +77,7 @@ def _per_axis_ints(minimum: int, what: str):
             for i, item in enumerate(value):
                 if not _is_int(item):
                     raise PydanticCustomError(
-                        "per_axis", f"entry {i} must be a whole number (got {item!r})"
+                        "per_axis", f"entry {i} must be a whole number (got {show(item)})"
                     )
                 if item < minimum:
                     raise PydanticCustomError(
@@ -70,7 +87,7 @@ def _per_axis_ints(minimum: int, what: str):
         raise PydanticCustomError(
             "per_axis",
             f"must be {what}: one whole number ≥ {minimum}, or a list of 1–3 of them, "
-            f"one per spatial axis (got {value!r})",
+            f"one per spatial axis (got {show(value)})",
         )
 
     schema = {
@@ -92,7 +109,7 @@ def _validate_padding(value: Any) -> Any:
         if value in PADDING_MODES:
             return value
         raise PydanticCustomError(
-            "padding", f"must be a whole number, 'valid', 'same' or 'full' (got {value!r})"
+            "padding", f"must be a whole number, 'valid', 'same' or 'full' (got {show(value)})"
         )
     if _is_int(value):
         if value < 0:
@@ -113,13 +130,13 @@ def _validate_padding(value: Any) -> Any:
                 raise PydanticCustomError(
                     "padding",
                     f"entry {i} must be a whole number ≥ 0 or a [before, after] pair "
-                    f"of them (got {item!r})",
+                    f"of them (got {show(item)})",
                 )
         return tuple(axes)
     raise PydanticCustomError(
         "padding",
         "must be a whole number ≥ 0, 'valid', 'same', 'full', or a list with one entry "
-        f"per spatial axis (each a number or a [before, after] pair) (got {value!r})",
+        f"per spatial axis (each a number or a [before, after] pair) (got {show(value)})",
     )
 
 
