@@ -48,7 +48,7 @@ def show(value: Any) -> str:
     """A value as the user wrote it in YAML/JSON: ``true``, ``null``, ``'same'``, ``[3, 5]``.
 
     >>> show(True), show(None), show("x"), show([3, 5.0])
-    ("true", "null", "'x'", '[3, 5.0]')
+    ('true', 'null', "'x'", '[3, 5.0]')
     """
     if isinstance(value, bool):
         return "true" if value else "false"
