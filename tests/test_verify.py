@@ -243,21 +243,37 @@ def test_vgg16_at_batch_1_fits_the_default_limit():
     assert estimate.parts["parameters"] == 138_357_544 * 4
 
 
-def test_estimate_covers_a_measured_run():
+CONV_HEAVY = {"input": [64, 14, 14], "layers": [
+    {"type": "conv", "filters": 128, "kernel": 3, "padding": 1}, "relu",
+    {"type": "conv", "filters": 128, "kernel": 3, "padding": 1}]}
+
+
+SMALL = {"input": [1, 12, 12], "layers": [
+    {"type": "conv", "filters": 6, "kernel": 3}, "relu", {"type": "maxpool", "kernel": 2},
+    "flatten", {"type": "dense", "units": 10}]}
+
+
+@pytest.mark.parametrize("spec, batch, gradcheck", [
+    (MIXED, 16, False), (CONV_HEAVY, 16, False), (SMALL, 8, True), (MIXED, 4, True)])
+def test_estimate_covers_a_measured_run(spec, batch, gradcheck):
     """tracemalloc sees every NumPy allocation: the estimate (without the interpreter's
     own memory) must cover the measured peak, and not by much more than half again."""
-    spec = convcalc.validate(MIXED)
-    estimate = estimate_memory(spec, batch=16)
+    spec = convcalc.validate(spec)
+    estimate = estimate_memory(spec, batch=batch, gradcheck=gradcheck)
     tracemalloc.start()
     try:
-        net = engine.build(spec, seed=0)
-        x = np.random.default_rng(0).standard_normal((16, *spec.input)).astype(np.float32)
-        y = net.forward(x)
-        net.backward(np.ones_like(y))
+        if gradcheck:
+            engine.gradcheck(spec, batch=batch, samples=3)
+        else:
+            net = engine.build(spec, seed=0)
+            x = np.random.default_rng(0).standard_normal((batch, *spec.input)).astype(np.float32)
+            y = net.forward(x)
+            net.backward(np.ones_like(y))
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     arrays = estimate.total - RUNTIME_BYTES
+    print(f"peak {peak} estimate {arrays} ratio {arrays / peak:.2f}")
     assert peak <= arrays <= 1.6 * peak, (peak, arrays)
 
 
