@@ -77,7 +77,16 @@ class Sigmoid(Layer):
 
 
 class Tanh(Layer):
-    """``y = tanh(x)``; ``dx = dy · (1 − y²)``."""
+    """``y = tanh(x)``; ``dx = dy · (1 − y²)``.
+
+    >>> import numpy as np
+    >>> from convcalc.spec import Activation as ActivationSpec
+    >>> layer = Tanh(ActivationSpec(type="tanh", name="t"), np.random.default_rng(0), "float64")
+    >>> layer.forward(np.array([[0.0, np.arctanh(0.5)]]))
+    array([[0. , 0.5]])
+    >>> layer.backward(np.array([[1.0, 1.0]]))
+    array([[1.  , 0.75]])
+    """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._y = np.tanh(x)

@@ -124,6 +124,13 @@ def derivatives(loss: Callable[[], float], array: np.ndarray, indices: Any = Non
     is then re-measured with ``h/100``.  If they still disagree, the kink is at the entry
     itself, and both one-sided derivatives are measured with second-order formulas
     (``(∓3L(θ) ± 4L(θ ± h) ∓ L(θ ± 2h)) / 2h``), giving ``low`` and ``high``.
+
+    >>> a = np.array([0.0, 2.0])
+    >>> found = derivatives(lambda: float(abs(a[0]) + a[1] ** 2), a)   # |x| has a kink at 0
+    >>> found.low.round(6).tolist(), found.high.round(6).tolist(), found.kinks
+    ([-1.0, 4.0], [1.0, 4.0], 1)
+    >>> found.compare(np.array([0.0, 4.0])) < 1e-9     # 0 is a subgradient of |x| at 0
+    True
     """
     if array.dtype != np.float64:
         raise ValueError(f"numerical gradients need float64 arrays, got {array.dtype}")
