@@ -166,8 +166,10 @@ class Conv(Layer):
         batch, groups, per_group, positions = cols_g.shape
         dy_g = dout.reshape(batch, groups, weight.shape[0] // groups, positions)  # (N, g, F/g, P)
         w_g = weight.reshape(groups, weight.shape[0] // groups, per_group)
-        self.grads["weight"] = np.matmul(dy_g, cols_g.transpose(0, 1, 3, 2)).sum(
-            axis=0).reshape(weight.shape).astype(weight.dtype, copy=False)
+        # dWᵀ = Σ_n cols_n @ dy_nᵀ — this orientation runs BLAS faster than dy_n @ cols_nᵀ
+        dw_t = np.matmul(cols_g, dy_g.transpose(0, 1, 3, 2)).sum(axis=0)  # (g, C/g·K, F/g)
+        self.grads["weight"] = dw_t.transpose(0, 2, 1).reshape(weight.shape).astype(
+            weight.dtype)
         if self.spec.bias:
             self.grads["bias"] = _channel_sum(dout).astype(weight.dtype, copy=False)
         if self.uses_correlation_for_dx(x_shape, window, dout.shape):
