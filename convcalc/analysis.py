@@ -36,6 +36,7 @@ from .spec import (
     GlobalPool,
     LayerBase,
     LeakyRelu,
+    Merge,
     Pool,
     Spec,
 )
@@ -76,7 +77,7 @@ class _Context:
 
     def _report(self, severity: str, message: str, option: str | None,
                 details: dict[str, Any] | None) -> None:
-        path: tuple[Any, ...] = ("layers", self.index) + ((option,) if option else ())
+        path: tuple[Any, ...] = self.spec.origin(self.index) + ((option,) if option else ())
         self.problems.append(Diagnostic(
             severity, message, file=self.source.filename, line=self.source.line_of(path),
             field=format_path(path), layer=self.layer.name, details=details or {}))  # type: ignore[arg-type]
@@ -349,27 +350,65 @@ RULES: dict[type[LayerBase], Rule] = {
 }
 
 
+def _merge(layer: Merge, states: list[_State], ctx: _Context) -> _State:
+    """add: equal shapes → that shape; concat: equal spatial sizes → channels summed."""
+    if len(states) < 2:
+        raise ctx.fatal(f"{layer.type} needs at least two inputs (got {len(states)})", "inputs")
+    shapes = [s.shape for s in states]
+    listed = ", ".join(f"{name} {list(shape)}" for name, shape in zip(layer.inputs or [], shapes))
+    if layer.type == "add" and len(set(shapes)) > 1:
+        raise ctx.fatal(f"add needs inputs of one shape, but got {listed}", "inputs")
+    if layer.type == "concat" and len({shape[1:] for shape in shapes}) > 1:
+        raise ctx.fatal(f"concat joins channels and needs equal spatial sizes, but got "
+                        f"{listed}", "inputs")
+    field, misaligned = ReceptiveField.merge([s.field for s in states])
+    if misaligned:
+        names = AXIS_NAMES.get(len(shapes[0]) - 1, ())
+        axes = ", ".join(names[a] for a in misaligned) if names else "the input"
+        ctx.warn(f"the receptive fields of {', '.join(layer.inputs or [])} are misaligned "
+                 f"along {axes}: their centres differ (or their jumps do), so one output "
+                 "combines features of different places of the input", "inputs",
+                 axes=[names[a] for a in misaligned] if names else [])
+    if layer.type == "add":
+        return _State(shapes[0], field)
+    return _State((sum(shape[0] for shape in shapes), *shapes[0][1:]), field)
+
+
 def _duplicate_names(spec: Spec, source: SourceMap, problems: list[Diagnostic]) -> None:
     first: dict[str, int] = {}
     for index, layer in enumerate(spec.layers):
         name = layer.name
         assert name is not None  # every layer is named by Spec validation
         if name in first:
-            path = ("layers", index, "name")
+            path = spec.origin(index) + ("name",)
             problems.append(Diagnostic(
-                "error", f"duplicate layer name {name!r} (also layers[{first[name]}])",
+                "error", f"duplicate layer name {name!r} (also at "
+                f"{format_path(spec.origin(first[name]))})",
                 file=source.filename, line=source.line_of(path), field=format_path(path),
                 layer=name))
         else:
             first[name] = index
 
 
+def _unused_outputs(spec: Spec, source: SourceMap, problems: list[Diagnostic]) -> None:
+    """A branch whose output nothing reads is a warning (the last layer is the output)."""
+    read = {name for layer in spec.layers[1:] for name in layer.inputs or []}
+    for index, layer in enumerate(spec.layers[:-1]):
+        if layer.name not in read:
+            path = spec.origin(index)
+            problems.append(Diagnostic(
+                "warning", "this layer's output is never used (no layer reads it and it is "
+                "not the last layer)", file=source.filename, line=source.line_of(path),
+                field=format_path(path), layer=layer.name))
+
+
 def analyze(spec: Spec | Any) -> Report:
     """Analyse a spec (a :class:`~convcalc.spec.Spec`, or a dict that validates to one).
 
-    Never raises for a problem in the network: every problem is in ``report.problems``,
-    and layers after a fatal one have ``None`` shapes.  Use
-    :meth:`~convcalc.report.Report.raise_for_errors` to turn errors into an exception.
+    Layers are computed in file order, which is a topological order of the graph (a layer
+    reads earlier layers only).  Never raises for a problem in the network: every problem
+    is in ``report.problems``, and layers downstream of a fatal one have ``None`` shapes.
+    Use :meth:`~convcalc.report.Report.raise_for_errors` to turn errors into an exception.
     """
     from .loading import validate
 
@@ -377,26 +416,41 @@ def analyze(spec: Spec | Any) -> Report:
     source: SourceMap = spec._source or SourceMap()
     problems: list[Diagnostic] = []
     _duplicate_names(spec, source, problems)
+    _unused_outputs(spec, source, problems)
     input_shape = tuple(spec.input)
-    state: _State | None = _State(input_shape, ReceptiveField.identity(len(input_shape) - 1))
+    states: dict[str, _State | None] = {
+        "input": _State(input_shape, ReceptiveField.identity(len(input_shape) - 1))}
     rows = []
     for index, layer in enumerate(spec.layers):
-        line = source.line_of(("layers", index))
-        if state is None:
-            rows.append(LayerRow(layer.name, layer.type, None, None, line=line))  # type: ignore[arg-type,attr-defined]
+        line = source.line_of(spec.origin(index))
+        inputs = tuple(layer.inputs or ())
+        group = tuple(name for name, _ in spec.groups(index))
+        incoming = [states.get(name) for name in inputs]
+        states[layer.name] = None  # type: ignore[index]
+        skipped = LayerRow(layer.name, layer.type, None, None, line=line,  # type: ignore[arg-type,attr-defined]
+                           inputs=inputs, group=group)
+        if any(state is None for state in incoming):
+            rows.append(skipped)
             continue
         ctx = _Context(spec, index, layer, source, problems)
         try:
-            after = RULES[type(layer)](layer, state, ctx)
+            if isinstance(layer, Merge):
+                after = _merge(layer, incoming, ctx)  # type: ignore[arg-type]
+            elif len(incoming) != 1:
+                raise ctx.fatal(f"{layer.type} takes one input (got {len(incoming)}); "
+                                "merge branches with an add or concat layer first", "inputs")
+            else:
+                after = RULES[type(layer)](layer, incoming[0], ctx)
         except _Fatal:
-            rows.append(LayerRow(layer.name, layer.type, state.shape, None, line=line))  # type: ignore[arg-type,attr-defined]
-            state = None
+            first = incoming[0].shape if len(incoming) == 1 else None  # type: ignore[union-attr]
+            rows.append(LayerRow(layer.name, layer.type, first, None, line=line,  # type: ignore[arg-type,attr-defined]
+                                 inputs=inputs, group=group))
             continue
         counts = ctx.counts
         rows.append(LayerRow(
             name=layer.name,  # type: ignore[arg-type]
             type=layer.type,  # type: ignore[attr-defined]
-            input_shape=state.shape,
+            input_shape=incoming[0].shape if len(incoming) == 1 else None,  # type: ignore[union-attr]
             output_shape=after.shape,
             params=counts.params,
             trainable_params=counts.params if layer.trainable else 0,
@@ -404,9 +458,12 @@ def analyze(spec: Spec | Any) -> Report:
             macs=counts.macs,
             receptive_field=after.field,
             line=line,
+            inputs=inputs,
+            group=group,
+            input_shapes=tuple(state.shape for state in incoming),  # type: ignore[union-attr]
         ))
-        state = after
+        states[layer.name] = after  # type: ignore[index]
     problems.sort(key=lambda p: (p.line or 0))
-    return Report(spec.name, input_shape, tuple(rows), tuple(problems), file=source.filename)
-
-
+    groups = tuple(dict.fromkeys(g for i in range(len(spec.layers)) for g in spec.groups(i)))
+    return Report(spec.name, input_shape, tuple(rows), tuple(problems), file=source.filename,
+                  groups=groups)

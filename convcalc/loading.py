@@ -26,6 +26,7 @@ import yaml
 from pydantic import ValidationError
 
 from .errors import Diagnostic, SpecError
+from .blocks import Expansion, expand
 from .spec import MODEL_BY_TYPE, Spec, show
 
 #: Larger files are refused before parsing (a spec is a few kilobytes).
@@ -201,40 +202,47 @@ def _clean_loc(loc: tuple[Any, ...]) -> Path:
     return tuple(out)
 
 
-def _extra_key_hint(path: Path, data: Any) -> str:
+def _extra_key_hint(key: Any, layer: Any) -> str:
     """For an unknown key in a layer, suggest the closest allowed option."""
-    if len(path) == 3 and path[0] == "layers" and isinstance(data, Mapping):
-        layers = data.get("layers")
-        try:
-            layer = layers[path[1]]
-            model = MODEL_BY_TYPE[layer["type"]]
-        except (TypeError, KeyError, IndexError):
-            return ""
-        allowed = [f for f in model.model_fields if f != "type"]
-        close = difflib.get_close_matches(str(path[2]), allowed, n=1)
-        hint = f" — did you mean {close[0]!r}?" if close else ""
-        return f"{hint} (allowed: {', '.join(allowed)})"
-    return ""
+    try:
+        model = MODEL_BY_TYPE[layer["type"]]
+    except (TypeError, KeyError):
+        return ""
+    allowed = [f for f in model.model_fields if f != "type"]
+    close = difflib.get_close_matches(str(key), allowed, n=1)
+    hint = f" — did you mean {close[0]!r}?" if close else ""
+    return f"{hint} (allowed: {', '.join(allowed)})"
 
 
-def diagnostics_from_validation(exc: ValidationError, data: Any,
-                                source: SourceMap | None) -> list[Diagnostic]:
-    """Translate every pydantic error into a located :class:`Diagnostic`."""
+def diagnostics_from_validation(exc: ValidationError, flat: Mapping[str, Any],
+                                expansion: Expansion, source: SourceMap | None) -> list[Diagnostic]:
+    """Translate every pydantic error on the flat spec into a :class:`Diagnostic` located
+    where the layer is written (in ``layers`` or in a block)."""
     source = source or SourceMap()
     out = []
     for error in exc.errors():
         path = _clean_loc(error["loc"])
         message = _message(error)
-        if error["type"] == "extra_forbidden":
-            message += _extra_key_hint(path, data)
-        out.append(Diagnostic("error", message, file=source.filename,
-                              line=source.line_of(path), field=format_path(path) or None))
-    out.sort(key=lambda d: (d.line or 0))
+        layer_name = None
+        if len(path) >= 2 and path[0] == "layers" and isinstance(path[1], int) \
+                and path[1] < len(expansion.origins):
+            layer = flat["layers"][path[1]]
+            if error["type"] == "extra_forbidden" and len(path) == 3:
+                message += _extra_key_hint(path[2], layer)
+            if expansion.groups[path[1]] and isinstance(layer, Mapping):
+                layer_name = layer.get("name")
+            path = expansion.origins[path[1]] + path[2:]
+        blocks = flat.get("blocks")
+        if error["type"] == "union_tag_invalid" and isinstance(blocks, Mapping) and blocks:
+            message += f"; blocks defined here: {', '.join(map(str, blocks))}"
+        out.append(Diagnostic("error", message, file=source.filename, line=source.line_of(path),
+                              field=format_path(path) or None, layer=layer_name))
     return out
 
 
 def validate(data: Any, *, source: SourceMap | None = None) -> Spec:
-    """Validate already-parsed data (a dict, or a :class:`Spec` which is returned as is).
+    """Validate already-parsed data (a dict, or a :class:`Spec` which is returned as is):
+    expand blocks and ``repeat``, resolve ``inputs``, check every option.
 
     >>> validate({"input": [1, 28, 28], "layers": ["flatten", {"type": "dense", "units": 10}]}
     ...          ).layers[1].units
@@ -242,17 +250,29 @@ def validate(data: Any, *, source: SourceMap | None = None) -> Spec:
     """
     if isinstance(data, Spec):
         return data
-    filename = source.filename if source else None
+    source = source or SourceMap()
+    filename = source.filename
     if not isinstance(data, Mapping):
         raise _error(f"expected a mapping with 'input' and 'layers' at the top level "
-                     f"(got {type(data).__name__})", filename, 1 if source else None)
+                     f"(got {type(data).__name__})", filename, 1 if source.lines else None)
+    expansion = expand(data)
+    diagnostics = [Diagnostic("error", message, file=filename, line=source.line_of(path),
+                              field=format_path(path) or None)
+                   for path, message in expansion.problems]
+    flat = {**data, "layers": expansion.layers} if isinstance(data.get("layers"), list) else data
     try:
-        spec = Spec.model_validate(data)
+        spec = Spec.model_validate(flat)
     except ValidationError as exc:
-        raise SpecError(diagnostics_from_validation(exc, data, source)) from None
+        diagnostics += diagnostics_from_validation(exc, flat, expansion, source)
+        spec = None
     except RecursionError:
         raise _error("document nested too deeply", filename) from None
-    spec._source = source or SourceMap()
+    if diagnostics or spec is None:
+        diagnostics.sort(key=lambda d: (d.line or 0))
+        raise SpecError(diagnostics)
+    spec._source = source
+    spec._origins = expansion.origins
+    spec._groups = expansion.groups
     return spec
 
 

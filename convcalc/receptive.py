@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
-from math import gcd
+from math import gcd, lcm
 from typing import Optional
 
 Number = int | Fraction
@@ -185,6 +185,36 @@ class Field1D:
         return Field1D((lo,) * self.period, (hi,) * self.period, self.shift)
 
 
+def merge_fields(fields: list[Field1D]) -> tuple[Field1D, bool]:
+    """Where paths meet (add, concat): the union of their fields, and whether they are
+    aligned — same jump and, output by output, the same field centre.  Misaligned paths
+    with different jumps have no periodic union; the largest field is kept then.
+
+    >>> three = Field1D.identity().through_window(3, 1, 1)      # 3×3 conv, pad 1
+    >>> one = Field1D.identity()                                  # identity shortcut
+    >>> merged, aligned = merge_fields([three, one])
+    >>> (merged.size, merged.jump, merged.padding, aligned)
+    (3, 1, 1, True)
+    >>> shifted = Field1D.identity().through_window(3, 1, 0)    # 3×3 conv, no pad
+    >>> merge_fields([shifted, one])[1]
+    False
+    """
+    jumps = {f.jump for f in fields}
+    if len(jumps) > 1:
+        return max(fields, key=lambda f: f.size), False
+    period = lcm(*(f.period for f in fields))
+    if period > MAX_PERIOD:
+        raise FieldTooComplex(period)
+    shift = fields[0].shift * (period // fields[0].period)
+    edges = [[f.edges(r) for r in range(period)] for f in fields]
+    aligned = all(
+        len({lo + hi for lo, hi in (e[r] for e in edges) if lo is not None and hi is not None}) <= 1
+        for r in range(period))
+    lo = tuple(_min([e[r][0] for e in edges]) for r in range(period))
+    hi = tuple(_max([e[r][1] for e in edges]) for r in range(period))
+    return Field1D(lo, hi, shift), aligned
+
+
 @dataclass(frozen=True)
 class ReceptiveField:
     """Per-axis fields of one layer's output; ``axes`` is ``None`` when not tracked."""
@@ -216,6 +246,22 @@ class ReceptiveField:
         if self.axes is None:
             return self
         return ReceptiveField(tuple(f.whole(n) for f, n in zip(self.axes, sizes)))
+
+    @staticmethod
+    def merge(fields: list["ReceptiveField"]) -> tuple["ReceptiveField", list[int]]:
+        """Union of several paths' fields, and the axes on which they are misaligned."""
+        if any(f.axes is None for f in fields) or len({len(f.axes or ()) for f in fields}) > 1:
+            return ReceptiveField(None), []
+        merged, misaligned = [], []
+        try:
+            for axis, per_path in enumerate(zip(*(f.axes for f in fields))):  # type: ignore[misc]
+                field, aligned = merge_fields(list(per_path))
+                merged.append(field)
+                if not aligned:
+                    misaligned.append(axis)
+        except FieldTooComplex:
+            return ReceptiveField(None), []
+        return ReceptiveField(tuple(merged)), misaligned
 
     def to_dict(self) -> dict[str, list[int | float]] | None:
         """``{"size": [...], "jump": [...], "padding": [...]}``; a fractional jump or

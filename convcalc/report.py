@@ -39,6 +39,12 @@ class LayerRow:
     macs: int | None = None
     receptive_field: ReceptiveField | None = None
     line: int | None = None
+    #: the layers it reads ("input" is the network input)
+    inputs: tuple[str, ...] = ()
+    #: the block instances it is part of, outermost first
+    group: tuple[str, ...] = ()
+    #: the shapes of all its inputs (merge layers have several)
+    input_shapes: tuple[Shape, ...] = ()
 
     @property
     def activations(self) -> int | None:
@@ -64,11 +70,56 @@ class LayerRow:
             "receptive_field": None if self.receptive_field is None
             else self.receptive_field.to_dict(),
             "line": self.line,
+            "inputs": list(self.inputs),
+            "group": list(self.group),
         }
 
 
 def _total(values: list[int | None]) -> int:
     return sum(v for v in values if v is not None)
+
+
+@dataclass(frozen=True)
+class GroupSummary:
+    """A block instance (or a ``repeat``): its layers and their totals."""
+
+    name: str
+    block: str
+    depth: int
+    layers: tuple[LayerRow, ...]
+
+    @property
+    def params(self) -> int:
+        return _total([row.params for row in self.layers])
+
+    @property
+    def trainable_params(self) -> int:
+        return _total([row.trainable_params for row in self.layers])
+
+    @property
+    def buffers(self) -> int:
+        return _total([row.buffers for row in self.layers])
+
+    @property
+    def macs(self) -> int:
+        return _total([row.macs for row in self.layers])
+
+    @property
+    def output_shape(self) -> Shape | None:
+        return self.layers[-1].output_shape
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "block": self.block,
+            "depth": self.depth,
+            "layers": [row.name for row in self.layers],
+            "output_shape": None if self.output_shape is None else list(self.output_shape),
+            "params": self.params,
+            "trainable_params": self.trainable_params,
+            "buffers": self.buffers,
+            "macs": self.macs,
+        }
 
 
 @dataclass(frozen=True)
@@ -80,6 +131,28 @@ class Report:
     layers: tuple[LayerRow, ...]
     problems: tuple[Diagnostic, ...] = field(default=())
     file: str | None = None
+    #: block instances as (name, block), outermost first, in file order
+    groups: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def group_summaries(self) -> tuple[GroupSummary, ...]:
+        """Every block instance with its layers and totals."""
+        out = []
+        for name, block in self.groups:
+            rows = tuple(row for row in self.layers if name in row.group)
+            depth = rows[0].group.index(name) + 1 if rows else 1
+            out.append(GroupSummary(name, block, depth, rows))
+        return tuple(out)
+
+    @property
+    def branching(self) -> bool:
+        """True when some layer does not simply read the layer before it."""
+        previous = "input"
+        for row in self.layers:
+            if row.inputs and row.inputs != (previous,):
+                return True
+            previous = row.name
+        return False
 
     @property
     def total_params(self) -> int:
@@ -146,6 +219,7 @@ class Report:
             "total_macs": self.total_macs,
             "total_activations": self.total_activations,
             "problems": [p.to_dict() for p in self.problems],
+            "groups": [g.to_dict() for g in self.group_summaries],
         }
 
     def to_json(self, indent: int | None = 2) -> str:

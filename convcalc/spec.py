@@ -26,7 +26,7 @@ whether a layer fits its input is the analysis' job (:mod:`convcalc.analysis`).
 from __future__ import annotations
 
 from collections import Counter
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import (
     BaseModel,
@@ -185,6 +185,14 @@ class LayerBase(BaseModel):
     trainable: bool = Field(
         default=True, description="false freezes the layer's parameters (transfer learning)."
     )
+    inputs: Annotated[
+        Optional[list[Annotated[str, Field(min_length=1)]]],
+        BeforeValidator(lambda v: [v] if isinstance(v, str) else v),
+    ] = Field(
+        default=None,
+        description="Names of earlier layers this layer reads (or 'input'); "
+        "default: the previous layer.",
+    )
 
 
 class Conv(LayerBase):
@@ -300,6 +308,13 @@ class LRN(LayerBase):
     k: float = 1.0
 
 
+class Merge(LayerBase):
+    """Combine two or more ``inputs``: ``add`` sums them element-wise (all shapes equal);
+    ``concat`` joins them along the channel axis (spatial sizes equal)."""
+
+    type: Literal["add", "concat"]
+
+
 #: Every layer kind, in the order the docs list them.
 LAYER_MODELS: tuple[type[LayerBase], ...] = (
     Conv,
@@ -313,6 +328,7 @@ LAYER_MODELS: tuple[type[LayerBase], ...] = (
     Dropout,
     BatchNorm,
     LRN,
+    Merge,
 )
 
 
@@ -343,8 +359,27 @@ Layer = Annotated[
 ]
 
 
+class Block(BaseModel):
+    """A reusable group of layers, used by writing its name as a layer ``type``.
+
+    ``params`` maps each parameter to its default (``null``: required); ``$param`` (or an
+    expression such as ``"$channels * 4"``) in the layers is replaced by its value.
+    Inside a block, ``input`` names the block's input; its output is its last layer's.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    params: dict[str, Any] = Field(default_factory=dict,
+                                   description="Parameter → default (null: required).")
+    layers: Annotated[list[Any], Field(min_length=1)]
+
+
 class Spec(BaseModel):
-    """A network: an input shape (channels first) and a list of layers."""
+    """A network: an input shape (channels first) and a list of layers.
+
+    After :func:`convcalc.validate` the layers are *flat*: blocks and ``repeat`` are
+    expanded, every layer has its full name and its resolved ``inputs``.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -363,18 +398,38 @@ class Spec(BaseModel):
         "error; floor and ceil round (and warn).",
     )
     layers: Annotated[list[Layer], Field(min_length=1)]
+    blocks: dict[str, Block] = Field(default_factory=dict,
+                                     description="Reusable blocks, by name.")
 
     # Where each key stood in the file (a loading.SourceMap); set by convcalc.loading.
     _source: Any = PrivateAttr(default=None)
+    # Per flat layer: its path in the file, and the block instances it belongs to
+    # (outermost first, as (instance name, block name)); set by convcalc.blocks.
+    _origins: Any = PrivateAttr(default=None)
+    _groups: Any = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _name_layers(self) -> "Spec":
         counts: Counter[str] = Counter()
+        previous = "input"
         for layer in self.layers:
             counts[layer.type] += 1  # type: ignore[attr-defined]
             if layer.name is None:
                 layer.name = f"{layer.type}{counts[layer.type]}"  # type: ignore[attr-defined]
+            if layer.inputs is None:
+                layer.inputs = [previous]
+            previous = layer.name
         return self
+
+    def origin(self, index: int) -> tuple[Any, ...]:
+        """Where flat layer ``index`` is written in the file: ``("layers", 3)``, or
+        ``("blocks", "basic", "layers", 1)`` for a layer of a block."""
+        return self._origins[index] if self._origins else ("layers", index)
+
+    def groups(self, index: int) -> tuple[tuple[str, str], ...]:
+        """The block instances flat layer ``index`` is in, outermost first, as
+        ``(instance name, block name)``."""
+        return self._groups[index] if self._groups else ()
 
     @property
     def spatial_dims(self) -> int:

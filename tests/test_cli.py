@@ -117,9 +117,10 @@ def test_markdown_lists_problems() -> None:
 
 
 LAYER_KEYS = {"name", "type", "input_shape", "output_shape", "params", "trainable_params",
-              "buffers", "macs", "activations", "receptive_field", "line"}
+              "buffers", "macs", "activations", "receptive_field", "line", "inputs", "group"}
 TOP_KEYS = {"name", "input_shape", "output_shape", "layers", "total_params",
-            "trainable_params", "total_buffers", "total_macs", "total_activations", "problems"}
+            "trainable_params", "total_buffers", "total_macs", "total_activations", "problems",
+            "groups"}
 
 
 def test_json_contract() -> None:
@@ -127,7 +128,7 @@ def test_json_contract() -> None:
     assert code == 1
     data = json.loads(out)
     # the keys documented in convcalc/report.py (the list, plus output_shape,
-    # activations, line and total_activations)
+    # activations, line, total_activations, and the graph's inputs/group/groups)
     assert set(data) == TOP_KEYS
     (layer,) = data["layers"]
     assert set(layer) == LAYER_KEYS

@@ -85,6 +85,9 @@ PER_AXIS = st.one_of(SMALL, st.lists(SMALL, max_size=4), st.just(10**6), st.floa
 OPTION_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "name": st.one_of(st.text(max_size=4), st.sampled_from(["a", "b", ""]), st.integers()),
     "trainable": st.one_of(st.booleans(), st.sampled_from(["yes", "no", 1, 0])),
+    "inputs": st.one_of(st.sampled_from(["input", "a", "b", "zzz", ""]), st.integers(),
+                        st.lists(st.sampled_from(["input", "a", "b", "c", 3]), max_size=3)),
+    "repeat": st.one_of(st.integers(-1, 3), st.sampled_from(["2", 2.5, None])),
     "filters": st.one_of(SMALL, st.floats(0, 10), st.text(max_size=3), st.booleans()),
     "units": st.one_of(SMALL, st.just(10**6), st.floats(0, 10), st.booleans()),
     "kernel": PER_AXIS,
@@ -110,6 +113,8 @@ AXES = st.integers(1, 5)
 VALID_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "name": st.sampled_from(["a", "b", "c", "d"]),
     "trainable": st.booleans(),
+    "inputs": st.one_of(st.just("input"), st.lists(st.sampled_from(["input", "a", "b"]),
+                                                   min_size=1, max_size=2)),
     "filters": st.integers(1, 8),
     "units": st.integers(1, 8),
     "kernel": st.one_of(AXES, st.lists(AXES, min_size=1, max_size=3)),
