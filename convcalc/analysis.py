@@ -427,8 +427,9 @@ def analyze(spec: Spec | Any) -> Report:
         group = tuple(name for name, _ in spec.groups(index))
         incoming = [states.get(name) for name in inputs]
         states[layer.name] = None  # type: ignore[index]
+        origin = format_path(spec.origin(index))
         skipped = LayerRow(layer.name, layer.type, None, None, line=line,  # type: ignore[arg-type,attr-defined]
-                           inputs=inputs, group=group)
+                           inputs=inputs, group=group, origin=origin)
         if any(state is None for state in incoming):
             rows.append(skipped)
             continue
@@ -444,7 +445,7 @@ def analyze(spec: Spec | Any) -> Report:
         except _Fatal:
             first = incoming[0].shape if len(incoming) == 1 else None  # type: ignore[union-attr]
             rows.append(LayerRow(layer.name, layer.type, first, None, line=line,  # type: ignore[arg-type,attr-defined]
-                                 inputs=inputs, group=group))
+                                 inputs=inputs, group=group, origin=origin))
             continue
         counts = ctx.counts
         rows.append(LayerRow(
@@ -461,6 +462,7 @@ def analyze(spec: Spec | Any) -> Report:
             inputs=inputs,
             group=group,
             input_shapes=tuple(state.shape for state in incoming),  # type: ignore[union-attr]
+            origin=origin,
         ))
         states[layer.name] = after  # type: ignore[index]
     problems.sort(key=lambda p: (p.line or 0))

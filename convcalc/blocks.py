@@ -12,7 +12,7 @@ file and which block instances it belongs to.
 >>> [(layer["name"], layer["inputs"]) for layer in flat.layers]
 [('p.0.conv1', ['input']), ('p.0.relu1', ['p.0.conv1']), ('p.1.conv1', ['p.0.relu1']), ('p.1.relu1', ['p.1.conv1'])]
 >>> flat.layers[0]["filters"], flat.groups[2]
-(8, (('p', 'repeat'), ('p.1', 'pair')))
+(8, (('p', 'pair ×2'), ('p.1', 'pair')))
 """
 
 from __future__ import annotations
@@ -157,7 +157,7 @@ class _Expander:
             inputs = self.resolve(item.get("inputs"), item_path, local, names, later, items,
                                   previous, scope_input)
             is_block = isinstance(kind, str) and kind in self.blocks and kind not in MODEL_BY_TYPE
-            outer = groups + (((prefix + local, "repeat"),) if repeat > 1 else ())
+            outer = groups + (((prefix + local, f"{kind} ×{repeat}"),) if repeat > 1 else ())
             for copy in range(repeat):
                 name = f"{local}.{copy}" if repeat > 1 else local
                 if is_block:

@@ -19,7 +19,7 @@ from .analysis import analyze
 from .errors import ConvCalcError, SpecError
 from .loading import MAX_SPEC_BYTES, loads
 from .memory import parse_bytes
-from .render import RENDERERS
+from .render import RENDERERS, render_table
 from .report import Report
 from .schema import spec_json_schema
 from .spec import LAYER_MODELS, Spec, layer_types
@@ -162,14 +162,23 @@ def run_verify(spec: Spec, batch: int, seed: int, gradcheck: bool, max_memory: i
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @format_option
 @click.option("--strict", is_flag=True, help="Treat warnings (rounded sizes) as failures.")
+@click.option("--depth", type=click.IntRange(min=0), default=None,
+              help="Fold layers nested deeper than this many blocks into their block's "
+                   "row (table format; 0: top-level layers and blocks only).")
 @click.option("--verify", "then_verify", is_flag=True,
               help="Then build the network with the reference engine and check every "
                    "prediction (as `convcalc verify`).")
 @verify_options
-def check(file: str, fmt: str, strict: bool, then_verify: bool, batch: int, seed: int,
-          gradcheck: bool, max_memory: int) -> None:
+def check(file: str, fmt: str, strict: bool, depth: int | None, then_verify: bool, batch: int,
+          seed: int, gradcheck: bool, max_memory: int) -> None:
     """Analyse the network in FILE (YAML or JSON; - reads standard input)."""
     ctx = click.get_current_context()
+    if depth is not None and fmt != "table":
+        raise click.UsageError("--depth applies to the table format only")
+
+    def render(report: Report) -> str:
+        return render_table(report, depth) if fmt == "table" else RENDERERS[fmt](report)
+
     if not then_verify:
         for name in VERIFY_OPTIONS:
             if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT:
@@ -181,7 +190,7 @@ def check(file: str, fmt: str, strict: bool, then_verify: bool, batch: int, seed
     report = analyze(spec)
     code = exit_code(report, strict)
     if not then_verify or report.errors:
-        click.echo(RENDERERS[fmt](report))
+        click.echo(render(report))
         if then_verify:
             click.echo("not verified: the spec has errors", err=True)
         sys.exit(code)
@@ -189,14 +198,14 @@ def check(file: str, fmt: str, strict: bool, then_verify: bool, batch: int, seed
         result = run_verify(spec, batch, seed, gradcheck, max_memory)
     except ConvCalcError as error:   # a refused memory estimate
         if fmt != "json":
-            click.echo(RENDERERS[fmt](report))
+            click.echo(render(report))
         fail(error, fmt)
     if fmt == "json":
         data = json.loads(RENDERERS["json"](report))
         data["verification"] = result.to_dict()
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
     else:
-        click.echo(RENDERERS[fmt](report))
+        click.echo(render(report))
         click.echo("")
         click.echo(result.to_table())
     sys.exit(code if result.ok else EXIT_PROBLEMS)

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .receptive import ReceptiveField
-from .report import Report, Shape
+from .report import LayerRow, Report, Shape
 
 
 def _shape(shape: Shape | None) -> str:
@@ -45,25 +45,72 @@ def _field(field: ReceptiveField | None) -> str:
     return f"{_axes(data['size'])} / {_axes(data['jump'])} / {_axes(data['padding'])}"
 
 
-def _mark(report: Report, index: int) -> str:
+def _mark(report: Report, row: LayerRow) -> str:
     """✗ for a layer with an error, ! for one with only warnings."""
-    prefix = f"layers[{index}]"
     severities = {p.severity for p in report.problems
-                  if p.field and (p.field == prefix or p.field.startswith(prefix + "."))}
+                  if p.layer == row.name and (p.field or "").startswith(row.origin)}
     return "✗" if "error" in severities else ("!" if severities else "")
 
 
-_HEADERS = ("layer", "type", "output shape", "params", "MACs", "receptive field")
 _RIGHT = {"params", "MACs"}
 
 
-def _cells(report: Report) -> list[list[str]]:
-    rows = []
-    for index, row in enumerate(report.layers):
-        mark = _mark(report, index)
+def _relative(name: str, scope: str) -> str:
+    """``layer1.0.conv1`` inside ``layer1.0`` is shown as ``conv1``."""
+    return name[len(scope) + 1:] if scope and name.startswith(scope + ".") else name
+
+
+def _headers(report: Report) -> tuple[str, ...]:
+    middle = ("from",) if report.branching else ()
+    return ("layer", "type", *middle, "output shape", "params", "MACs", "receptive field")
+
+
+def _cells(report: Report, depth: int | None = None) -> list[list[str]]:
+    """One row per layer, plus one per block instance (its totals) before its layers;
+    layers in more than ``depth`` groups are folded into their group's row."""
+    branching = report.branching
+    summaries = {g.name: g for g in report.group_summaries}
+    # a block's output is shown by the block's name where it is read from outside
+    output_of: dict[str, list[str]] = {}
+    for group in report.group_summaries:
+        output_of.setdefault(group.layers[-1].name, []).append(group.name)
+
+    def source(name: str, row: LayerRow, scope: str) -> str:
+        outer = [g for g in output_of.get(name, []) if g not in row.group]
+        return _relative(min(outer, key=len) if outer else name, scope)
+
+    rows: list[list[str]] = []
+    open_groups: tuple[str, ...] = ()
+    for row in report.layers:
+        common = 0
+        while (common < min(len(open_groups), len(row.group))
+               and open_groups[common] == row.group[common]):
+            common += 1
+        for level in range(common, len(row.group)):
+            if depth is not None and level > depth:
+                break
+            group = summaries[row.group[level]]
+            parent = row.group[level - 1] if level else ""
+            last = group.layers[-1]
+            rows.append([
+                "  " * level + _relative(group.name, parent),
+                group.block,
+                *([""] if branching else []),
+                _shape(group.output_shape),
+                _count(group.params),
+                _count(group.macs),
+                _field(last.receptive_field),
+            ])
+        open_groups = row.group
+        if depth is not None and len(row.group) > depth:
+            continue
+        scope = row.group[-1] if row.group else ""
+        mark = _mark(report, row)
+        name = "  " * len(row.group) + _relative(row.name, scope)
         rows.append([
-            f"{row.name} {mark}" if mark else row.name,
+            f"{name} {mark}" if mark else name,
             row.type,
+            *([", ".join(source(n, row, scope) for n in row.inputs)] if branching else []),
             _shape(row.output_shape),
             _count(row.params),
             _count(row.macs),
@@ -92,20 +139,27 @@ def _problems(report: Report) -> list[str]:
     return ["", head] + [str(p) for p in report.problems]
 
 
-def render_table(report: Report) -> str:
-    """A plain-text table (what ``convcalc check`` prints by default)."""
-    rows = _cells(report)
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(_HEADERS)]
+def render_table(report: Report, depth: int | None = None) -> str:
+    """A plain-text table (what ``convcalc check`` prints by default).
+
+    Block instances get a row with their totals above their layers (indented); with
+    ``depth`` set, deeper layers are folded into their block's row (``depth=0`` shows
+    top-level layers and blocks only).  A "from" column names each layer's inputs when
+    the network branches.
+    """
+    rows = _cells(report, depth)
+    headers = _headers(report)
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
 
     def line(cells: Sequence[str]) -> str:
         parts = [c.rjust(w) if h in _RIGHT else c.ljust(w)
-                 for c, w, h in zip(cells, widths, _HEADERS)]
+                 for c, w, h in zip(cells, widths, headers)]
         return "  ".join(parts).rstrip()
 
     out = []
     if report.name:
         out.append(report.name)
-    out.append(line(_HEADERS))
+    out.append(line(headers))
     out.append(line(["-" * w for w in widths]))
     out.extend(line(r) for r in rows)
     out.append("")
@@ -123,9 +177,12 @@ def render_markdown(report: Report) -> str:
     out = []
     if report.name:
         out += [f"### {report.name}", ""]
-    out.append("| " + " | ".join(_HEADERS) + " |")
-    out.append("|" + "|".join("---:" if h in _RIGHT else "---" for h in _HEADERS) + "|")
+    headers = _headers(report)
+    out.append("| " + " | ".join(headers) + " |")
+    out.append("|" + "|".join("---:" if h in _RIGHT else "---" for h in headers) + "|")
     for cells in _cells(report):
+        name = cells[0].lstrip(" ")
+        cells[0] = "\u00a0" * (len(cells[0]) - len(name)) + name  # keep the indentation
         out.append("| " + " | ".join(_md_escape(c) for c in cells) + " |")
     out.append("")
     out.extend(f"{line}  " for line in _summary(report))

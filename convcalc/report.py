@@ -45,6 +45,8 @@ class LayerRow:
     group: tuple[str, ...] = ()
     #: the shapes of all its inputs (merge layers have several)
     input_shapes: tuple[Shape, ...] = ()
+    #: where it is written in the file, e.g. "layers[3]" or "blocks.basic.layers[1]"
+    origin: str = ""
 
     @property
     def activations(self) -> int | None:
