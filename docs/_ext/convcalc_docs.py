@@ -252,7 +252,8 @@ def _model_signature(app, what, name, obj, options, signature, return_annotation
     except ImportError:  # pragma: no cover
         return None
     if what == "class" and isinstance(obj, type) and issubclass(obj, BaseModel):
-        parts = [name if field.is_required() else f"{name}={field.default!r}"
+        parts = [name if field.is_required()
+                 else f"{name}={field.get_default(call_default_factory=True)!r}"
                  for name, field in obj.model_fields.items()]
         return f"(*, {', '.join(parts)})", None
     return None
