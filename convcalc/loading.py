@@ -285,8 +285,13 @@ def loads(text: str | bytes | Mapping[str, Any], filename: str | None = None) ->
 
 
 def load(path: str | os.PathLike[str]) -> Spec:
-    """Read, parse and validate a spec file (YAML or JSON)."""
+    """Read, parse and validate a spec file (YAML or JSON); ``zoo:NAME`` reads a model
+    of :mod:`convcalc.zoo`."""
     name = os.fspath(path)
+    if name.startswith("zoo:"):
+        from . import zoo
+
+        return zoo.load(name)
     try:
         with open(name, "rb") as handle:
             raw = handle.read(MAX_SPEC_BYTES + 1)
