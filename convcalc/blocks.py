@@ -241,6 +241,8 @@ def _cycle(start: str, target: str, items: list[Any]) -> list[str] | None:
             raw = item.get("inputs")
             reads[item["name"]] = [raw] if isinstance(raw, str) else \
                 [r for r in raw if isinstance(r, str)] if isinstance(raw, list) else []
+    if start == target:
+        return [target, target]
     trail = [target, start]
     seen = {start}
     while True:
@@ -263,6 +265,8 @@ def expand(data: Mapping[str, Any]) -> Expansion:
         if name in MODEL_BY_TYPE:
             out.problems.append((("blocks", name),
                                  f"a block cannot be called {name!r}: that is a layer type"))
+    for name, block in blocks.items():
+        _check_parameters(block, name, out)
     expander = _Expander(blocks, out)
     try:
         expander.scope(data.get("layers"), ("layers",), "", "input", None, (), ())
@@ -270,4 +274,29 @@ def expand(data: Mapping[str, Any]) -> Expansion:
         out.problems.append((("layers",), f"expands to more than {MAX_LAYERS} layers"))
     except RecursionError:
         out.problems.append((("blocks",), "blocks nested too deeply"))
+    out.problems = list(dict.fromkeys(out.problems))  # each instance repeats its block's
     return out
+
+
+def _check_parameters(block: Mapping[str, Any], name: str, out: Expansion) -> None:
+    """Every ``$param`` a block's layers use must be declared, whether or not (and however
+    often) the block is used."""
+    params = block.get("params") if isinstance(block.get("params"), Mapping) else {}
+
+    def walk(value: Any, path: Path) -> None:
+        if isinstance(value, str):
+            for used in _PARAM.findall(value):
+                if used not in params:
+                    try:
+                        evaluate(value, {p: 0 for p in params})
+                    except ValueError as exc:
+                        out.problems.append((path, str(exc)))
+                    return
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                walk(item, path + (i,))
+        elif isinstance(value, Mapping):
+            for key, item in value.items():
+                walk(item, path + (key,))
+
+    walk(block.get("layers"), ("blocks", name, "layers"))
