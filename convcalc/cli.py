@@ -41,7 +41,8 @@ Exit status: 0 clean, 1 errors (or warnings with --strict), 2 usage.
 
 
 def read_spec(file: str) -> Spec:
-    """Load FILE (``-`` for standard input) into a validated spec."""
+    """Load FILE (``-`` for standard input, ``zoo:NAME`` for a zoo model) into a
+    validated spec."""
     if file == "-":
         return loads(sys.stdin.buffer.read(MAX_SPEC_BYTES + 1), filename="<stdin>")
     from .loading import load
@@ -171,7 +172,8 @@ def run_verify(spec: Spec, batch: int, seed: int, gradcheck: bool, max_memory: i
 @verify_options
 def check(file: str, fmt: str, strict: bool, depth: int | None, then_verify: bool, batch: int,
           seed: int, gradcheck: bool, max_memory: int) -> None:
-    """Analyse the network in FILE (YAML or JSON; - reads standard input)."""
+    """Analyse the network in FILE (YAML or JSON; - reads standard input; zoo:NAME
+    a model of the zoo, see `convcalc zoo`)."""
     ctx = click.get_current_context()
     if depth is not None and fmt != "table":
         raise click.UsageError("--depth applies to the table format only")
@@ -275,3 +277,8 @@ def layers() -> None:
         click.echo(f"{types}\n    options: {_option_summary(model)}")
         doc = (model.__doc__ or "").strip().splitlines()[0]
         click.echo(f"    {doc}")
+
+
+from .cli_zoo import zoo  # noqa: E402  (the zoo command lives in convcalc/cli_zoo.py)
+
+main.add_command(zoo)
