@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .spec import LAYER_MODELS, Spec, layer_types
+from .spec import LAYER_MODELS, MODEL_BY_TYPE, Spec, layer_types
 
 SCHEMA_ID = "https://convcalc.invalid/spec.schema.json"
 
@@ -27,12 +27,35 @@ def bare_layer_types() -> list[str]:
     ]
 
 
+_REPEAT = {"type": "integer", "minimum": 1,
+           "description": "N identical copies in a row, named NAME.0 … NAME.{N−1}."}
+
+
 def spec_json_schema() -> dict[str, Any]:
-    """The spec's JSON Schema (draft 2020-12), bare layer names included."""
+    """The spec's JSON Schema (draft 2020-12): bare layer names, ``repeat``, and block
+    uses (a mapping whose ``type`` is not a layer type) included.  Layers inside block
+    definitions are only checked for a ``type``: their options may be ``$params``."""
     schema = Spec.model_json_schema()
+    defs = schema["$defs"]
+    for model in LAYER_MODELS:
+        defs[model.__name__]["properties"]["repeat"] = _REPEAT
+    block_use = {
+        "type": "object",
+        "description": "A use of a block defined under `blocks`, with its params as options.",
+        "required": ["type"],
+        "properties": {
+            "type": {"type": "string", "not": {"enum": list(MODEL_BY_TYPE)}},
+            "name": {"type": "string", "minLength": 1},
+            "inputs": defs["Conv"]["properties"]["inputs"],
+            "repeat": _REPEAT,
+        },
+    }
     items = schema["properties"]["layers"]["items"]
     schema["properties"]["layers"]["items"] = {
-        "anyOf": [{"type": "string", "enum": bare_layer_types()}, items]
+        "anyOf": [{"type": "string", "enum": bare_layer_types()}, items, block_use]
+    }
+    defs["Block"]["properties"]["layers"]["items"] = {
+        "anyOf": [{"type": "string"}, {"type": "object", "required": ["type"]}]
     }
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
