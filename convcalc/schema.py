@@ -50,10 +50,12 @@ def spec_json_schema() -> dict[str, Any]:
             "repeat": _REPEAT,
         },
     }
+    bare = {"type": "string", "enum": bare_layer_types()}
     items = schema["properties"]["layers"]["items"]
-    schema["properties"]["layers"]["items"] = {
-        "anyOf": [{"type": "string", "enum": bare_layer_types()}, items, block_use]
-    }
+    schema["properties"]["layers"]["items"] = {"anyOf": [bare, items, block_use]}
+    # without blocks, an unknown type is a typo, not a block use
+    schema["if"] = {"not": {"required": ["blocks"]}}
+    schema["then"] = {"properties": {"layers": {"items": {"anyOf": [bare, items]}}}}
     defs["Block"]["properties"]["layers"]["items"] = {
         "anyOf": [{"type": "string"}, {"type": "object", "required": ["type"]}]
     }
