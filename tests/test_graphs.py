@@ -292,3 +292,14 @@ def test_a_single_path_graph_equals_the_sequential_spec(layers, as_block):
     assert numbers(got) == numbers(expected)
     assert [p.message for p in got.problems] == [p.message for p in expected.problems]
     assert (got.total_params, got.total_macs) == (expected.total_params, expected.total_macs)
+
+
+def test_the_json_schema_accepts_graphs_and_blocks():
+    jsonschema = pytest.importorskip("jsonschema")
+    import yaml
+
+    validator = jsonschema.Draft202012Validator(convcalc.json_schema())
+    for text in (RESIDUAL, BLOCKS):
+        assert list(validator.iter_errors(yaml.safe_load(text))) == []
+    typo = yaml.safe_load(RESIDUAL.replace("type: batchnorm", "type: batchnrom", 1))
+    assert not validator.is_valid(typo)
