@@ -50,7 +50,10 @@ def path(name: str) -> Path:
     Raises :class:`~convcalc.errors.SpecError` (one line, listing the zoo's models) for
     a name the zoo does not have.
     """
-    bare = _bare(name)
+    return _path(_bare(name))
+
+
+def _path(bare: str) -> Path:
     known = names()
     if bare not in known:
         close = difflib.get_close_matches(bare, known, n=1)
@@ -82,7 +85,7 @@ def load(name: str) -> Spec:
     from ..loading import loads
 
     bare = _bare(name)
-    return loads(path(bare).read_bytes(), filename=PREFIX + bare)
+    return loads(_path(bare).read_bytes(), filename=PREFIX + bare)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,353 @@
+"""The model zoo (convcalc/zoo/*.yaml): published totals, clean analyses, the API, the
+``zoo:NAME`` prefix, ``convcalc zoo`` and ``convcalc verify zoo:NAME``.
+
+Published numbers, from the reference implementations the files name:
+LeNet-5 (simplified) 61,706; SimpleConvNet 433,890 (BRIEF example 8); VGG-16 138,357,544
+(torchvision ``vgg16``; pool5 receptive field 212, jump 32, effective padding 90);
+AlexNet 61,100,840 (torchvision ``alexnet``; last pool 195, jump 32); ResNet-18
+11,689,512 and ResNet-50 25,557,032 (torchvision); GoogLeNet 6,624,904 (torchvision,
+no auxiliary heads); MobileNet v1 1.0-224 4,231,976 trainable + 21,888 non-trainable
+(Keras ``MobileNet()``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+import convcalc
+from convcalc import zoo
+from convcalc.cli import main
+from convcalc.errors import SpecError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: name → (params, trainable params, buffers, input, output)
+PUBLISHED = {
+    "alexnet": (61_100_840, 61_100_840, 0, (3, 224, 224), (1000,)),
+    "googlenet": (6_624_904, 6_624_904, 14_560, (3, 224, 224), (1000,)),
+    "lenet5": (61_706, 61_706, 0, (1, 32, 32), (10,)),
+    "mobilenet_v1": (4_231_976, 4_231_976, 21_888, (3, 224, 224), (1000,)),
+    "resnet18": (11_689_512, 11_689_512, 9_600, (3, 224, 224), (1000,)),
+    "resnet50": (25_557_032, 25_557_032, 53_120, (3, 224, 224), (1000,)),
+    "simple_convnet": (433_890, 433_890, 0, (1, 28, 28), (10,)),
+    "vgg16": (138_357_544, 138_357_544, 0, (3, 224, 224), (1000,)),
+}
+
+#: The only warnings, by layer: the rounding the reference implementations really do
+#: (ResNet's 1×1/2 projection shortcuts skip the last row and column of an even input;
+#: GoogLeNet's ceil_mode pools hang one pixel past theirs).  See the files' headers.
+EXPECTED_WARNINGS = {
+    "resnet18": ["layer2.0.downsample.0", "layer3.0.downsample.0", "layer4.0.downsample.0"],
+    "resnet50": ["layer2.0.downsample.0", "layer3.0.downsample.0", "layer4.0.downsample.0"],
+    "googlenet": ["maxpool1", "maxpool2", "maxpool3"],
+}
+
+#: Models whose architecture repeats: their files use blocks.
+WITH_BLOCKS = {"vgg16", "googlenet", "resnet18", "resnet50", "mobilenet_v1"}
+
+
+def report(name: str) -> convcalc.Report:
+    return convcalc.analyze(zoo.load(name))
+
+
+# --- the files ------------------------------------------------------------------------------
+
+
+def test_the_zoo_has_every_model() -> None:
+    assert zoo.names() == sorted(PUBLISHED)
+    assert sorted(p.stem for p in zoo.DIRECTORY.glob("*.yaml")) == sorted(PUBLISHED)
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_published_totals(name: str) -> None:
+    params, trainable, buffers, shape_in, shape_out = PUBLISHED[name]
+    result = report(name)
+    assert result.total_params == params
+    assert result.trainable_params == trainable
+    assert result.total_buffers == buffers
+    assert result.input_shape == shape_in
+    assert result.output_shape == shape_out
+    assert all(row.output_shape is not None for row in result.layers)
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_analyses_without_errors_and_only_the_documented_warnings(name: str) -> None:
+    result = report(name)
+    assert result.ok, [str(p) for p in result.errors]
+    assert [p.layer for p in result.warnings] == EXPECTED_WARNINGS.get(name, [])
+    for warning in result.warnings:   # each rounds by one row/column, as the header says
+        assert warning.details.get("uncovered", warning.details.get("overhang")) == 1
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_file_has_name_input_and_a_header_with_source_and_totals(name: str) -> None:
+    data = yaml.safe_load(zoo.text(name))
+    assert data["name"]
+    assert tuple(data["input"]) == PUBLISHED[name][3]
+    header = zoo.header(name)
+    assert re.search(r"\d{4}", header), "the header names the source (with its year)"
+    params = PUBLISHED[name][0]
+    assert f"{params:,}" in header, f"the header states the published total {params:,}"
+    assert (name in WITH_BLOCKS) == bool(data.get("blocks"))
+
+
+def test_receptive_fields_of_vgg16_and_alexnet() -> None:
+    pool5 = report("vgg16").layer("pool5").receptive_field.to_dict()
+    assert (pool5["size"], pool5["jump"], pool5["padding"]) == ([212, 212], [32, 32], [90, 90])
+    pool3 = report("alexnet").layer("pool3").receptive_field.to_dict()
+    assert (pool3["size"], pool3["jump"]) == ([195, 195], [32, 32])
+
+
+def test_mobilenet_trainable_and_moving_statistics() -> None:
+    result = report("mobilenet_v1")
+    # Keras: "Trainable params: 4,231,976", "Non-trainable params: 21,888"
+    assert result.trainable_params == 4_231_976
+    assert result.total_buffers == 21_888
+    depthwise = [row for row in result.layers if row.name.endswith(".dw")]
+    assert len(depthwise) == 13
+    assert depthwise[0].params == 32 * 9                  # one 3×3 filter per channel
+    assert result.total_macs == 568_740_352               # the paper's "569 million"
+
+
+# --- the architectures, re-derived independently ------------------------------------------------
+
+def basic_conv(cin: int, cout: int, k: int) -> int:
+    """GoogLeNet's BasicConv2d: conv without bias + batchnorm (gamma, beta)."""
+    return cin * cout * k * k + 2 * cout
+
+
+INCEPTIONS = [  # torchvision: in, 1×1, 3×3 reduce, 3×3, "5×5" reduce, "5×5", pool proj
+    ("inception3a", 192, 64, 96, 128, 16, 32, 32),
+    ("inception3b", 256, 128, 128, 192, 32, 96, 64),
+    ("inception4a", 480, 192, 96, 208, 16, 48, 64),
+    ("inception4b", 512, 160, 112, 224, 24, 64, 64),
+    ("inception4c", 512, 128, 128, 256, 24, 64, 64),
+    ("inception4d", 512, 112, 144, 288, 32, 64, 64),
+    ("inception4e", 528, 256, 160, 320, 32, 128, 128),
+    ("inception5a", 832, 256, 160, 320, 32, 128, 128),
+    ("inception5b", 832, 384, 192, 384, 48, 128, 128),
+]
+
+
+def test_googlenet_inception_blocks() -> None:
+    result = report("googlenet")
+    groups = {g.name: g for g in result.group_summaries}
+    total = basic_conv(3, 64, 7) + basic_conv(64, 64, 1) + basic_conv(64, 192, 3)
+    for name, cin, c1, c3r, c3, c5r, c5, pool in INCEPTIONS:
+        params = (basic_conv(cin, c1, 1) + basic_conv(cin, c3r, 1) + basic_conv(c3r, c3, 3)
+                  + basic_conv(cin, c5r, 1) + basic_conv(c5r, c5, 3)   # the "5×5" is 3×3
+                  + basic_conv(cin, pool, 1))
+        assert groups[name].params == params, name
+        assert groups[name].output_shape[0] == c1 + c3 + c5 + pool
+        assert result.layer(f"{name}.concat").inputs == tuple(
+            f"{name}.{branch}.relu" for branch in ("branch1", "branch2.1", "branch3.1",
+                                                   "branch4.1"))
+        total += params
+    total += 1024 * 1000 + 1000
+    assert total == result.total_params == 6_624_904
+    spec = zoo.load("googlenet")
+    assert all(layer.eps == 0.001 for layer in spec.layers if layer.type == "batchnorm")
+    assert all(not layer.bias for layer in spec.layers if layer.type == "conv")
+    ceil = [layer.name for layer in spec.layers if layer.type == "maxpool" and layer.ceil_mode]
+    assert len(ceil) == 4 + 9   # maxpool1–4 and every branch pool, as torchvision
+    assert [result.layer(f"maxpool{i}").output_shape[1] for i in range(1, 5)] == [56, 28, 14, 7]
+
+
+def bottleneck(cin: int, width: int, projection: bool) -> int:
+    params = (cin * width + 2 * width) + (width * width * 9 + 2 * width) \
+        + (width * 4 * width + 2 * 4 * width)
+    return params + ((cin * 4 * width + 2 * 4 * width) if projection else 0)
+
+
+def basic(cin: int, channels: int, projection: bool) -> int:
+    params = (cin * channels * 9 + 2 * channels) + (channels * channels * 9 + 2 * channels)
+    return params + ((cin * channels + 2 * channels) if projection else 0)
+
+
+STEM = 3 * 64 * 49 + 2 * 64   # conv1 7×7 without bias + bn1
+
+
+@pytest.mark.parametrize("name, block, depths, expansion", [
+    ("resnet18", basic, (2, 2, 2, 2), 1),
+    ("resnet50", bottleneck, (3, 4, 6, 3), 4),
+])
+def test_resnets(name: str, block, depths: tuple[int, ...], expansion: int) -> None:
+    result = report(name)
+    total, cin = STEM, 64
+    for stage, (blocks, width) in enumerate(zip(depths, (64, 128, 256, 512)), 1):
+        for i in range(blocks):
+            projection = i == 0 and cin != width * expansion
+            params = block(cin, width, projection)
+            group = next(g for g in result.group_summaries if g.name == f"layer{stage}.{i}")
+            assert group.params == params, group.name
+            size = 56 // 2 ** (stage - 1)
+            assert group.output_shape == (width * expansion, size, size)
+            assert any(row.name.endswith("downsample.0") for row in group.layers) == projection
+            cin = width * expansion
+            total += params
+    total += cin * 1000 + 1000
+    assert total == result.total_params
+    spec = zoo.load(name)
+    assert all(not layer.bias for layer in spec.layers if layer.type == "conv")
+
+
+def test_resnet50_is_v1_5_stride_on_the_3x3() -> None:
+    spec = zoo.load("resnet50")
+    strides = {layer.name: layer.stride for layer in spec.layers if layer.type == "conv"}
+    for stage in (2, 3, 4):
+        assert strides[f"layer{stage}.0.conv1"] == 1
+        assert strides[f"layer{stage}.0.conv2"] == 2
+        assert strides[f"layer{stage}.0.downsample.0"] == 2
+    assert strides["layer1.0.conv2"] == 1 and strides["layer1.0.downsample.0"] == 1
+
+
+TORCHVISION_PADDING = {"[[3, 2], [3, 2]]": "3", "[[2, 1], [2, 1]]": "2", "[[1, 0], [1, 0]]": "1"}
+
+
+@pytest.mark.parametrize("name", ["alexnet", "resnet18", "resnet50", "googlenet"])
+def test_before_after_padding_is_torchvisions_computation(name: str) -> None:
+    """The files write [before, after] padding where torchvision pads symmetrically but
+    never reads the last padding row: with torchvision's symmetric padding and floor
+    rounding, every shape and count is the same, and the only extra warnings are about
+    padding that no window reads (no input is lost)."""
+    text = zoo.text(name)
+    assert any(written in text for written in TORCHVISION_PADDING)
+    for written, symmetric in TORCHVISION_PADDING.items():
+        text = text.replace(written, symmetric)
+    if "rounding: floor" not in text:
+        text = text.replace("\ninput:", "\nrounding: floor\ninput:", 1)
+    theirs = convcalc.analyze(convcalc.loads(text))
+    ours = report(name)
+    assert [(r.name, r.output_shape, r.params, r.macs) for r in theirs.layers] == \
+        [(r.name, r.output_shape, r.params, r.macs) for r in ours.layers]
+    extra = [p for p in theirs.warnings if p.layer not in EXPECTED_WARNINGS.get(name, [])]
+    assert extra and all(p.details["uncovered"] == 0 for p in extra)
+
+
+# --- the API and zoo:NAME ---------------------------------------------------------------------
+
+
+def test_api() -> None:
+    assert zoo.path("resnet50") == zoo.DIRECTORY / "resnet50.yaml"
+    assert zoo.path("zoo:resnet50") == zoo.path("resnet50")
+    assert zoo.text("lenet5") == zoo.path("lenet5").read_text(encoding="utf-8")
+    assert zoo.text("lenet5").startswith("# LeNet-5")
+    assert isinstance(zoo.load("resnet18"), convcalc.Spec)
+    assert zoo.summary("vgg16").to_dict()["params"] == 138_357_544
+
+
+def test_convcalc_load_reads_zoo_names() -> None:
+    spec = convcalc.load("zoo:resnet50")
+    assert spec.name == "ResNet-50"
+    assert [layer.name for layer in spec.layers] == \
+        [layer.name for layer in zoo.load("resnet50").layers]
+    diagnostics = convcalc.analyze(spec).warnings
+    assert diagnostics[0].file == "zoo:resnet50" and diagnostics[0].line
+
+
+@pytest.mark.parametrize("name", ["resnet5", "", "../examples/vgg16", "zoo:vgg16"])
+def test_unknown_model_is_a_one_line_error_listing_the_models(name: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        convcalc.load(f"zoo:{name}")
+    message = str(caught.value)
+    assert "\n" not in message and "unknown zoo model" in message
+    assert ", ".join(zoo.names()) in message
+
+
+def test_unknown_model_suggests_the_closest() -> None:
+    with pytest.raises(SpecError, match="did you mean 'resnet50'"):
+        zoo.load("resnet51")
+
+
+# --- the command line -------------------------------------------------------------------------
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_check_zoo_model_exits_0(name: str) -> None:
+    result = invoke("check", f"zoo:{name}")
+    assert result.exit_code == 0, result.output
+    assert f"params: {PUBLISHED[name][0]:,}" in result.output
+
+
+def test_check_unknown_zoo_model_exits_1_with_one_line() -> None:
+    result = invoke("check", "zoo:resnet")
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "unknown zoo model 'resnet'" in lines[0]
+    assert all(name in lines[0] for name in PUBLISHED)
+
+
+def test_check_zoo_model_works_from_any_directory(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = invoke("check", "zoo:lenet5", "--format", "json")
+    assert result.exit_code == 0
+    assert json.loads(result.output)["total_params"] == 61_706
+
+
+def test_zoo_command_lists_every_model_with_totals() -> None:
+    result = invoke("zoo")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].split() == ["name", "model", "params", "trainable", "MACs", "input",
+                                "output", "layers"]
+    for name, (params, trainable, _, shape_in, shape_out) in PUBLISHED.items():
+        row = next(line for line in lines if line.startswith(name + " "))
+        assert f"{params:,}" in row and f"{trainable:,}" in row
+        assert str(list(shape_in)) in row and str(list(shape_out)) in row
+        assert row.split()[-1] == str(len(zoo.load(name).layers))
+
+
+def test_zoo_command_json() -> None:
+    result = invoke("zoo", "--format", "json")
+    assert result.exit_code == 0
+    data = {entry["name"]: entry for entry in json.loads(result.output)}
+    assert sorted(data) == sorted(PUBLISHED)
+    for name, (params, trainable, buffers, shape_in, shape_out) in PUBLISHED.items():
+        entry = data[name]
+        assert (entry["params"], entry["trainable_params"], entry["buffers"]) == \
+            (params, trainable, buffers)
+        assert (tuple(entry["input_shape"]), tuple(entry["output_shape"])) == \
+            (shape_in, shape_out)
+        assert entry["macs"] == report(name).total_macs
+        assert entry["errors"] == 0
+        assert entry["warnings"] == len(EXPECTED_WARNINGS.get(name, []))
+    assert data["vgg16"]["macs"] == 15_470_264_320
+
+
+def test_zoo_command_show() -> None:
+    result = invoke("zoo", "--show", "googlenet")
+    assert result.exit_code == 0
+    assert result.output == zoo.text("googlenet")
+    result = invoke("zoo", "--show", "inception")
+    assert result.exit_code == 1 and "unknown zoo model" in result.output
+
+
+def test_zoo_files_are_package_data() -> None:
+    if sys.version_info < (3, 11):
+        pytest.skip("tomllib is Python 3.11+")
+    import tomllib
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert pyproject["tool"]["setuptools"]["package-data"]["convcalc.zoo"] == ["*.yaml"]
+
+
+# --- the reference engine runs every model ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_verify_passes_on_every_zoo_model(name: str) -> None:
+    result = invoke("verify", f"zoo:{name}", "--batch", "1")
+    assert result.exit_code == 0, result.output
+    assert "✓ verified:" in result.output
+    assert "✗" not in result.output
