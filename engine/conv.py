@@ -34,6 +34,7 @@ padded input), never computed from an output-size formula.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from math import prod
 from typing import Any
 
@@ -87,6 +88,77 @@ def _workspace(layer: Layer, name: str, shape: tuple[int, ...], dtype: Any) -> n
     return buffer
 
 
+@dataclass(frozen=True)
+class _Layout:
+    """Where the batch axis sits in the column matrices of one convolution.
+
+    Columns and gradients are handled as 4-D stacks ``(B, g, rows, Q)`` of per-group
+    matrices, multiplied with one ``np.matmul``:
+
+    * ``batch_last=False``: ``B = N``, ``Q = P`` (positions per image) — a batched
+      matmul, one product per image; the result is already batch-first.
+    * ``batch_last=True``: ``B = 1``, ``Q = N·P`` — one product over the whole batch
+      (columns ``(C, *k, N, *out)``), which BLAS runs faster when each image's product
+      would be small; results need one transpose back to batch-first.
+    """
+
+    batch_last: bool
+    batch: int
+    groups: int
+
+    @staticmethod
+    def choose(batch: int, positions: int, per_group: int, groups: int) -> "_Layout":
+        """One product over the batch when images are small (P < 1024 output positions)
+        and the reduction is long (C/g·K ≥ 128); else one product per image."""
+        return _Layout(batch > 1 and positions < 1024 and per_group >= 128, batch, groups)
+
+    def stack(self, cols: np.ndarray, per_group: int, positions: int) -> np.ndarray:
+        """Columns from :func:`unfold` (with ``batch_last`` as here) → ``(B, g, C/g·K, Q)``."""
+        if self.batch_last:
+            return cols.reshape(1, self.groups, per_group, self.batch * positions)
+        return cols.reshape(self.batch, self.groups, per_group, positions)
+
+    def rows(self, a: np.ndarray, positions: int) -> np.ndarray:
+        """``(N, F, *out)`` → ``(B, g, Q, F/g)`` (a view, or a copy for ``batch_last``, N > 1)."""
+        per_image = a.reshape(self.batch, self.groups, a.shape[1] // self.groups,
+                              positions).transpose(0, 1, 3, 2)
+        if not self.batch_last:
+            return per_image
+        return per_image.transpose(1, 0, 2, 3).reshape(
+            1, self.groups, self.batch * positions, per_image.shape[3])
+
+    def matrices(self, a: np.ndarray, positions: int) -> np.ndarray:
+        """``(N, F, *out)`` → ``(B, g, F/g, Q)`` (a view, or a copy for ``batch_last``, N > 1)."""
+        per_image = a.reshape(self.batch, self.groups, a.shape[1] // self.groups, positions)
+        if not self.batch_last:
+            return per_image
+        return per_image.transpose(1, 2, 0, 3).reshape(
+            1, self.groups, per_image.shape[2], self.batch * positions)
+
+    def images(self, a: np.ndarray, channels: int, spatial: tuple[int, ...],
+               bias: np.ndarray | None = None) -> np.ndarray:
+        """Products ``(B, g, channels/g, Q)`` → a fresh ``(N, channels, *spatial)`` array,
+        plus ``bias[c]`` if given."""
+        if not self.batch_last:
+            y = a.reshape(self.batch, channels, *spatial)
+            if bias is not None:
+                y += _per_channel(bias, len(spatial))
+            return y
+        view = np.moveaxis(a.reshape(channels, self.batch, *spatial), 1, 0)
+        if bias is None:
+            return np.ascontiguousarray(view)
+        y = np.empty(view.shape, dtype=np.result_type(a, bias))
+        np.add(view, _per_channel(bias, len(spatial)), out=y)
+        return y
+
+    def windows_of(self, a: np.ndarray, channels: int, kernel: tuple[int, ...],
+                   out: tuple[int, ...]) -> np.ndarray:
+        """Column gradient ``(B, g, C/g·K, Q)`` → ``(N, C, *kernel, *out)`` (a view) for fold."""
+        if not self.batch_last:
+            return a.reshape(self.batch, channels, *kernel, *out)
+        return np.moveaxis(a.reshape(channels, *kernel, self.batch, *out), 1 + len(kernel), 0)
+
+
 def _per_channel(v: np.ndarray, dims: int) -> np.ndarray:
     """``(F,)`` → ``(F, 1, …, 1)`` so it broadcasts over ``(N, F, *spatial)``."""
     return v.reshape(v.shape[0], *(1,) * dims)
@@ -133,7 +205,12 @@ class Conv(Layer):
         self.zero_grads()
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """``(N, C, *n) → (N, F, *out)``."""
+        """``(N, C, *n) → (N, F, *out)``.
+
+        Columns from :func:`engine.im2col.unfold`, then per group the product
+        ``(F/g, C/g·K) @ (C/g·K, positions)`` — per image, or once over the whole batch
+        when that is faster (:class:`_Layout`).
+        """
         x = np.asarray(x)
         dims = _spatial_dims(self.name, x)
         batch, channels = x.shape[:2]
@@ -141,40 +218,50 @@ class Conv(Layer):
         window = self.window(x.shape)
         self._allocate(channels, groups, window.kernel)
         weight = self.params["weight"]
+        filters = weight.shape[0]
         xp = pad(x, window.total_padding)
         # The output grid is the grid of the window view numpy builds over xp.
         out = windows(xp, window.kernel, window.stride, window.dilation).shape[2:2 + dims]
-        cols = unfold(xp, window.kernel, window.stride, window.dilation,  # (N, C, *k, *out)
-                      out=_workspace(self, "cols", (batch, channels, *window.kernel, *out),
-                                     xp.dtype))
         per_group = channels // groups * prod(window.kernel)
-        w_g = weight.reshape(groups, weight.shape[0] // groups, per_group)  # (g, F/g, C/g·K)
-        cols_g = cols.reshape(batch, groups, per_group, prod(out))           # (N, g, C/g·K, P)
-        y = np.matmul(w_g, cols_g).reshape(batch, weight.shape[0], *out)  # (N, F, *out)
-        if self.spec.bias:
-            y += _per_channel(self.params["bias"], dims)
-        self._cache = (x.shape, xp.shape, window, cols_g)
+        layout = _Layout.choose(batch, prod(out), per_group, groups)
+        shape = (channels, *window.kernel, batch, *out) if layout.batch_last else \
+            (batch, channels, *window.kernel, *out)
+        cols = unfold(xp, window.kernel, window.stride, window.dilation,
+                      batch_last=layout.batch_last,
+                      out=_workspace(self, "cols", shape, xp.dtype))
+        cols_g = layout.stack(cols, per_group, prod(out))               # (B, g, C/g·K, Q)
+        w_g = weight.reshape(groups, filters // groups, per_group)      # (g, F/g, C/g·K)
+        y = layout.images(np.matmul(w_g, cols_g), filters, out,
+                          self.params["bias"] if self.spec.bias else None)
+        self._cache = (x.shape, xp.shape, window, cols_g, out, layout)
         return y
 
+    #: ``"correlation"`` or ``"col2im"`` forces how :meth:`backward` computes ``dx``;
+    #: ``None`` picks the faster one (see :meth:`uses_correlation_for_dx`).
+    input_gradient_method: str | None = None
+
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        """``dy (N, F, *out) → dx (N, C, *n)``; fills ``grads["weight"]``, ``grads["bias"]``."""
+        """``dy (N, F, *out) → dx (N, C, *n)``; fills ``grads["weight"]``, ``grads["bias"]``.
+
+        ``dWᵀ = cols @ dyᵀ`` per group (this orientation runs BLAS fastest), ``db = Σ dy``,
+        and ``dx`` by correlation with the flipped kernel (stride 1) or by col2im.
+        """
         if self._cache is None:
             raise RuntimeError(f"{self.name}: backward called before forward")
-        x_shape, padded_shape, window, cols_g = self._cache
+        x_shape, padded_shape, window, cols_g, out, layout = self._cache
         dout = np.asarray(dout)
         weight = self.params["weight"]
-        batch, groups, per_group, positions = cols_g.shape
-        dy_g = dout.reshape(batch, groups, weight.shape[0] // groups, positions)  # (N, g, F/g, P)
-        w_g = weight.reshape(groups, weight.shape[0] // groups, per_group)
-        # dWᵀ = Σ_n cols_n @ dy_nᵀ — this orientation runs BLAS faster than dy_n @ cols_nᵀ
-        dw_t = np.matmul(cols_g, dy_g.transpose(0, 1, 3, 2)).sum(axis=0)  # (g, C/g·K, F/g)
+        dw_t = np.matmul(cols_g, layout.rows(dout, prod(out))).sum(axis=0)  # (g, C/g·K, F/g)
         self.grads["weight"] = dw_t.transpose(0, 2, 1).reshape(weight.shape).astype(
             weight.dtype)
         if self.spec.bias:
             self.grads["bias"] = _channel_sum(dout).astype(weight.dtype, copy=False)
-        if self.uses_correlation_for_dx(x_shape, window, dout.shape):
-            return self._dx_by_correlation(dout, x_shape, window, groups)
-        return self._dx_by_col2im(dy_g, w_g, x_shape, padded_shape, window, dout.shape[2:])
+        method = self.input_gradient_method or (
+            "correlation" if self.uses_correlation_for_dx(x_shape, window, dout.shape)
+            else "col2im")
+        if method == "correlation":
+            return self._dx_by_correlation(dout, x_shape, window, layout)
+        return self._dx_by_col2im(dout, x_shape, padded_shape, window, layout)
 
     def uses_correlation_for_dx(self, x_shape: tuple[int, ...], window: Window,
                                 dout_shape: tuple[int, ...]) -> bool:
@@ -185,40 +272,49 @@ class Conv(Layer):
         return all(s == 1 for s in window.stride) and \
             dout_shape[1] * prod(x_shape[2:]) <= x_shape[1] * prod(dout_shape[2:])
 
-    def _dx_by_col2im(self, dy_g: np.ndarray, w_g: np.ndarray, x_shape: tuple[int, ...],
+    def _dx_by_col2im(self, dout: np.ndarray, x_shape: tuple[int, ...],
                       padded_shape: tuple[int, ...], window: Window,
-                      out: tuple[int, ...]) -> np.ndarray:
+                      layout: _Layout) -> np.ndarray:
         """``dx = col2im(Wᵀ @ dy)``: the column gradient, scattered back and cropped."""
-        batch, groups, _, positions = dy_g.shape
-        dcols = np.matmul(w_g.transpose(0, 2, 1), dy_g,                    # (N, g, C/g·K, P)
-                          out=_workspace(self, "dcols", (batch, groups, w_g.shape[2], positions),
+        weight = self.params["weight"]
+        out = dout.shape[2:]
+        groups = layout.groups
+        w_g = weight.reshape(groups, weight.shape[0] // groups,
+                             weight.shape[1] * prod(window.kernel))     # (g, F/g, C/g·K)
+        dy_g = layout.matrices(dout, prod(out))                         # (B, g, F/g, Q)
+        dcols = np.matmul(w_g.transpose(0, 2, 1), dy_g,                 # (B, g, C/g·K, Q)
+                          out=_workspace(self, "dcols", (*dy_g.shape[:2], w_g.shape[2],
+                                                         dy_g.shape[3]),
                                          np.result_type(w_g, dy_g)))
-        dcols = dcols.reshape(batch, x_shape[1], *window.kernel, *out)   # (N, C, *k, *out)
-        dxp = fold(dcols, padded_shape, window.stride, window.dilation)
+        dxp = fold(layout.windows_of(dcols, x_shape[1], window.kernel, out), padded_shape,
+                   window.stride, window.dilation)
         return np.ascontiguousarray(crop(dxp, window.total_padding))
 
     def _dx_by_correlation(self, dout: np.ndarray, x_shape: tuple[int, ...], window: Window,
-                           groups: int) -> np.ndarray:
+                           layout: _Layout) -> np.ndarray:
         """Stride 1: ``dx`` is ``dy`` padded by ``e − 1 − p`` on each side (negative: cropped),
         correlated with the kernel flipped on every spatial axis and with its filter and
-        channel axes swapped — a convolution, done as unfold + one batched matmul."""
+        channel axes swapped — a convolution, done as unfold + one matmul."""
         weight = self.params["weight"]
         dims = len(window.kernel)
         filters, per_group = weight.shape[:2]
+        groups = layout.groups
         grow = tuple((e - 1 - pb, e - 1 - pa)
                      for e, (pb, pa) in zip(window.extent, window.total_padding))
         dyp = crop(pad(dout, tuple((max(b, 0), max(a, 0)) for b, a in grow)),
                    tuple((max(-b, 0), max(-a, 0)) for b, a in grow))
         batch = dout.shape[0]
         count = tuple(x_shape[2:])
+        shape = (filters, *window.kernel, batch, *count) if layout.batch_last else \
+            (batch, filters, *window.kernel, *count)
         cols = unfold(dyp, window.kernel, window.stride, window.dilation, count=count,
-                      out=_workspace(self, "dcols", (batch, filters, *window.kernel, *count),
-                                     dyp.dtype))                          # (N, F, *k, *n)
+                      batch_last=layout.batch_last,
+                      out=_workspace(self, "dcols", shape, dyp.dtype))
         flipped = weight[(Ellipsis, *(slice(None, None, -1),) * dims)]
         w_t = flipped.reshape(groups, filters // groups, per_group, -1).transpose(0, 2, 1, 3) \
             .reshape(groups, per_group, -1)                               # (g, C/g, F/g·K)
-        cols_g = cols.reshape(batch, groups, w_t.shape[2], prod(count))   # (N, g, F/g·K, P)
-        return np.matmul(w_t, cols_g).reshape(x_shape)
+        cols_g = layout.stack(cols, w_t.shape[2], prod(count))           # (B, g, F/g·K, Q)
+        return layout.images(np.matmul(w_t, cols_g), x_shape[1], count)
 
 
 class ConvTranspose(Layer):

@@ -148,27 +148,40 @@ def _window_axes(ndim: int, dims: int) -> tuple[int, ...]:
 
 def unfold(xp: np.ndarray, kernel: Sequence[int], stride: Sequence[int],
            dilation: Sequence[int], count: Sequence[int] | None = None,
-           out: np.ndarray | None = None) -> np.ndarray:
-    """The layers' column layout: ``(N, C, *kernel, *out)``, one C-contiguous copy.
+           out: np.ndarray | None = None, batch_last: bool = False) -> np.ndarray:
+    """The layers' column layout, one C-contiguous copy of the window view.
 
-    ``cols[n, c, i, j, oh, ow] = xp[n, c, oh·sh + i·dh, ow·sw + j·dw]``.  Reshaped to
-    ``(N, C·kh·kw, OH·OW)`` it multiplies ``(F, C·kh·kw)`` weights in one batched
-    matmul.  The dtype is ``xp``'s (float32 stays float32).  ``count`` keeps only the
-    first ``count`` windows along each axis (default: every window that fits).  ``out``
-    is an optional C-contiguous buffer of the right shape and dtype to fill (a layer's
+    ``(N, C, *kernel, *out)``: ``cols[n, c, i, j, oh, ow] = xp[n, c, oh·sh + i·dh,
+    ow·sw + j·dw]``.  Reshaped to ``(N, C·kh·kw, OH·OW)`` it multiplies
+    ``(F, C·kh·kw)`` weights in one batched matmul.
+
+    ``batch_last=True`` gives ``(C, *kernel, N, *out)`` instead: reshaped to
+    ``(C·kh·kw, N·OH·OW)`` it is the operand of *one* big matrix product over the whole
+    batch, which BLAS runs faster than N small ones when ``OH·OW`` is small.
+
+    The dtype is ``xp``'s (float32 stays float32).  ``count`` keeps only the first
+    ``count`` windows along each axis (default: every window that fits).  ``out`` is an
+    optional C-contiguous buffer of the right shape and dtype to fill (a layer's
     workspace from the previous call: reusing memory that is already paged in is faster).
 
-    >>> cols = unfold(np.arange(16.0).reshape(1, 1, 4, 4), (3, 3), (1, 1), (1, 1))
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> cols = unfold(x, (3, 3), (1, 1), (1, 1))
     >>> cols.shape
     (1, 1, 3, 3, 2, 2)
     >>> cols[0, 0, 1, 2]           # kernel offset (1, 2) at each of the 2×2 positions
     array([[ 6.,  7.],
            [10., 11.]])
+    >>> unfold(np.zeros((8, 3, 5, 5)), (3, 3), (1, 1), (1, 1), batch_last=True).shape
+    (3, 3, 3, 8, 3, 3)
     """
-    view = windows(xp, kernel, stride, dilation)
+    dims = len(kernel)
+    view = windows(xp, kernel, stride, dilation)                 # (N, C, *out, *kernel)
     if count is not None:
-        view = view[(Ellipsis, *(slice(0, c) for c in count), *(slice(None),) * len(kernel))]
-    view = view.transpose(_window_axes(view.ndim, len(kernel)))
+        view = view[(Ellipsis, *(slice(0, c) for c in count), *(slice(None),) * dims)]
+    if batch_last:
+        view = view.transpose(1, *range(2 + dims, 2 + 2 * dims), 0, *range(2, 2 + dims))
+    else:
+        view = view.transpose(_window_axes(view.ndim, dims))
     if out is None or out.shape != view.shape or out.dtype != view.dtype \
             or not out.flags.c_contiguous:
         out = np.empty(view.shape, view.dtype)

@@ -265,16 +265,38 @@ def test_both_input_gradient_methods_agree_and_are_right(shape, options, gradien
     layer = conv_layer(**options)
     x = RNG.standard_normal(shape)
     y = layer.forward(x)
-    x_shape, padded_shape, window, cols_g = layer._cache
-    assert layer.uses_correlation_for_dx(x.shape, window, y.shape)
+    assert layer.uses_correlation_for_dx(x.shape, layer.window(x.shape), y.shape)
     dy = RNG.standard_normal(y.shape)
     by_correlation = layer.backward(dy)
-    groups = cols_g.shape[1]
-    w_g = layer.params["weight"].reshape(groups, options["filters"] // groups, -1)
-    dy_g = dy.reshape(*cols_g.shape[:2], -1, cols_g.shape[3])
-    by_col2im = layer._dx_by_col2im(dy_g, w_g, x.shape, padded_shape, window, y.shape[2:])
+    layer.input_gradient_method = "col2im"
+    by_col2im = layer.backward(dy)
     np.testing.assert_allclose(by_correlation, by_col2im, rtol=1e-12, atol=1e-13)
-    assert max(gradient_errors(layer, x).values()) < 1e-6
+    for method in ("correlation", "col2im"):
+        layer.input_gradient_method = method
+        assert max(gradient_errors(layer, x).values()) < 1e-6, method
+
+
+@pytest.mark.parametrize("shape, options", [
+    ((3, 8, 4, 4), dict(filters=4, kernel=4, padding=1)),                  # C·K = 128
+    ((2, 32, 5, 4), dict(filters=4, kernel=(3, 3), stride=(2, 1), groups=2, padding=1)),
+])
+def test_one_product_over_the_batch_gives_the_same_numbers(shape, options, gradient_errors):
+    """Small images with a long reduction use one matmul over the whole batch
+    (columns (C, *k, N, *out)); values and gradients must not change."""
+    layer = conv_layer(**options)
+    x = RNG.standard_normal(shape)
+    y = layer.forward(x)
+    assert layer._cache[-1].batch_last
+    expected = naive_conv(x, layer.params["weight"], layer.params["bias"],
+                          as_tuple(options.get("stride", 1), 2),
+                          as_pairs(options.get("padding", 0), 2), (1, 1),
+                          options.get("groups", 1))
+    np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
+    for method in ("correlation", "col2im"):
+        if method == "correlation" and options.get("stride", 1) != 1:
+            continue
+        layer.input_gradient_method = method
+        assert max(gradient_errors(layer, x).values()) < 1e-6, method
 
 
 GRAD_TRANSPOSE_CASES = [
