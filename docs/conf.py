@@ -27,6 +27,7 @@ extensions = [
     "sphinx.ext.doctest",
     "sphinx_click",
     "convcalc_docs",  # docs/_ext: layer reference and command output derived from the code
+    "zoo_pages",  # docs/_ext: a section per model of convcalc.zoo, from its spec file
 ]
 
 exclude_patterns = ["_build"]

@@ -351,3 +351,29 @@ def test_verify_passes_on_every_zoo_model(name: str) -> None:
     assert result.exit_code == 0, result.output
     assert "✓ verified:" in result.output
     assert "✗" not in result.output
+
+
+# --- the docs page ------------------------------------------------------------------------------
+
+
+def test_docs_zoo_sections_come_from_the_analysis() -> None:
+    """docs/_ext/zoo_pages.py builds each model's section from its report (the whole
+    build, with -W, is tests/test_docs.py's)."""
+    pytest.importorskip("sphinx")
+    sys.path.insert(0, str(ROOT / "docs" / "_ext"))
+    try:
+        import zoo_pages
+    finally:
+        sys.path.remove(str(ROOT / "docs" / "_ext"))
+    for name, (params, trainable, buffers, shape_in, _) in PUBLISHED.items():
+        text = "\n".join(zoo_pages.model_rst(name))
+        assert f".. _zoo-{name}:" in text and f"``zoo:{name}``" in text
+        assert f":parameters: {params:,} (trainable {trainable:,}" in text
+        assert f":buffers: {buffers:,}" in text
+        assert text.count("- warning: ") == len(EXPECTED_WARNINGS.get(name, []))
+    rows = zoo_pages.top_level_rows(report("vgg16"))
+    conv1 = (64 * 3 * 9 + 64) + (64 * 64 * 9 + 64)
+    assert rows[0][:4] == ["conv1", "conv3 ×2", "[64, 224, 224]", f"{conv1:,}"]
+    assert next(r for r in rows if r[0] == "pool5")[5] == "212 / 32 / 90"
+    rows = zoo_pages.top_level_rows(report("googlenet"))
+    assert [r[0] for r in rows if r[1] == "inception"] == [i[0] for i in INCEPTIONS]
