@@ -20,6 +20,7 @@ from .conv import Conv, ConvTranspose
 from .gradcheck import GradcheckResult, gradcheck, numerical_gradient, relative_error
 from .im2col import col2im, im2col
 from .layers import Dense, Dropout, Flatten, GlobalPool
+from .merge import Add, Concat
 from .network import LAYER_CLASSES, Network, build
 from .normalization import LRN, BatchNorm
 from .pool import Pool
@@ -45,6 +46,8 @@ __all__ = [
     "Dropout",
     "BatchNorm",
     "LRN",
+    "Add",
+    "Concat",
     "softmax_cross_entropy",
     "gradcheck",
     "numerical_gradient",

@@ -4,13 +4,19 @@ The scalar loss is a fixed random projection of the network's output,
 ``L = Σ y ⊙ P`` with ``P ~ N(0, 1)`` drawn once, so ``dL/dy = P``.  For every layer
 ``i`` the check compares, on at most ``samples`` randomly chosen entries each,
 
-- the gradient w.r.t. the layer's *input* (what ``backward`` returned into layer ``i``),
+- the gradient w.r.t. the layer's *input* — the complete gradient of the output it
+  reads, as :meth:`engine.Network.backward` returns it: summed over every layer reading
+  that output (a fan-out, e.g. a ResNet shortcut), or the network's input gradient;
+  a merge layer has one such tensor per input, ``"input:<name>"``;
 - the gradient w.r.t. each of its parameter tensors,
 
-with the centred difference ``(L(θ + h) − L(θ − h)) / 2h``, where ``L`` re-runs layers
-``i …`` from the perturbed value.  The error of one tensor is the relative error of the
-sampled vectors, ``‖a − n‖₂ / (‖a‖₂ + ‖n‖₂)``; a layer's error is the largest over its
-tensors.  Correct layers give about 1e-9 or less; a layer passes below 1e-6.
+with the centred difference ``(L(θ + h) − L(θ − h)) / 2h``, where ``L`` re-runs the
+network from the first layer that sees the perturbed value (every reader of a perturbed
+output sees it; outputs computed before stay as they were).  The error of one tensor is
+the relative error of the sampled vectors, ``‖a − n‖₂ / (‖a‖₂ + ‖n‖₂)``; a layer's error
+is the largest over its tensors.  Correct layers give about 1e-9 or less; a layer
+passes below 1e-6.  A wrong ``backward`` shows at its layer, at the layers upstream of
+it, and at the other readers of the outputs it reads (they share those gradients).
 
 Two refinements keep the check honest where plain differences are not:
 
@@ -300,45 +306,53 @@ def _check(net: Any, x: np.ndarray, rng: np.random.Generator, frozen: _Frozen,
            samples: int, h: float, tolerance: float,
            progress: Callable[[int, int], None] | None) -> GradcheckResult:
     layers = net.layers
+    output = layers[-1].name
     frozen.reset_randomness()
-    inputs = []
-    out = x
-    for layer in layers:
-        inputs.append(out)
-        out = layer.forward(out)
-    projection = rng.standard_normal(out.shape)
-    input_grads: list[np.ndarray] = [np.empty(0)] * len(layers)
-    param_grads: list[dict[str, np.ndarray]] = [{}] * len(layers)
-    grad = projection
-    for index in range(len(layers) - 1, -1, -1):
-        grad = layers[index].backward(grad)
-        input_grads[index] = grad
-        param_grads[index] = {k: v.copy() for k, v in layers[index].grads.items()}
+    values = net.evaluate({"input": x})          # every layer's output, kept
+    projection = rng.standard_normal(values[output].shape)
+    # The complete gradient of every output (summed over its readers), as the network's
+    # own backward computes it; the arrays are fresh or a layer's result, never reused.
+    node_grads: dict[str, np.ndarray] = {}
+    net.backward(projection, on_gradient=node_grads.__setitem__)
+    param_grads = [{k: v.copy() for k, v in layer.grads.items()} for layer in layers]
 
-    def loss_from(start: int, value: np.ndarray) -> Callable[[], float]:
+    def loss_from(start: int, overrides: dict[str, np.ndarray]) -> Callable[[], float]:
+        """``L`` with layers ``start…`` re-run; earlier outputs as computed, but
+        ``overrides`` (a perturbed output: every layer reading it sees the probe)."""
         def loss() -> float:
             frozen.reset_randomness()
-            y = value
-            for layer in layers[start:]:
-                y = layer.forward(y)
+            y = net.evaluate({**values, **overrides}, start)[output]
             return float(np.sum(y * projection))
         return loss
 
     result = GradcheckResult(tolerance=tolerance)
 
-    def compare(name: str, tensor: str, analytic: np.ndarray, probe: np.ndarray,
-                loss: Callable[[], float]) -> None:
+    def measure(analytic: np.ndarray, probe: np.ndarray,
+                loss: Callable[[], float]) -> tuple[int, float, int]:
         chosen = _sample(rng, probe.size, samples)
         numeric = derivatives(loss, probe, chosen, h)
         error = numeric.compare(analytic.reshape(-1)[chosen], tolerance)
-        result.tensors.append(TensorCheck(name, tensor, len(chosen), error, numeric.kinks))
+        return len(chosen), error, numeric.kinks
+
+    checked: dict[str, tuple[int, float, int]] = {}   # per output read: measured once
 
     for index, layer in enumerate(layers):
-        probe = inputs[index].copy()
-        compare(layer.name, "input", input_grads[index], probe, loss_from(index, probe))
+        sources = list(dict.fromkeys(net.sources[index]))
+        for source in sources:
+            if source not in checked:
+                value = values[source]
+                probe = np.array(value, dtype=np.float64, order="C", copy=True)
+                analytic = node_grads.get(source)
+                if analytic is None:             # read by dead branches only
+                    analytic = np.zeros_like(probe)
+                checked[source] = measure(analytic, probe,
+                                          loss_from(net.readers[source][0], {source: probe}))
+            tensor = "input" if len(sources) == 1 else f"input:{source}"
+            result.tensors.append(TensorCheck(layer.name, tensor, *checked[source]))
         for key, array in layer.params.items():
-            compare(layer.name, key, param_grads[index][key], array,
-                    loss_from(index, inputs[index]))
+            entries, error, kinks = measure(param_grads[index][key], array,
+                                            loss_from(index, {}))
+            result.tensors.append(TensorCheck(layer.name, key, entries, error, kinks))
         if progress is not None:
             progress(index + 1, len(layers))
     return result

@@ -41,6 +41,7 @@ from .activations import LeakyReLU, activation
 from .base import Layer
 from .conv import Conv, ConvTranspose
 from .layers import Dense, Dropout, Flatten, GlobalPool
+from .merge import merge
 from .normalization import LRN, BatchNorm
 from .pool import Pool
 
@@ -59,6 +60,7 @@ LAYER_CLASSES: dict[type[specs.LayerBase], LayerFactory] = {
     specs.Dropout: Dropout,
     specs.BatchNorm: BatchNorm,
     specs.LRN: LRN,
+    specs.Merge: merge,
 }
 
 DTYPES = ("float32", "float64")
@@ -100,14 +102,39 @@ def _named(layer: Layer, exc: ValueError) -> ValueError:
 
 
 class Network:
-    """The layers of a spec, in order, with their parameters allocated.
+    """The layers of a spec, in file order (a topological order of its graph), with their
+    parameters allocated.
+
+    Each layer reads the outputs named by its spec's ``inputs`` (earlier layers, or
+    ``"input"``, the network input); the network's output is the last layer's.
 
     ``forward(x)``: ``(N, *spec.input) → (N, *output)``; records
-    :attr:`observed_shapes` ``{layer name: output shape without the batch axis}``.
-    ``backward(dout)``: output gradient → input gradient, filling every parameter's
-    gradient.  :meth:`parameters`, :meth:`gradients` and :meth:`buffers` return the
-    very arrays the layers use, ``{layer name: {"weight": array, ...}}`` (layers without
-    any are left out), so assigning into them loads weights.
+    :attr:`observed_shapes` ``{layer name: output shape without the batch axis}``.  An
+    output is kept until its last reader has run, then dropped.
+    ``backward(dout)``: output gradient → input gradient, in reverse file order, filling
+    every parameter's gradient.  Where an output feeds several layers (a shortcut), the
+    gradients its readers return are summed before its layer sees them; so is the input
+    gradient when several layers read ``input``.  A layer whose output nothing reads
+    (a dead branch) gets no gradient: its parameter gradients are zero.
+    :meth:`parameters`, :meth:`gradients` and :meth:`buffers` return the very arrays
+    the layers use, ``{layer name: {"weight": array, ...}}`` (layers without any are
+    left out), so assigning into them loads weights.
+
+    A ResNet-style block, ``relu(conv(x) + x)``, whose input gradient sums both paths:
+
+    >>> from convcalc.spec import Spec
+    >>> net = build(Spec.model_validate({"input": [2, 5, 5], "layers": [
+    ...     {"type": "conv", "filters": 2, "kernel": 3, "padding": 1, "name": "conv"},
+    ...     {"type": "add", "inputs": ["conv", "input"], "name": "add"}, "relu"]}),
+    ...     dtype="float64")
+    >>> net.sources[1], net.readers["input"]
+    (('conv', 'input'), (0, 1))
+    >>> x = np.random.default_rng(0).standard_normal((3, 2, 5, 5))
+    >>> y = net.forward(x)
+    >>> dx = net.backward(np.ones_like(y))
+    >>> conv_path = net.layer("conv").backward(1.0 * (y > 0))    # dL/dx through the conv
+    >>> bool(np.allclose(dx, conv_path + (y > 0)))               # ... plus the shortcut
+    True
     """
 
     def __init__(self, spec: specs.Spec, layers: list[Layer], dtype: np.dtype):
@@ -117,44 +144,141 @@ class Network:
         self.input_shape: tuple[int, ...] = tuple(spec.input)
         self.observed_shapes: dict[str, tuple[int, ...]] = {}
         self.training = True
+        #: per layer, the names of the outputs it reads (``"input"``: the network input)
+        self.sources: list[tuple[str, ...]] = []
+        readers: dict[str, list[int]] = {"input": []}
+        later = {layer.name for layer in layers}
+        for index, layer in enumerate(layers):
+            if layer.name in readers:
+                raise ValueError(f"{layer.name}: duplicate layer name (layer {index + 1})")
+            names = tuple(layer.spec.inputs or (["input"] if index == 0
+                                                else [layers[index - 1].name]))
+            for name in names:
+                if name not in readers:
+                    what = "a later layer" if name in later else "no layer"
+                    raise ValueError(f"{layer.name}: reads {name!r}, which is {what}; a "
+                                     "layer reads earlier layers (or 'input') only")
+                if index not in readers[name]:
+                    readers[name].append(index)
+            self.sources.append(names)
+            readers[layer.name] = []
+        #: per output name, the indices of the layers that read it, in order
+        self.readers: dict[str, tuple[int, ...]] = {k: tuple(v) for k, v in readers.items()}
+        self._output = layers[-1].name if layers else "input"
 
     # --- running -------------------------------------------------------------------
+
+    def _apply(self, index: int, args: list[np.ndarray]) -> np.ndarray:
+        """Run layer ``index`` on the arrays it reads (a list for a merge layer)."""
+        layer = self.layers[index]
+        try:
+            if getattr(layer, "many_inputs", False):
+                return layer.forward(args)
+            if len(args) != 1:
+                raise ValueError(f"{layer.spec.type} takes one input (got {len(args)}: "
+                                 f"{', '.join(self.sources[index])}); merge branches with "
+                                 "an add or concat layer first")
+            return layer.forward(args[0])
+        except ValueError as exc:
+            raise _named(layer, exc) from exc
+
+    def _check_input(self, x: Any) -> np.ndarray:
+        x = np.asarray(x, dtype=self.dtype)
+        if x.shape[1:] != self.input_shape:
+            raise ValueError(f"input: expected (N, {', '.join(map(str, self.input_shape))}), "
+                             f"got {x.shape}")
+        return x
 
     def forward(self, x: Any, on_layer: Callable[[int, Layer], None] | None = None
                 ) -> np.ndarray:
         """Run every layer on ``x`` (converted to the network's dtype, never modified).
 
+        Layers run in file order; each output is kept until its last reader has run.
         ``on_layer(index, layer)`` is called after each layer (for progress reports).
         A layer that cannot take its input raises ``ValueError`` naming the layer.
         """
-        out = np.asarray(x, dtype=self.dtype)
-        if out.shape[1:] != self.input_shape:
-            raise ValueError(f"input: expected (N, {', '.join(map(str, self.input_shape))}), "
-                             f"got {out.shape}")
+        values = {"input": self._check_input(x)}
+        self._batch_shape = values["input"].shape
+        last = {name: readers[-1] for name, readers in self.readers.items() if readers}
         for index, layer in enumerate(self.layers):
-            try:
-                out = layer.forward(out)
-            except ValueError as exc:
-                raise _named(layer, exc) from exc
+            sources = self.sources[index]
+            out = self._apply(index, [values[name] for name in sources])
             self.observed_shapes[layer.name] = tuple(out.shape[1:])
+            for name in sources:                  # drop what no later layer reads
+                if last.get(name) == index and name in values:
+                    del values[name]
+            if self.readers[layer.name] or index == len(self.layers) - 1:
+                values[layer.name] = out
+            del out
             if on_layer is not None:
                 on_layer(index, layer)
-        return out
+        return values[self._output]
 
-    def backward(self, dout: Any, on_layer: Callable[[int, Layer], None] | None = None
+    def evaluate(self, values: dict[str, np.ndarray], start: int = 0
+                 ) -> dict[str, np.ndarray]:
+        """Run layers ``start, start + 1, …`` given ``values``, the outputs they read that
+        come from before ``start`` (``"input"`` among them), by name; return ``values``
+        with every layer's output added (a new dict; nothing is dropped).  For tools that
+        need every intermediate output (:func:`engine.gradcheck`); prefer :meth:`forward`.
+        """
+        values = dict(values)
+        for index in range(start, len(self.layers)):
+            values[self.layers[index].name] = self._apply(
+                index, [values[name] for name in self.sources[index]])
+        return values
+
+    def backward(self, dout: Any, on_layer: Callable[[int, Layer], None] | None = None,
+                 on_gradient: Callable[[str, np.ndarray], None] | None = None
                  ) -> np.ndarray:
         """Back-propagate ``dout`` (the gradient of the loss w.r.t. the last output)
-        through every layer, last first; returns the gradient w.r.t. the input."""
-        grad = np.asarray(dout, dtype=self.dtype)
+        through every layer, last first; returns the gradient w.r.t. the input.
+
+        Gradients from several readers of one output are summed (into a new array, never
+        into one a layer returned).  ``on_gradient(name, grad)`` is called with each
+        output's complete gradient (``name`` a layer, or ``"input"`` last) just before it
+        is used — for checks; the array must not be modified.
+        """
+        grads: dict[str, np.ndarray] = {self._output: np.asarray(dout, dtype=self.dtype)}
+        owned: set[str] = set()      # sums made here, safe to add into in place
+
+        def accumulate(name: str, grad: np.ndarray) -> None:
+            if name not in grads:
+                grads[name] = grad
+            elif name in owned:
+                grads[name] += grad
+            else:
+                grads[name] = grads[name] + grad
+                owned.add(name)
+
         for index in range(len(self.layers) - 1, -1, -1):
             layer = self.layers[index]
-            try:
-                grad = layer.backward(grad)
-            except ValueError as exc:
-                raise _named(layer, exc) from exc
+            grad = grads.pop(layer.name, None)
+            owned.discard(layer.name)
+            if grad is None:               # nothing reads this output: no gradient
+                for value in layer.grads.values():
+                    value.fill(0)
+            else:
+                if on_gradient is not None:
+                    on_gradient(layer.name, grad)
+                try:
+                    result = layer.backward(grad)
+                except ValueError as exc:
+                    raise _named(layer, exc) from exc
+                del grad
+                if getattr(layer, "many_inputs", False):
+                    for name, part in zip(self.sources[index], result):
+                        accumulate(name, part)
+                else:
+                    accumulate(self.sources[index][0], result)
+                del result
             if on_layer is not None:
                 on_layer(index, layer)
-        return grad
+        dx = grads.pop("input", None)
+        if dx is None:
+            dx = np.zeros(getattr(self, "_batch_shape", (0, *self.input_shape)), self.dtype)
+        if on_gradient is not None:
+            on_gradient("input", dx)
+        return dx
 
     __call__ = forward
 

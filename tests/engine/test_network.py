@@ -44,6 +44,8 @@ ONE_OF_EACH = {
     "dropout": {"type": "dropout", "rate": 0.3},
     "batchnorm": {"type": "batchnorm"},
     "lrn": {"type": "lrn", "size": 3},
+    "add": {"type": "add", "inputs": ["input", "input"]},
+    "concat": {"type": "concat", "inputs": ["input", "input"]},
 }
 
 
