@@ -311,8 +311,9 @@ class Conv(Layer):
                       batch_last=layout.batch_last,
                       out=_workspace(self, "dcols", shape, dyp.dtype))
         flipped = weight[(Ellipsis, *(slice(None, None, -1),) * dims)]
-        w_t = flipped.reshape(groups, filters // groups, per_group, -1).transpose(0, 2, 1, 3) \
-            .reshape(groups, per_group, -1)                               # (g, C/g, F/g·K)
+        w_t = np.ascontiguousarray(   # (g, C/g, F/g·K); contiguous: matmul is slow on strides
+            flipped.reshape(groups, filters // groups, per_group, -1).transpose(0, 2, 1, 3)
+            .reshape(groups, per_group, -1))
         cols_g = layout.stack(cols, w_t.shape[2], prod(count))           # (B, g, F/g·K, Q)
         return layout.images(np.matmul(w_t, cols_g), x_shape[1], count)
 
