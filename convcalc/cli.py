@@ -279,6 +279,41 @@ def layers() -> None:
         click.echo(f"    {doc}")
 
 
+SERVE_EPILOG = """\b
+Examples:
+  convcalc serve                        # http://127.0.0.1:8000/ : the design page
+  convcalc serve --port 9000
+  curl -s -X POST localhost:8000/api/v1/analyse -H 'Content-Type: application/yaml' \\
+       --data-binary @net.yaml          # the same JSON as convcalc check --format json
+
+\b
+Needs the service extra: pip install 'convcalc[service]'.  Endpoints, limits and
+status codes: docs/service.rst, or /docs and /openapi.json on the running service.
+"""
+
+
+@main.command(epilog=SERVE_EPILOG)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0: every interface).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True,
+              help="Port to listen on.")
+@click.option("--access-log/--no-access-log", default=True, show_default=True,
+              help="Log every request on standard error.")
+def serve(host: str, port: int, access_log: bool) -> None:
+    """Serve the calculator over HTTP: a JSON API under /api/v1/ (analyse, verify,
+    schema, zoo) and an interactive design page at /."""
+    try:  # imported here: `import convcalc` never imports FastAPI
+        import uvicorn
+
+        from .service.app import create_app
+    except ImportError as error:
+        raise click.ClickException(
+            f"convcalc serve needs the service extra: pip install 'convcalc[service]' "
+            f"({error})") from None
+    click.echo(f"convcalc {__version__}: design page http://{host}:{port}/ , API "
+               f"http://{host}:{port}/api/v1/ , reference http://{host}:{port}/docs", err=True)
+    uvicorn.run(create_app(), host=host, port=port, access_log=access_log, log_level="info")
+
 from .cli_zoo import zoo  # noqa: E402  (the zoo command lives in convcalc/cli_zoo.py)
 
 main.add_command(zoo)
