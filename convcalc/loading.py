@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import difflib
 import os
+from dataclasses import replace
 from collections.abc import Mapping
 from typing import Any
 
@@ -240,6 +241,27 @@ def diagnostics_from_validation(exc: ValidationError, flat: Mapping[str, Any],
     return out
 
 
+def _once_per_place(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """Sorted by line; a problem that every instance of a block (or every copy of a
+    ``repeat``) repeats is reported once, naming how many more instances share it."""
+    first: dict[tuple[Any, ...], Diagnostic] = {}
+    more: dict[tuple[Any, ...], int] = {}
+    for diagnostic in diagnostics:
+        key = (diagnostic.line, diagnostic.field, diagnostic.message)
+        if key in first:
+            more[key] = more.get(key, 0) + 1
+        else:
+            first[key] = diagnostic
+    out = []
+    for key, diagnostic in first.items():
+        if key in more:
+            n = more[key]
+            diagnostic = replace(diagnostic, message=f"{diagnostic.message} (and in {n} more "
+                                 f"instance{'s' if n != 1 else ''})")
+        out.append(diagnostic)
+    return sorted(out, key=lambda d: d.line or 0)
+
+
 def validate(data: Any, *, source: SourceMap | None = None) -> Spec:
     """Validate already-parsed data (a dict, or a :class:`Spec` which is returned as is):
     expand blocks and ``repeat``, resolve ``inputs``, check every option.
@@ -268,8 +290,7 @@ def validate(data: Any, *, source: SourceMap | None = None) -> Spec:
     except RecursionError:
         raise _error("document nested too deeply", filename) from None
     if diagnostics or spec is None:
-        diagnostics.sort(key=lambda d: (d.line or 0))
-        raise SpecError(diagnostics)
+        raise SpecError(_once_per_place(diagnostics))
     spec._source = source
     spec._origins = expansion.origins
     spec._groups = expansion.groups
