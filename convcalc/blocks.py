@@ -110,6 +110,7 @@ class _Expander:
     def __init__(self, blocks: Mapping[str, Any], out: Expansion):
         self.blocks = blocks
         self.out = out
+        self.work = 0  # copies expanded, to bound repeats of blocks that emit nothing
 
     def problem(self, path: Path, message: str) -> None:
         self.out.problems.append((path, message))
@@ -159,6 +160,9 @@ class _Expander:
             is_block = isinstance(kind, str) and kind in self.blocks and kind not in MODEL_BY_TYPE
             outer = groups + (((prefix + local, f"{kind} ×{repeat}"),) if repeat > 1 else ())
             for copy in range(repeat):
+                self.work += 1
+                if self.work > 10 * MAX_LAYERS:
+                    raise _TooLarge()
                 name = f"{local}.{copy}" if repeat > 1 else local
                 if is_block:
                     output = self.call(item, item_path, prefix + name, inputs, stack, outer)
