@@ -74,13 +74,24 @@ class ProblemError(Exception):
         self.headers = headers or {}
 
 
+def utf8_json(text: str, data: Any) -> bytes:
+    """``text`` (JSON of ``data``) as UTF-8; where it cannot be — a name or message
+    holding a lone surrogate, which a JSON ``\\ud852`` escape in the body can give — the
+    same JSON with every non-ASCII character escaped."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return (json.dumps(data, indent=2, ensure_ascii=True) + "\n").encode("ascii")
+
+
 def problem_response(status: int, kind: str | None, title: str, detail: str,
                      problems: list[dict[str, Any]] | None = None,
-                     headers: dict[str, str] | None = None) -> JSONResponse:
+                     headers: dict[str, str] | None = None) -> Response:
     body = {"type": PROBLEM_BASE + kind if kind else "about:blank", "title": title,
             "status": status, "detail": detail, "problems": problems or []}
-    return JSONResponse(body, status_code=status, headers=headers,
-                        media_type="application/problem+json")
+    text = json.dumps(body, indent=2, ensure_ascii=False) + "\n"
+    return Response(utf8_json(text, body), status_code=status, headers=headers,
+                    media_type="application/problem+json")
 
 
 def _item(message: str, field: str | None = None, line: int | None = None) -> dict[str, Any]:
@@ -237,19 +248,19 @@ def create_app(limits: Limits | None = None, *, warm: bool = True) -> FastAPI:
     # -- errors as problem documents --
 
     @app.exception_handler(ProblemError)
-    async def _problem(_request: Request, error: ProblemError) -> JSONResponse:
+    async def _problem(_request: Request, error: ProblemError) -> Response:
         return problem_response(error.status, error.kind, error.title, error.detail,
                                 error.problems, error.headers)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def _http(_request: Request, error: StarletteHTTPException) -> Response:
         phrase = HTTPStatus(error.status_code).phrase
         detail = error.detail if isinstance(error.detail, str) else phrase
         return problem_response(error.status_code, None, phrase, detail,
                                 headers=dict(error.headers or {}))
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
+    async def _invalid(_request: Request, error: RequestValidationError) -> Response:
         items = []
         for problem in error.errors():
             where = ".".join(str(part) for part in problem.get("loc", ()))
@@ -259,7 +270,7 @@ def create_app(limits: Limits | None = None, *, warm: bool = True) -> FastAPI:
         return problem_response(422, "invalid-request", "Invalid request", detail, items)
 
     @app.exception_handler(Exception)
-    async def _crash(_request: Request, error: Exception) -> JSONResponse:
+    async def _crash(_request: Request, error: Exception) -> Response:
         return problem_response(500, "internal-error", "Internal error",
                                 f"the service failed: {type(error).__name__}")
 
@@ -362,7 +373,8 @@ def create_app(limits: Limits | None = None, *, warm: bool = True) -> FastAPI:
             raise ProblemError(503, "worker-failed", "Verification worker failed",
                                str(error), headers={"Retry-After": "1"}) from None
         if kind == "ok":
-            return Response(answer + "\n", media_type="application/json")
+            return Response(utf8_json(answer + "\n", json.loads(answer)),
+                            media_type="application/json")
         raise _worker_error(answer)
 
     @app.get("/api/v1/schema", response_class=SchemaResponse, summary="The spec's JSON Schema",
@@ -403,10 +415,9 @@ def create_app(limits: Limits | None = None, *, warm: bool = True) -> FastAPI:
             for operations in document.get("paths", {}).values():
                 for operation in operations.values():
                     for code, response in operation.get("responses", {}).items():
-                        content = response.get("content", {})
-                        if code[0] in "45" and "application/json" in content:
-                            content["application/problem+json"] = content.pop(
-                                "application/json")
+                        if code[0] in "45":  # every error is a problem document
+                            response["content"] = {"application/problem+json": {
+                                "schema": {"$ref": "#/components/schemas/Problem"}}}
             app.openapi_schema = document
         return app.openapi_schema
 
@@ -417,9 +428,10 @@ def create_app(limits: Limits | None = None, *, warm: bool = True) -> FastAPI:
 # --- the work behind the endpoints (run in threads) ------------------------------------------
 
 
-def _analyse(body: bytes, limits: Limits) -> tuple[str, int, int]:
+def _analyse(body: bytes, limits: Limits) -> tuple[bytes, int, int]:
     report = analyze(load_spec(body, limits))
-    return render_json(report) + "\n", len(report.errors), len(report.warnings)
+    text = utf8_json(render_json(report) + "\n", report.to_dict())
+    return text, len(report.errors), len(report.warnings)
 
 
 def _memory_option(text: str | None, limits: Limits) -> int:

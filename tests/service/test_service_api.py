@@ -1,0 +1,400 @@
+"""The service's API through FastAPI's TestClient: every endpoint, every error status,
+every limit; answers equal to the CLI's JSON."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+import convcalc
+from convcalc import zoo
+from convcalc.cli import main
+from convcalc.service.app import PROBLEM_BASE
+from convcalc.service.limits import Limits
+from convcalc.service.worker import Job, Worker
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+YAML = {"Content-Type": "application/yaml"}
+PROBLEM = "application/problem+json"
+SMALL = "name: small\ninput: [1, 12, 12]\nlayers:\n  - {type: conv, filters: 4, kernel: 3}\n" \
+        "  - relu\n  - flatten\n  - {type: dense, units: 10}\n"
+STRIDE_ZERO = "input: [1, 7, 7]\nlayers:\n  - {type: conv, filters: 1, kernel: 3, stride: 0}\n"
+NOT_TILING = "input: [1, 7, 7]\nlayers:\n  - {type: conv, filters: 1, kernel: 3, stride: 3}\n"
+#: ~1.4 s of engine work at batch 1 (estimate ~330 MiB): a verification to time out
+SLOW = "input: [32, 96, 96]\nlayers:\n  - {type: conv, filters: 32, kernel: 3, padding: 1, repeat: 12}\n"
+
+
+def cli(*args: str) -> str:
+    return CliRunner().invoke(main, list(args)).output
+
+
+def assert_problem(response, status: int, kind: str | None) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    body = response.json()
+    assert body["status"] == status
+    assert body["type"] == (PROBLEM_BASE + kind if kind else "about:blank")
+    assert body["title"] and body["detail"]
+    assert isinstance(body["problems"], list)
+    return body
+
+
+# --- analyse -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
+def test_analyse_answers_exactly_what_check_prints(client, path):
+    response = client.post("/api/v1/analyse", content=path.read_bytes(), headers=YAML)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.text == cli("check", str(path), "--format", "json")
+
+
+@pytest.mark.parametrize("name", ["resnet50", "googlenet"])
+def test_analyse_zoo_models_as_the_cli(client, name):
+    response = client.post("/api/v1/analyse", content=zoo.text(name), headers=YAML)
+    assert response.text == cli("check", f"zoo:{name}", "--format", "json")
+
+
+@pytest.mark.parametrize("content_type", ["application/yaml", "text/yaml", "application/x-yaml",
+                                          "application/yaml; charset=utf-8",
+                                          "Application/YAML; charset=\"UTF-8\""])
+def test_analyse_accepts_yaml_content_types(client, content_type):
+    response = client.post("/api/v1/analyse", content=SMALL, headers={"Content-Type": content_type})
+    assert response.status_code == 200
+    assert response.json()["total_params"] == 40 + 4 * 10 * 10 * 10 + 10
+
+
+def test_analyse_accepts_json(client):
+    data = yaml.safe_load(SMALL)
+    response = client.post("/api/v1/analyse", json=data)
+    assert response.status_code == 200
+    served, expected = response.json(), convcalc.analyze(convcalc.validate(data)).to_dict()
+    for row in served["layers"] + expected["layers"]:
+        row.pop("line")     # a JSON body is one line; a dict has none
+    assert served == expected
+
+
+def test_analysis_errors_are_a_200_report_with_problems(client):
+    response = client.post("/api/v1/analyse", content=NOT_TILING, headers=YAML)
+    assert response.status_code == 200
+    assert response.headers["convcalc-errors"] == "1"
+    assert response.headers["convcalc-warnings"] == "0"
+    problem, = response.json()["problems"]
+    assert problem["severity"] == "error" and problem["line"] == 3
+    assert problem["layer"] == "conv1" and "7/3 is not a whole number" in problem["message"]
+
+
+def test_invalid_spec_is_422_with_the_cli_diagnostics(client):
+    response = client.post("/api/v1/analyse", content=STRIDE_ZERO, headers=YAML)
+    body = assert_problem(response, 422, "invalid-spec")
+    assert body["detail"] == "<request>:3: layers[0].stride: must be ≥ 1 (got 0)"
+    cli_json = json.loads(CliRunner().invoke(main, ["check", "-", "--format", "json"],
+                                             input=STRIDE_ZERO).output)
+    assert body["problems"] == cli_json["problems"]
+    assert body["problems"][0]["line"] == 3 and body["problems"][0]["field"] == "layers[0].stride"
+
+
+@pytest.mark.parametrize("text, line", [
+    ("input: [1, 7, 7]\nlayers:\n  - {type: conv, filters: 1\n", 4),   # YAML syntax
+    ("", None),                                                         # empty
+    ("input: [1, 7, 7]\nlayers: []\nlayers: []\n", 3),                  # duplicate key
+    ("- 1\n- 2\n", 1),                                                  # not a mapping
+    ("input: !!python/object:os.system [1]\nlayers: []\n", 1),          # tags refused
+])
+def test_unreadable_bodies_are_422_with_lines(client, text, line):
+    body = assert_problem(client.post("/api/v1/analyse", content=text, headers=YAML),
+                          422, "invalid-spec")
+    assert body["problems"][0]["line"] == line
+
+
+def test_not_utf8_is_422(client):
+    body = assert_problem(client.post("/api/v1/analyse", content=b"input: [1, \xff]\n",
+                                      headers=YAML), 422, "invalid-spec")
+    assert "not UTF-8" in body["detail"]
+
+
+# --- content types and sizes ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("headers", [{}, {"Content-Type": "text/plain"},
+                                     {"Content-Type": "application/x-www-form-urlencoded"},
+                                     {"Content-Type": "application/yaml; charset=latin-1"}])
+@pytest.mark.parametrize("path", ["/api/v1/analyse", "/api/v1/verify"])
+def test_other_content_types_are_415(client, headers, path):
+    body = assert_problem(client.post(path, content=SMALL.encode(), headers=headers),
+                          415, "unsupported-media-type")
+    assert "application/yaml" in body["detail"] or "UTF-8" in body["detail"]
+
+
+def test_body_over_the_limit_is_413_by_its_length(make_client):
+    with make_client(Limits(max_body_bytes=2000)) as small:
+        padded = SMALL + "#" * (2000 - len(SMALL) - 1) + "\n"
+        assert len(padded) == 2000
+        assert small.post("/api/v1/analyse", content=padded, headers=YAML).status_code == 200
+        body = assert_problem(small.post("/api/v1/analyse", content=padded + "\n", headers=YAML),
+                              413, "body-too-large")
+        assert "2001 bytes" in body["detail"] and "at most 2000" in body["detail"]
+        assert small.post("/api/v1/verify", content=padded + "\n",
+                          headers=YAML).status_code == 413
+
+
+def test_body_over_the_limit_is_413_while_streaming(make_client):
+    """Chunked, without Content-Length: refused once the count passes the limit."""
+    sent = []
+
+    def chunks():
+        for _ in range(100):
+            sent.append(1)
+            yield b"# " + b"x" * 998 + b"\n"
+
+    with make_client(Limits(max_body_bytes=5000)) as small:
+        response = small.post("/api/v1/analyse", content=chunks(), headers=YAML)
+    assert_problem(response, 413, "body-too-large")
+
+
+def test_default_body_limit_is_one_mib(client):
+    body = assert_problem(client.post("/api/v1/analyse", content=b"#" * ((1 << 20) + 1),
+                                      headers=YAML), 413, "body-too-large")
+    assert "1.00 MiB" in body["detail"]
+
+
+def test_bad_content_length_is_400(client):
+    response = client.post("/api/v1/analyse", content=SMALL,
+                           headers={**YAML, "Content-Length": "lots"})
+    assert_problem(response, 400, "bad-request")
+
+
+def test_too_many_layers_is_422(client, make_client):
+    text = "input: [4]\nlayers:\n  - {type: relu, repeat: 2001}\n"
+    body = assert_problem(client.post("/api/v1/analyse", content=text, headers=YAML),
+                          422, "too-many-layers")
+    assert body["problems"][0]["field"] == "layers" and body["problems"][0]["line"] == 2
+    assert "2001 layers" in body["detail"] and "at most 2000" in body["detail"]
+    assert client.post("/api/v1/analyse", content=text.replace("2001", "2000"),
+                       headers=YAML).status_code == 200
+    # the spec language's own bound (10,000 after expansion) is a spec error
+    huge = "input: [4]\nlayers:\n  - {type: relu, repeat: 1000000000}\n"
+    assert_problem(client.post("/api/v1/analyse", content=huge, headers=YAML), 422, "invalid-spec")
+    with make_client(Limits(max_layers=3)) as strict:
+        assert_problem(strict.post("/api/v1/verify", content=SMALL + "  - softmax\n",
+                                   headers=YAML), 422, "too-many-layers")
+
+
+def test_large_bodies_are_parsed_one_at_a_time(make_client):
+    with make_client(Limits(large_body_bytes=200)) as small:
+        gate = small.app.state.large_parses
+        big = SMALL + "#" * 300 + "\n"
+        assert gate.acquire(blocking=False)          # as if another large parse ran
+        try:
+            response = small.post("/api/v1/analyse", content=big, headers=YAML)
+            assert_problem(response, 503, "busy")
+            assert response.headers["retry-after"] == "1"
+            # small bodies do not wait for the large ones
+            assert small.post("/api/v1/analyse", content=SMALL, headers=YAML).status_code == 200
+        finally:
+            gate.release()
+        assert small.post("/api/v1/analyse", content=big, headers=YAML).status_code == 200
+
+
+# --- verify ---------------------------------------------------------------------------------------
+
+
+def _without_timings(data: dict) -> dict:
+    return {k: v for k, v in data.items() if k not in ("seconds", "file")}
+
+
+def test_verify_answers_what_verify_prints(client, tmp_path):
+    path = EXAMPLES / "simple-convnet.yaml"
+    response = client.post("/api/v1/verify?batch=1&seed=3", content=path.read_bytes(),
+                           headers=YAML)
+    assert response.status_code == 200, response.text
+    served = response.json()
+    printed = json.loads(cli("verify", str(path), "--format", "json", "--batch", "1",
+                             "--seed", "3"))
+    assert served["ok"] and served["file"] == "<request>"
+    assert _without_timings(served) == _without_timings(printed)
+    assert set(served["seconds"]) == {"build", "forward", "backward"}
+
+
+def test_verify_with_gradcheck_and_a_lower_memory_limit(client):
+    response = client.post("/api/v1/verify?gradcheck=true&max_memory=256MiB", content=SMALL,
+                           headers=YAML)
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert result["ok"] and result["gradcheck"] and result["batch"] == 2
+    assert result["memory"]["limit_bytes"] == 256 << 20
+    assert all(row["gradcheck_error"] is not None for row in result["layers"] if row["observed_params"])
+
+
+def test_verify_refuses_errors_as_the_cli_does(client):
+    body = assert_problem(client.post("/api/v1/verify", content=NOT_TILING, headers=YAML),
+                          422, "network-errors")
+    printed = json.loads(CliRunner().invoke(main, ["verify", "-", "--format", "json"],
+                                            input=NOT_TILING).output)
+    assert body["problems"] == printed["problems"]
+    assert_problem(client.post("/api/v1/verify", content=STRIDE_ZERO, headers=YAML),
+                   422, "invalid-spec")
+
+
+def test_verify_refuses_runs_over_the_memory_ceiling(client):
+    vgg = (EXAMPLES / "vgg16.yaml").read_bytes()
+    body = assert_problem(client.post("/api/v1/verify?batch=8", content=vgg, headers=YAML),
+                          422, "over-memory")
+    assert "more than the limit of 2.00 GiB" in body["detail"]
+    assert "the largest batch that fits is 1." in body["detail"]
+    assert body["problems"][0]["message"] == body["detail"]
+    pool = client.app.state.pool
+    assert pool.stats["jobs"] == pool.stats["jobs"]   # refused without a worker
+
+
+@pytest.mark.parametrize("query, field", [("batch=0", "query.batch"), ("batch=65", "query.batch"),
+                                          ("seed=-1", "query.seed"), ("gradcheck=maybe", "query.gradcheck"),
+                                          ("max_memory=lots", "query.max_memory"),
+                                          ("max_memory=3GiB", "query.max_memory")])
+def test_bad_verify_options_are_422(client, query, field):
+    body = assert_problem(client.post(f"/api/v1/verify?{query}", content=SMALL, headers=YAML),
+                          422, "invalid-request")
+    assert body["problems"][0]["field"] == field
+
+
+def test_busy_then_timeout_then_a_new_worker(make_client):
+    """One worker, 0.3 s: a second verification meanwhile is 503; the slow one is 504 and
+    its process is killed; the next one runs in a new worker."""
+    with make_client(Limits(verify_workers=1, verify_timeout=0.3)) as one:
+        pool = one.app.state.pool
+        answers = {}
+        slow = threading.Thread(target=lambda: answers.setdefault(
+            "slow", one.post("/api/v1/verify?batch=1", content=SLOW, headers=YAML)))
+        slow.start()
+        deadline = time.monotonic() + 30
+        while pool.busy == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        busy = one.post("/api/v1/verify", content=SMALL, headers=YAML)
+        slow.join(60)
+        assert_problem(busy, 503, "busy")
+        assert busy.headers["retry-after"] == "5"
+        body = assert_problem(answers["slow"], 504, "verify-timeout")
+        assert "within 0.3 s" in body["detail"] and "killed" in body["detail"]
+        assert pool.stats["timeouts"] == 1 and pool.stats["workers_killed"] == 1
+        assert pool.busy == 0 and not pool._idle   # the killed worker is not reused
+        again = one.post("/api/v1/verify", content=SMALL, headers=YAML)
+        assert again.status_code == 200 and again.json()["ok"]
+        assert pool.stats["workers_started"] == 2
+        health = one.get("/api/v1/health").json()["verify"]
+        assert health["timeouts"] == 1 and health["busy_refusals"] == 1
+
+
+def test_a_worker_is_capped_below_what_an_estimate_could_miss():
+    """The address-space limit stops a run the estimate let through: here a worker with a
+    64 MiB budget is sent (bypassing the service's check) a run estimated at ~330 MiB;
+    NumPy's allocation fails and the verification reports it instead of using the memory."""
+    worker = Worker(budget=64 << 20)
+    try:
+        worker.wait_ready()
+        assert worker.info["address_space_limit"] is not None
+        kind, answer = worker.run(Job(SLOW.encode(), "<request>", 1, 0, False, 4 << 30), 60)
+        assert kind == "ok"
+        result = json.loads(answer)
+        assert not result["ok"] and "allocate" in result["engine_error"]
+    finally:
+        worker.kill()
+    assert not worker.alive()
+
+
+# --- schema, zoo, health, page, docs ------------------------------------------------------------
+
+
+def test_schema_is_the_cli_schema(client):
+    response = client.get("/api/v1/schema")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/schema+json"
+    assert response.json() == json.loads(cli("schema"))
+
+
+def test_zoo_list_is_the_cli_list(client):
+    response = client.get("/api/v1/zoo")
+    assert response.status_code == 200
+    assert response.json() == json.loads(cli("zoo", "--format", "json"))
+    assert [m["name"] for m in response.json()] == zoo.names()
+
+
+@pytest.mark.parametrize("name", zoo.names())
+def test_zoo_model(client, name):
+    response = client.get(f"/api/v1/zoo/{name}")
+    assert response.status_code == 200
+    model = response.json()
+    assert model["text"] == zoo.text(name) and model["header"] == zoo.header(name)
+    assert model["spec"] == yaml.safe_load(zoo.text(name))
+    assert model["summary"] == zoo.summary(name).to_dict()
+    raw = client.get(f"/api/v1/zoo/{name}/spec.yaml")
+    assert raw.headers["content-type"].startswith("application/yaml")
+    assert raw.text == zoo.text(name)
+
+
+@pytest.mark.parametrize("path", ["/api/v1/zoo/resnet51", "/api/v1/zoo/resnet51/spec.yaml",
+                                  "/api/v1/zoo/..%2Fcli/spec.yaml"])
+def test_unknown_zoo_model_is_404(client, path):
+    response = client.get(path)
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith(PROBLEM)
+    if "resnet51" in path:
+        assert "did you mean 'resnet50'?" in response.json()["detail"]
+
+
+def test_unknown_paths_and_methods_are_problems(client):
+    assert_problem(client.get("/api/v1/nothing"), 404, None)
+    response = client.get("/api/v1/analyse")
+    assert_problem(response, 405, None)
+    assert response.headers["allow"] == "POST"
+
+
+def test_health(client):
+    body = client.get("/api/v1/health").json()
+    assert body["status"] == "ok" and body["version"] == convcalc.__version__
+    assert body["limits"] == Limits().to_dict()
+    assert body["verify"]["workers"] == 2
+
+
+def test_openapi_document(client):
+    document = client.get("/openapi.json").json()
+    assert set(document["paths"]) == {
+        "/api/v1/health", "/api/v1/analyse", "/api/v1/verify", "/api/v1/schema",
+        "/api/v1/zoo", "/api/v1/zoo/{name}", "/api/v1/zoo/{name}/spec.yaml"}
+    analyse = document["paths"]["/api/v1/analyse"]["post"]
+    assert set(analyse["requestBody"]["content"]) == {"application/json", "application/yaml",
+                                                      "text/yaml"}
+    assert set(analyse["responses"]) == {"200", "400", "413", "415", "422", "503"}
+    assert set(analyse["responses"]["422"]["content"]) == {PROBLEM}
+    assert "spec.Spec" in document["components"]["schemas"]
+    assert "$defs" not in json.dumps(document)
+
+
+def test_docs_page_is_offline_and_lists_every_operation(client):
+    response = client.get("/docs")
+    assert response.status_code == 200
+    assert "default-src 'self'" in response.headers["content-security-policy"]
+    for path in client.get("/openapi.json").json()["paths"]:
+        assert path in response.text
+    assert "cdn" not in response.text.lower()
+
+
+def test_design_page_and_its_files(client):
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert '<textarea id="spec"' in page.text
+    for asset in ("/static/app.js", "/static/style.css"):
+        assert client.get(asset).status_code == 200
+    # nothing from the network: the only absolute URL is the SVG namespace
+    static = Path(__file__).resolve().parents[2] / "convcalc" / "service" / "static"
+    for path in static.iterdir():
+        urls = {u for u in __import__("re").findall(r"https?://[^\s\"'`)]+", path.read_text())}
+        assert urls <= {"http://www.w3.org/2000/svg"}, (path.name, urls)
