@@ -7,7 +7,14 @@ design too big for the machine is refused instead of swapping.  Pure Python, no 
 The model follows what the engine keeps (``engine/``), in values of the dtype's size:
 
 - **parameters** and their **gradients** (one array each), **buffers**;
-- **activations**: every layer's output (an upper bound: some are freed early);
+- **activations**: every layer's output (an upper bound: some are freed early).  In a
+  graph the engine keeps an output until its last reader has run — a shortcut or an
+  inception branch stays alive across the layers in between — and every output counted
+  covers that too;
+- **branch gradients** (graphs only): in the backward pass, the gradient of an output
+  read by several layers is complete only after all of them ran back; meanwhile it
+  waits, and adding a second reader's share makes a new sum.  The estimate walks the
+  graph in backward order and takes the most values ever waiting (zero for a chain);
 - **im2col**: a convolution keeps its column matrix ``N·C·K·P`` (``K`` kernel offsets,
   ``P`` output positions) and, after backward, its column gradient of the same size;
 - **caches**: what layers keep for backward besides columns — ReLU masks (1 byte a
@@ -216,6 +223,46 @@ def _uncropped_extra(layer: Any, out_shape: tuple[int, ...]) -> int:
     return out_shape[0] * (prod(full) - prod(out_shape[1:]))
 
 
+def branch_gradients(spec: Spec, sizes: list[int], input_size: int) -> int:
+    """The most gradient values waiting at fan-outs at any one step of the backward pass.
+
+    ``sizes[i]`` is layer ``i``'s output size (values per example).  Walking the layers
+    last to first, as the engine does: layer ``i`` takes its complete gradient, and hands
+    one to each output it reads; an output already holding a gradient (another reader ran
+    first) gets a new sum of both.  Counted at each step: gradients held for outputs
+    other than layer ``i``'s own and other than the ones it is now returning (those are
+    the layer's transient), plus the new sums.  A chain never has any.
+
+    >>> from convcalc.loading import validate
+    >>> block = validate({"input": [4, 8, 8], "layers": [                  # relu(f(x) + x)
+    ...     {"type": "conv", "filters": 4, "kernel": 3, "padding": 1}, "relu",
+    ...     {"type": "conv", "filters": 4, "kernel": 3, "padding": 1},
+    ...     {"type": "add", "inputs": ["conv2", "input"]}, "relu"]})
+    >>> branch_gradients(block, [256] * 5, 256)   # x's gradient waits, then x's sum
+    512
+    >>> chain = validate({"input": [4], "layers": ["relu", "tanh"]})
+    >>> branch_gradients(chain, [4, 4], 4)
+    0
+    """
+    index = {layer.name: i for i, layer in enumerate(spec.layers)}
+    index["input"] = -1
+    size = {**dict(enumerate(sizes)), -1: input_size}
+    waiting: dict[int, int] = {len(sizes) - 1: sizes[-1]}    # output → gradient values
+    held, peak = sizes[-1], 0
+    for i in range(len(spec.layers) - 1, -1, -1):
+        if i not in waiting:          # nothing reads this output: it gets no gradient
+            continue
+        held -= waiting.pop(i)
+        sources = {index[name] for name in spec.layers[i].inputs or ()}
+        sums = sum(size[j] for j in sources if j in waiting)
+        peak = max(peak, held + sums)
+        for j in sources:
+            if j not in waiting:
+                waiting[j] = size[j]
+                held += size[j]
+    return peak
+
+
 def estimate_memory(spec: Spec, batch: int, dtype: str = "float32", gradcheck: bool = False,
                     report: Report | None = None) -> MemoryEstimate:
     """Estimate the peak memory of building ``spec`` and running ``batch`` examples
@@ -238,22 +285,28 @@ def estimate_memory(spec: Spec, batch: int, dtype: str = "float32", gradcheck: b
     activations = prod(report.input_shape)          # the input batch (and its gradient)
     kept = masks = transient = 0
     costs = []
+    sizes = []
     for layer, row in zip(spec.layers, report.layers):
-        if row.output_shape is None or row.input_shape is None:
+        if row.output_shape is None or not row.input_shapes:
             raise ValueError(f"{row.name}: the report has no shapes for this layer")
-        cost = _layer_cost(layer, tuple(row.input_shape), tuple(row.output_shape),
-                           row.params or 0)
+        if layer.type in ("add", "concat"):
+            cost = _Cost()
+        else:
+            cost = _layer_cost(layer, tuple(row.input_shapes[0]), tuple(row.output_shape),
+                               row.params or 0)
         costs.append(cost)
-        activations += prod(row.output_shape)
+        sizes.append(prod(row.output_shape))
+        activations += sizes[-1]
         kept += cost.kept
         masks += cost.masks
         transient = max(transient, cost.transient)
     im2col = sum(c.kept for layer, c in zip(spec.layers, costs) if layer.type == "conv")
     caches = kept - im2col
+    waiting = branch_gradients(spec, sizes, prod(report.input_shape))
     parts_values = {
         "parameters": params, "gradients": params, "buffers": buffers,
-        "activations": activations * batch, "im2col": im2col * batch,
-        "caches": caches * batch, "transient": transient * batch,
+        "activations": activations * batch, "branch_gradients": waiting * batch,
+        "im2col": im2col * batch, "caches": caches * batch, "transient": transient * batch,
     }
     if gradcheck:  # gradient copies; inputs, input gradients, re-run outputs and caches
         parts_values["gradcheck"] = params + (3 * activations + caches) * batch
@@ -261,6 +314,6 @@ def estimate_memory(spec: Spec, batch: int, dtype: str = "float32", gradcheck: b
     parts["masks"] = masks * batch
     parts["runtime"] = RUNTIME_BYTES
     fixed = (2 * params + buffers + (params if gradcheck else 0)) * size + RUNTIME_BYTES
-    per_example = (activations + im2col + caches + transient
+    per_example = (activations + waiting + im2col + caches + transient
                    + (3 * activations + caches if gradcheck else 0)) * size + masks
     return MemoryEstimate(batch, dtype, fixed, per_example, parts)

@@ -253,8 +253,127 @@ SMALL = {"input": [1, 12, 12], "layers": [
     "flatten", {"type": "dense", "units": 10}]}
 
 
+RESIDUAL_YAML = """\
+name: tiny-resnet
+input: [3, 9, 9]
+blocks:
+  basic:
+    params: {channels: null}
+    layers:
+      - {name: conv1, type: conv, filters: $channels, kernel: 3, padding: 1, bias: false}
+      - {name: bn1, type: batchnorm}
+      - {name: relu1, type: relu}
+      - {name: conv2, type: conv, filters: $channels, kernel: 3, padding: 1, bias: false}
+      - {name: bn2, type: batchnorm}
+      - {name: add, type: add, inputs: [bn2, input]}
+      - {name: relu2, type: relu}
+  down:
+    params: {channels: null}
+    layers:
+      - {name: conv1, type: conv, filters: $channels, kernel: 3, stride: 2, padding: 1,
+         bias: false}
+      - {name: bn1, type: batchnorm}
+      - relu
+      - {name: conv2, type: conv, filters: $channels, kernel: 3, padding: 1, bias: false}
+      - {name: bn2, type: batchnorm}
+      - {name: proj, type: conv, inputs: input, filters: $channels, kernel: 1, stride: 2,
+         bias: false}
+      - {name: proj_bn, type: batchnorm}
+      - {name: add, type: add, inputs: [bn2, proj_bn]}
+      - relu
+layers:
+  - {name: stem, type: conv, filters: 4, kernel: 3, padding: 1}
+  - {name: layer1, type: basic, channels: 4, repeat: 2}
+  - {name: layer2, type: down, channels: 8}
+  - {name: side, type: conv, inputs: layer1, filters: 8, kernel: 3, stride: 2, padding: 1}
+  - {name: branches, type: concat, inputs: [layer2, side]}
+  - {type: global_avgpool}
+  - {type: dense, units: 3}
+"""
+
+
+def test_verify_a_residual_net_through_the_cli(tmp_path):
+    path = write(tmp_path, RESIDUAL_YAML)
+    code, out, err = run("verify", path)
+    assert code == 0, err
+    rows = {line.split()[0]: line for line in out.splitlines()[2:] if line.strip()}
+    assert rows["layer1.0.add"].split()[1:] == ["add", "[4,", "9,", "9]", "✓", "0", "✓", "—"]
+    assert rows["layer2.proj"].split()[1:6] == ["conv", "[8,", "5,", "5]", "✓"]
+    assert rows["branches"].split()[1:6] == ["concat", "[16,", "5,", "5]", "✓"]
+    assert "✓ verified: all 28 layers agree on output shapes, parameter counts and gradient " \
+           "shapes" in out
+    code, out, _ = run("verify", path, "--gradcheck", "--format", "json", "--batch", "3")
+    assert code == 0
+    data = json.loads(out)
+    assert data["ok"] and len(data["layers"]) == 28
+    checked = {layer["name"]: layer["gradcheck_error"] for layer in data["layers"]}
+    assert all(error is not None and error < 1e-6 for error in checked.values())
+    assert data["memory"]["parts"]["branch_gradients"] > 0
+
+
+def test_a_broken_merge_is_reported_at_its_layer(tmp_path, monkeypatch):
+    real = engine.Add.backward
+    monkeypatch.setattr(engine.Add, "backward",
+                        lambda self, dout: [g * 1.01 for g in real(self, dout)])
+    result = convcalc.verify(convcalc.loads(RESIDUAL_YAML), gradcheck=True)
+    assert not result.ok
+    failing = {row.name for row in result.failing}
+    assert "layer2.add" in failing and "dense1" not in failing
+    real_forward = engine.Concat.forward
+    monkeypatch.setattr(engine.Concat, "forward", lambda self, xs: real_forward(self, xs[:1]
+                                                                                + xs))
+    result = convcalc.verify(convcalc.loads(RESIDUAL_YAML))
+    assert "[16, 5, 5] ≠ [24, 5, 5] ✗" in result.to_table()
+
+
+def test_branch_gradients_in_the_estimate():
+    """Zero for a chain; for relu(f(x) + x): x's gradient waits while f runs back, and
+    the second share makes a new sum (2 × x's size per example)."""
+    assert estimate_memory(convcalc.load(SIMPLE), 4).parts["branch_gradients"] == 0
+    spec = convcalc.validate({"input": [4, 6, 6], "layers": [
+        {"type": "conv", "filters": 4, "kernel": 3, "padding": 1}, "relu",
+        {"type": "conv", "filters": 4, "kernel": 3, "padding": 1},
+        {"type": "add", "inputs": ["conv2", "input"]}, "relu"]})
+    estimate = estimate_memory(spec, 4)
+    assert estimate.parts["branch_gradients"] == 2 * 4 * 144 * 4
+    with_shortcut = estimate.per_example
+    spec.layers[3].inputs = ["conv2", "conv2"]          # no long shortcut: x's gradient
+    assert estimate_memory(spec, 4).per_example < with_shortcut   # is not kept waiting
+
+
+RESIDUAL = {"input": [3, 32, 32], "blocks": {
+    "basic": {"params": {"channels": None}, "layers": [
+        {"name": "conv1", "type": "conv", "filters": "$channels", "kernel": 3, "padding": 1,
+         "bias": False},
+        {"name": "bn1", "type": "batchnorm"}, {"name": "relu1", "type": "relu"},
+        {"name": "conv2", "type": "conv", "filters": "$channels", "kernel": 3, "padding": 1,
+         "bias": False},
+        {"name": "bn2", "type": "batchnorm"},
+        {"name": "add", "type": "add", "inputs": ["bn2", "input"]},
+        {"name": "relu2", "type": "relu"}]},
+    "down": {"params": {"channels": None}, "layers": [
+        {"name": "conv1", "type": "conv", "filters": "$channels", "kernel": 3, "stride": 2,
+         "padding": [[1, 0], [1, 0]], "bias": False},
+        {"name": "bn1", "type": "batchnorm"}, "relu",
+        {"name": "conv2", "type": "conv", "filters": "$channels", "kernel": 3, "padding": 1,
+         "bias": False},
+        {"name": "bn2", "type": "batchnorm"},
+        {"name": "proj", "type": "conv", "inputs": "input", "filters": "$channels",
+         "kernel": 1, "stride": 2, "bias": False},
+        {"name": "proj_bn", "type": "batchnorm"},
+        {"type": "add", "inputs": ["bn2", "proj_bn"]}, "relu"]}},
+    "rounding": "floor", "layers": [
+        {"type": "conv", "filters": 16, "kernel": 3, "padding": 1, "bias": False},
+        {"type": "batchnorm"}, "relu",
+        {"name": "layer1", "type": "basic", "channels": 16, "repeat": 2},
+        {"name": "layer2.0", "type": "down", "channels": 32},
+        {"name": "layer2.1", "type": "basic", "channels": 32},
+        {"type": "global_avgpool"}, {"type": "dense", "units": 10}]}
+
+
 @pytest.mark.parametrize("spec, batch, gradcheck", [
-    (MIXED, 16, False), (CONV_HEAVY, 16, False), (SMALL, 8, True), (MIXED, 4, True)])
+    (MIXED, 16, False), (CONV_HEAVY, 16, False), (SMALL, 8, True), (MIXED, 4, True),
+    (RESIDUAL, 16, False), ({**RESIDUAL, "input": [3, 8, 8]}, 2, True)])
 def test_estimate_covers_a_measured_run(spec, batch, gradcheck):
     """tracemalloc sees every NumPy allocation: the estimate (without the interpreter's
     own memory) must cover the measured peak, and not by much more than half again."""
