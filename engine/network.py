@@ -352,7 +352,9 @@ class Network:
 def build(spec: specs.Spec | dict, seed: int = 0, dtype: Any = "float32") -> Network:
     """Build ``spec`` as arrays: one layer per spec layer, parameters allocated.
 
-    ``spec`` is a :class:`convcalc.spec.Spec` (a dict is validated into one).  Each layer
+    ``spec`` is a :class:`convcalc.spec.Spec` (a dict is validated into one; a dict that
+    uses blocks or ``repeat`` needs :func:`convcalc.validate` first, which expands them
+    into the flat list of layers with resolved ``inputs`` the engine runs).  Each layer
     gets its own generator, spawned from ``seed`` (same seed → same weights).  ``dtype``
     is ``"float32"`` or ``"float64"``.  The parameters are materialised by a forward pass
     on an empty batch, so a layer that does not fit its input raises ``ValueError``

@@ -260,7 +260,7 @@ def test_against_torch_projection_block():
     with torch.no_grad():
         for module, name in ((conv1, "b.conv1"), (conv2, "b.conv2"), (down, "b.down")):
             module.weight.copy_(torch.tensor(p[name]["weight"]))
-    x = RNG.standard_normal((3, 2, 6, 6))
+    x = RNG.standard_normal((3, 2, 7, 7))
     xt = torch.tensor(x, requires_grad=True)
     yt = torch.relu(bn2(conv2(torch.relu(bn1(conv1(xt))))) + bn3(down(xt)))
     dout = RNG.standard_normal(tuple(yt.shape))
@@ -314,7 +314,7 @@ RESIDUAL_NET = {"input": [2, 5, 5], "blocks": BLOCKS, "layers": [
     {"type": "conv", "filters": 3, "kernel": 3, "padding": 1}, "relu",
     {"name": "layer1", "type": "basic", "channels": 3},
     {"type": "global_avgpool"}, {"type": "dense", "units": 3}]}
-PROJECTION = {"input": [2, 6, 6], "blocks": BLOCKS, "layers": [
+PROJECTION = {"input": [2, 7, 7], "blocks": BLOCKS, "layers": [
     {"name": "b", "type": "down", "channels": 4}]}
 INCEPTION = {"input": [3, 5, 5], "blocks": BLOCKS, "layers": [
     {"name": "mixed", "type": "inception", "n": 2}, {"type": "batchnorm"}, "tanh"]}
@@ -327,7 +327,7 @@ GRAPH_1D = {"input": [2, 9], "blocks": BLOCKS, "layers": [
     {"name": "main", "type": "global_avgpool", "inputs": "i"},
     {"name": "join", "type": "concat", "inputs": ["main", "skip"]},
     {"type": "dense", "units": 2}]}
-GRAPH_3D = {"input": [2, 4, 4, 4], "blocks": BLOCKS, "layers": [
+GRAPH_3D = {"input": [2, 5, 5, 5], "blocks": BLOCKS, "layers": [
     {"name": "r", "type": "basic", "channels": 2},
     {"name": "d", "type": "down", "channels": 3},
     {"name": "i", "type": "inception", "n": 1},
@@ -340,6 +340,7 @@ GRAPH_3D = {"input": [2, 4, 4, 4], "blocks": BLOCKS, "layers": [
     ("1d", GRAPH_1D), ("3d", GRAPH_3D)])
 def test_gradcheck_passes_through_graphs(name, spec):
     spec = convcalc.validate(spec)
+    assert not convcalc.analyze(spec).errors        # the calculator accepts it as it is
     result = gradcheck(spec, batch=3, seed=2, samples=8)
     assert set(result.per_layer) == {layer.name for layer in spec.layers}
     assert result.ok, result.failing()
