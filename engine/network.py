@@ -149,6 +149,9 @@ class Network:
         readers: dict[str, list[int]] = {"input": []}
         later = {layer.name for layer in layers}
         for index, layer in enumerate(layers):
+            if layer.name == "input":
+                raise ValueError("input: a layer cannot be called 'input' (that name is "
+                                 "the network input's)")
             if layer.name in readers:
                 raise ValueError(f"{layer.name}: duplicate layer name (layer {index + 1})")
             names = tuple(layer.spec.inputs or (["input"] if index == 0

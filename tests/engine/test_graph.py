@@ -202,6 +202,8 @@ def test_a_dead_branch_gets_zero_parameter_gradients():
     assert not net.gradients()["unused"]["weight"].any()
     assert net.gradients()["out"]["weight"].any()
     assert dx.shape == x.shape
+    result = gradcheck(net, batch=2)          # zero gradients are right for a dead branch
+    assert result.ok and {c.layer for c in result.tensors} == {"unused", "out"}
 
 
 def test_progress_and_observed_shapes_in_a_graph():
@@ -240,6 +242,7 @@ def test_progress_and_observed_shapes_in_a_graph():
     ([{"type": "relu", "inputs": "nope"}], r"relu1: reads 'nope', which is no layer"),
     ([{"type": "relu", "name": "x"}, {"type": "tanh", "name": "x"}],
      r"x: duplicate layer name"),
+    ([{"type": "relu", "name": "input"}], r"input: a layer cannot be called 'input'"),
 ])
 def test_graph_errors_name_the_layer(layers, message):
     with pytest.raises(ValueError, match=message):
