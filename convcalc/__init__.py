@@ -19,6 +19,7 @@ from .loading import load, loads, validate
 from .report import LayerRow, Report
 from .spec import LAYER_MODELS, Spec
 from .verification import VerificationResult, verify
+from . import zoo  # noqa: E402  (the model zoo: convcalc.zoo.names(), zoo:NAME files)
 
 __version__ = "0.1.0"
 
@@ -39,6 +40,7 @@ __all__ = [
     "verify",
     "VerificationResult",
     "LAYER_MODELS",
+    "zoo",
     "__version__",
 ]
 
