@@ -148,6 +148,9 @@ class _Expander:
             kind = item.get("type")
             counts[kind if isinstance(kind, str) else ""] += 1
             local = item.get("name")
+            if local == "input":
+                self.problem(item_path + ("name",), "'input' is reserved: it names the "
+                             "network's (or a block's) input")
             if not isinstance(local, str) or not local:
                 local = f"{kind}{counts[kind]}" if isinstance(kind, str) else f"layer{index + 1}"
             repeat = item.pop("repeat", 1)

@@ -302,3 +302,9 @@ def test_the_json_schema_accepts_graphs_and_blocks():
         assert list(validator.iter_errors(yaml.safe_load(text))) == []
     typo = yaml.safe_load(RESIDUAL.replace("type: batchnorm", "type: batchnrom", 1))
     assert not validator.is_valid(typo)
+
+
+def test_input_is_a_reserved_name():
+    errors = spec_errors("input: [3, 8, 8]\nlayers:\n  - {name: input, type: relu}\n  - relu\n")
+    assert errors == ["net.yaml:3: layers[0].name: 'input' is reserved: it names the "
+                      "network's (or a block's) input"]
