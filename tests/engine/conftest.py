@@ -60,3 +60,9 @@ def layer_gradient_errors(layer, x: np.ndarray, seed: int = 0) -> dict[str, floa
 def gradient_errors():
     """The :func:`layer_gradient_errors` helper, for tests to call."""
     return layer_gradient_errors
+
+
+@pytest.fixture
+def centred_differences():
+    """The :func:`numerical_gradient` helper, for tests to call."""
+    return numerical_gradient
