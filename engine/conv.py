@@ -7,15 +7,19 @@ deep-learning framework.  Shapes, with ``g`` groups and ``K = kh·kw`` kernel of
   ``(F,)``.  ``y[n, f] = b[f] + Σ_{c in f's group} Σ_offsets W[f, c, offset] ·
   x_pad[n, c, out·stride + offset·dilation]``.  Per group it is one matrix product
   ``(F/g, C/g·K) @ (C/g·K, OH·OW)`` on the columns of :func:`engine.im2col.unfold`,
-  batched over the batch and the groups with ``np.matmul``.
+  batched over the images and the groups with ``np.matmul`` — or, for small images
+  with a long reduction, one product over the whole batch (:class:`_Layout`).
 * :class:`ConvTranspose`: ``x (N, C, *n) → y (N, F, *out)``, weight
   ``(C, F/g, *kernel)``, bias ``(F,)``: the adjoint of a convolution.  Each input
   element scatters ``W[c]`` times itself into an uncropped output of size
   ``(n − 1)·s + e + output_padding`` per axis (col2im), which is then cropped by the
   padding: ``out = (n − 1)·s − pb − pa + e + output_padding``.
 
-Backward: ``dW = Σ_n dy_n @ colsᵀ``, ``db = Σ dy``, and ``dx = col2im(Wᵀ @ dy)`` for
-:class:`Conv`; for :class:`ConvTranspose` the roles swap (``dx = W @ im2col(dy)``).
+Backward of :class:`Conv`: ``dWᵀ = Σ_n cols_n @ dy_nᵀ``, ``db = Σ dy``, and
+``dx = col2im(Wᵀ @ dy)`` — or, for stride 1, ``dx`` = ``dy`` (padded by ``e − 1 − p``)
+correlated with the flipped kernel, which skips col2im.  For :class:`ConvTranspose` the
+roles swap (``dx = W @ im2col(dy)``).  Big column buffers are kept on the layer and
+reused between calls (they never leave it; outputs are fresh arrays).
 
 Output sizes are read off the arrays numpy builds (the sliding-window view of the
 padded input), never computed from an output-size formula.

@@ -22,7 +22,8 @@ sliding-window view of the padded input (:func:`windows`).
 The layers (:mod:`engine.conv`, :mod:`engine.pool`) use a faster internal layout,
 ``(N, C, *kernel, *out)`` — e.g. ``(N, C, kh, kw, OH, OW)`` — built with one contiguous
 copy (:func:`unfold`) so that the product with the weights is a batched matmul whose
-result is already ``(N, F, OH·OW)``; :func:`fold` is its adjoint.
+result is already ``(N, F, OH·OW)``; or ``(C, *kernel, N, *out)`` (``batch_last``) for
+one product over the whole batch.  :func:`fold` is the adjoint (col2im) of that layout.
 
 BRIEF example 7:
 
@@ -50,10 +51,10 @@ __all__ = ["im2col", "col2im", "pad", "crop", "windows", "unfold", "fold"]
 # --- splitting memory-bound copies over threads ----------------------------------------
 #
 # The matmuls run on every core through BLAS, but a numpy copy runs on one.  numpy
-# releases the GIL while it copies, so the copies of unfold/fold (which are memory
-# bound, as costly as the matmul for a 3×3 conv) are split into one chunk per core
-# along the batch axis (or the channel axis for a batch of one).  This is a work split,
-# not a loop over examples: the number of chunks is the number of cores.
+# releases the GIL while it copies, so the big copies of unfold/fold and pooling are
+# split into one chunk per core along the leading (batch or channel) axis.  This is a
+# work split, not a loop over examples: the number of chunks is the number of cores.
+# The copies are memory bound, so the gain is modest (measured on 2 cores: 0–30 %).
 
 #: Threads for the copies: the cores this process may run on (``ENGINE_THREADS`` overrides).
 THREADS = max(1, int(os.environ.get("ENGINE_THREADS", 0)) or len(os.sched_getaffinity(0)))
@@ -262,10 +263,10 @@ def im2col(x: np.ndarray, kernel: int | Sequence[int], stride: int | Sequence[in
            [ 5.,  6.,  7.,  9., 10., 11., 13., 14., 15.]])
     >>> im2col(np.zeros((2, 3, 8)), kernel=3, stride=2, padding=(1,)).shape   # 1-D
     (8, 9)
-    >>> im2col(np.zeros((1, 1, 2, 2)), kernel=3)
+    >>> im2col(np.zeros((1, 1, 2)), kernel=3)
     Traceback (most recent call last):
     ...
-    ValueError: im2col: H: window 3 is larger than the padded input 2; W: window 3 is larger than the padded input 2
+    ValueError: im2col: L: window 3 is larger than the padded input 2
     """
     x = np.asarray(x)
     window = _resolve(x.shape, kernel, stride, padding, dilation)

@@ -58,8 +58,10 @@ def naive_pool(x, dy, kind, kernel, stride, pads, dilation, ceil):
         for out in product(*(range(len(s)) for s in starts)):
             entries = []                      # (value, index into x or None for padding)
             for offset in product(*(range(k) for k in kernel)):
-                padded_index = [st[o] + i * d for st, o, i, d in zip(starts, out, offset, dilation)]
-                if any(p >= n_ + pb + pa for p, n_, (pb, pa) in zip(padded_index, x.shape[2:], pads)):
+                padded_index = [st[o] + i * d
+                                for st, o, i, d in zip(starts, out, offset, dilation)]
+                if any(p >= n_ + pb + pa
+                       for p, n_, (pb, pa) in zip(padded_index, x.shape[2:], pads)):
                     continue                  # ceil overhang: not part of the window
                 index = tuple(p - pb for p, (pb, _) in zip(padded_index, pads))
                 inside = all(0 <= i < size for i, size in zip(index, x.shape[2:]))
@@ -272,8 +274,9 @@ def test_large_arrays_split_over_threads_give_the_naive_numbers():
             np.testing.assert_allclose(dx, np.repeat(np.repeat(dy / 4, 2, 2), 2, 3))
         else:
             np.testing.assert_array_equal(y, blocks.max(axis=(3, 5)))
-            winners = (np.repeat(np.repeat(y, 2, 2), 2, 3) == x)
-            np.testing.assert_array_equal(dx, np.where(winners, np.repeat(np.repeat(dy, 2, 2), 2, 3), 0))
+            def spread(a):
+                return np.repeat(np.repeat(a, 2, 2), 2, 3)
+            np.testing.assert_array_equal(dx, np.where(spread(y) == x, spread(dy), 0))
 
 
 # --- invalid geometry --------------------------------------------------------------------
