@@ -14,6 +14,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -123,6 +124,9 @@ def test_cli_page_documents_every_command(html_build):
 def test_api_page_documents_the_public_api(html_build):
     page = (html_build / "api.html").read_text(encoding="utf-8")
     public = [name for name in convcalc.__all__ if name not in ("__version__", "LAYER_MODELS")]
-    missing = [name for name in public if f'id="convcalc.{name}"' not in page]
+    anchors = {name: f'id="module-{getattr(convcalc, name).__name__}"'
+               if isinstance(getattr(convcalc, name), ModuleType) else f'id="convcalc.{name}"'
+               for name in public}
+    missing = [name for name, anchor in anchors.items() if anchor not in page]
     missing += [m.__name__ for m in LAYER_MODELS if f'id="convcalc.spec.{m.__name__}"' not in page]
     assert not missing, f"not in api.html: {missing}"
