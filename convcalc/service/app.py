@@ -468,8 +468,13 @@ def _check_runnable(body: bytes, limits: Limits, batch: int, gradcheck: bool,
             _refuse_if_too_big(estimate_memory(spec, batch, gradcheck=True, report=report),
                                max_memory, "the float64 gradient check")
     except ResourceError as error:
-        raise ProblemError(422, "over-memory", "Over the memory ceiling", str(error),
-                           _diagnostics(error)) from None
+        ceiling = format_bytes(limits.verify_max_memory)
+        message = str(error).replace(
+            "Use a smaller batch or raise the limit (--max-memory).",
+            f"Use a smaller batch (this service verifies at most {ceiling}; the CLI's "
+            "--max-memory has no such ceiling).")
+        raise ProblemError(422, "over-memory", "Over the memory ceiling", message,
+                           [_item(message)]) from None
 
 
 def _worker_error(answer: dict[str, Any]) -> ProblemError:

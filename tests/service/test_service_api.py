@@ -398,3 +398,18 @@ def test_design_page_and_its_files(client):
     for path in static.iterdir():
         urls = {u for u in __import__("re").findall(r"https?://[^\s\"'`)]+", path.read_text())}
         assert urls <= {"http://www.w3.org/2000/svg"}, (path.name, urls)
+
+
+def test_the_docs_problem_example_is_real(client):
+    """docs/service.rst shows net.yaml and the problem curl printed for it: the same now."""
+    import re
+
+    page = (ROOT / "docs" / "service.rst").read_text(encoding="utf-8")
+    spec = re.search(r":caption: net.yaml\n\n((?:   .*\n)+)", page).group(1)
+    spec = "\n".join(line[3:] for line in spec.splitlines()) + "\n"
+    shown = re.search(r"HTTP/1\.1 422 Unprocessable Entity\n(?:   \S.*\n)+\n((?:   .*\n)+)",
+                      page).group(1)
+    shown = json.loads("\n".join(line[3:] for line in shown.splitlines()))
+    response = client.post("/api/v1/analyse", content=spec, headers=YAML)
+    assert response.status_code == 422 and response.json() == shown
+    assert f"content-length: {len(response.content)}" in page
