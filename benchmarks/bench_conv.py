@@ -6,10 +6,10 @@ Run from the repository root::
     python benchmarks/bench_conv.py            # --rounds 10 by default
     python benchmarks/bench_conv.py --rounds 3 --only b,c,pool
 
-For every case it prints the best-of-k wall time (after warm-up runs; each
-implementation is timed in its own block, after a pause and — for up to 30 s — after
-waiting for an idle CPU, because thread pools that spin after a burst of work slow down
-whatever runs next in the same process) of
+For every case it prints the best wall time over ``--repeat`` blocks of ``--rounds``
+runs (each block after warm-up runs; each implementation is timed in its own blocks,
+after a pause and — for up to 30 s — after waiting for an idle CPU, because thread pools
+that spin after a burst of work slow down whatever runs next in the same process) of
 
 * ours — :class:`engine.conv.Conv` / :class:`engine.pool.Pool`;
 * textbook — the im2col of the course notes ("Deep Learning from Scratch"): a Python
@@ -164,28 +164,32 @@ def wait_until_idle(label: str, limit: float = 30.0) -> None:
     while time.monotonic() < deadline:
         if cpu_busy() < 0.05:
             return
-    NOT_IDLE.append(label)
+    if label not in NOT_IDLE:
+        NOT_IDLE.append(label)
+
+
+REPEAT = 3
 
 
 def best_times(runners: dict[str, Callable[[], object]], rounds: int,
                warmup: int = 2) -> dict[str, float]:
-    """Best wall time (s) of each runner over ``rounds`` runs, after ``warmup`` runs.
+    """Best wall time (s) of each runner: ``REPEAT`` blocks of ``rounds`` runs each
+    (after ``warmup`` runs), the blocks spread over time.
 
-    Each runner is timed in its own block after a pause: thread pools (OpenMP,
+    Each runner is timed in its own blocks after a pause: thread pools (OpenMP,
     OpenBLAS) spin for a while after their work and would slow down the next runner.
     """
-    best: dict[str, float] = {}
-    for name, run in runners.items():
-        time.sleep(0.3)
-        wait_until_idle(name)
-        for _ in range(warmup):
-            run()
-        times = []
-        for _ in range(rounds):
-            start = time.perf_counter()
-            run()
-            times.append(time.perf_counter() - start)
-        best[name] = min(times)
+    best: dict[str, float] = {name: float("inf") for name in runners}
+    for _ in range(REPEAT):
+        for name, run in runners.items():
+            time.sleep(0.3)
+            wait_until_idle(name)
+            for _ in range(warmup):
+                run()
+            for _ in range(rounds):
+                start = time.perf_counter()
+                run()
+                best[name] = min(best[name], time.perf_counter() - start)
     return best
 
 
@@ -258,13 +262,17 @@ def verdict(ok: bool) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global REPEAT
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=10, help="timed runs (best is kept)")
+    parser.add_argument("--rounds", type=int, default=10, help="timed runs per block")
+    parser.add_argument("--repeat", type=int, default=REPEAT,
+                        help="blocks per implementation, spread over time (best is kept)")
     parser.add_argument("--only", default="a,b,c,d,e,pool",
                         help="comma-separated cases among a,b,c,d,e,pool")
     parser.add_argument("--default-blas-spin", action="store_true",
                         help="leave OPENBLAS_THREAD_TIMEOUT unset (read before argparse)")
     args = parser.parse_args(argv)
+    REPEAT = args.repeat
     cases = args.only.split(",")
     rng = np.random.default_rng(0)
     threads = blas_threads()
@@ -280,7 +288,8 @@ def main(argv: list[str] | None = None) -> int:
           f"OPENBLAS_THREAD_TIMEOUT={os.environ.get('OPENBLAS_THREAD_TIMEOUT', 'unset')}")
     reference = matmul_gflops(args.rounds)
     print(f"numpy.matmul 2048×2048 float32: {reference:.1f} GFLOP/s")
-    print(f"best of {args.rounds} runs after 2 warm-up runs; times in ms, forward + backward\n")
+    print(f"best of {args.repeat} blocks × {args.rounds} runs (each block after 2 warm-up "
+          "runs); times in ms, forward + backward\n")
 
     header = (f"{'case':<5} {'shape (N,C,H,F,k,s,p)':<24} {'ours':>8} {'textbook':>9} "
               f"{'tb/ours':>8} {'torch':>8} {'ours/torch':>10} {'GFLOP/s':>8} {'of mm':>6}  "
@@ -316,7 +325,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{(f'{gflops / reference:.0%}' if flops else '-'):>6}  {'; '.join(checks)}"
               f"  (agrees with textbook to {agree:.1e})")
     if NOT_IDLE:
-        print(f"\nnote: other processes kept the CPUs busy while timing {', '.join(NOT_IDLE)}")
+        print(f"\nnote: other processes kept the CPUs busy during some blocks of: "
+              f"{', '.join(NOT_IDLE)}")
     print(f"\n{'all targets met' if not failures else f'{failures} target(s) missed'}")
     return 0
 
