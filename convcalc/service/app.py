@@ -245,6 +245,21 @@ def create_app(limits: Limits | None = None, *, warm: bool = True) -> FastAPI:
     app.state.pool = pool
     app.state.large_parses = large_parses
 
+    async def parse_off_loop(work: Any, body: bytes, *args: Any) -> Any:
+        """``work(body, *args)`` in a thread; bodies over ``large_body_bytes`` one at a
+        time (503 while another runs), so a few huge specs cannot hold every thread."""
+        large = len(body) > limits.large_body_bytes
+        if large and not large_parses.acquire(blocking=False):
+            raise ProblemError(503, "busy", "Busy",
+                               f"another large spec (over {format_bytes(limits.large_body_bytes)})"
+                               " is being parsed; try again shortly",
+                               headers={"Retry-After": "1"})
+        try:
+            return await run_in_threadpool(work, body, *args)
+        finally:
+            if large:
+                large_parses.release()
+
     # -- errors as problem documents --
 
     @app.exception_handler(ProblemError)
@@ -311,17 +326,7 @@ def create_app(limits: Limits | None = None, *, warm: bool = True) -> FastAPI:
         `Convcalc-Errors` / `Convcalc-Warnings` headers. A spec that does not validate
         is a 422 problem with the same diagnostics (line and field)."""
         body = await read_body(request, limits.max_body_bytes)
-        large = len(body) > limits.large_body_bytes
-        if large and not large_parses.acquire(blocking=False):
-            raise ProblemError(503, "busy", "Busy",
-                               f"another large spec (over {format_bytes(limits.large_body_bytes)})"
-                               " is being parsed; try again shortly",
-                               headers={"Retry-After": "1"})
-        try:
-            text, errors, warnings = await run_in_threadpool(_analyse, body, limits)
-        finally:
-            if large:
-                large_parses.release()
+        text, errors, warnings = await parse_off_loop(_analyse, body, limits)
         return Response(text, media_type="application/json",
                         headers={"Convcalc-Errors": str(errors),
                                  "Convcalc-Warnings": str(warnings)})
@@ -352,7 +357,7 @@ def create_app(limits: Limits | None = None, *, warm: bool = True) -> FastAPI:
         `verify_timeout` seconds (else 504: the worker is killed)."""
         memory = _memory_option(max_memory, limits)
         body = await read_body(request, limits.max_body_bytes)
-        await run_in_threadpool(_check_runnable, body, limits, batch, gradcheck, memory)
+        await parse_off_loop(_check_runnable, body, limits, batch, gradcheck, memory)
         try:
             slot = pool.reserve()
         except Busy:

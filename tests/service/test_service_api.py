@@ -197,6 +197,7 @@ def test_large_bodies_are_parsed_one_at_a_time(make_client):
             response = small.post("/api/v1/analyse", content=big, headers=YAML)
             assert_problem(response, 503, "busy")
             assert response.headers["retry-after"] == "1"
+            assert_problem(small.post("/api/v1/verify", content=big, headers=YAML), 503, "busy")
             # small bodies do not wait for the large ones
             assert small.post("/api/v1/analyse", content=SMALL, headers=YAML).status_code == 200
         finally:
