@@ -295,13 +295,15 @@ def test_busy_then_timeout_then_a_new_worker(make_client):
 
 def test_a_worker_is_capped_below_what_an_estimate_could_miss():
     """The address-space limit stops a run the estimate let through: here a worker with a
-    64 MiB budget is sent (bypassing the service's check) a run estimated at ~330 MiB;
-    NumPy's allocation fails and the verification reports it instead of using the memory."""
+    64 MiB budget (so a cap of its size + 352 MiB) is sent, bypassing the service's check,
+    a dense layer of 1 GiB of weights; NumPy's allocation fails and the verification
+    reports it instead of taking the memory."""
+    huge = b"input: [4096]\nlayers:\n  - {type: dense, units: 65536}\n"
     worker = Worker(budget=64 << 20)
     try:
         worker.wait_ready()
         assert worker.info["address_space_limit"] is not None
-        kind, answer = worker.run(Job(SLOW.encode(), "<request>", 1, 0, False, 4 << 30), 60)
+        kind, answer = worker.run(Job(huge, "<request>", 1, 0, False, 8 << 30), 60)
         assert kind == "ok"
         result = json.loads(answer)
         assert not result["ok"] and "allocate" in result["engine_error"]
