@@ -44,21 +44,42 @@ MAX_SPATIAL_AXES = 3
 PADDING_MODES = ("valid", "same", "full")
 
 
-def show(value: Any) -> str:
-    """A value as the user wrote it in YAML/JSON: ``true``, ``null``, ``'same'``, ``[3, 5]``.
+def show(value: Any, limit: int = 60) -> str:
+    """A value as the user wrote it in YAML/JSON: ``true``, ``null``, ``'same'``, ``[3, 5]``;
+    cut to about ``limit`` characters (deeply nested input stays cheap to show).
 
     >>> show(True), show(None), show("x"), show([3, 5.0])
     ('true', 'null', "'x'", '[3, 5.0]')
+    >>> show([[[[1]]]] * 40)
+    '[[[[…]]], [[[…]]], [[[…]]], [[[…]]], [[[…]]], [[[…]]], [[[…]…'
     """
+    text = _show(value, depth=3, budget=limit)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _show(value: Any, depth: int, budget: int) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
         return "null"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(show(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {show(v)}" for k, v in value.items()) + "}"
-    return repr(value)
+    if isinstance(value, (list, tuple, dict)):
+        if depth == 0:
+            return "[…]" if not isinstance(value, dict) else "{…}"
+        parts: list[str] = []
+        used = 0
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            if used > budget:
+                parts.append("…")
+                break
+            shown = _show(item, depth - 1, budget)
+            part = f"{key}: {shown}" if isinstance(value, dict) else shown
+            parts.append(part)
+            used += len(part) + 2
+        inner = ", ".join(parts)
+        return "{" + inner + "}" if isinstance(value, dict) else "[" + inner + "]"
+    text = repr(value)
+    return text if len(text) <= budget else text[:budget] + "…"
 
 
 def _is_int(value: Any) -> bool:
