@@ -92,6 +92,15 @@ def _workspace(layer: Layer, name: str, shape: tuple[int, ...], dtype: Any) -> n
     return buffer
 
 
+def _padded(layer: Layer, name: str, a: np.ndarray, pads: tuple[tuple[int, int], ...]
+            ) -> np.ndarray:
+    """``pad(a, pads)`` (zeros) written into the layer's workspace ``name``."""
+    if not any(pb or pa for pb, pa in pads):
+        return a
+    shape = a.shape[:2] + tuple(n + pb + pa for n, (pb, pa) in zip(a.shape[2:], pads))
+    return pad(a, pads, out=_workspace(layer, name, shape, a.dtype))
+
+
 @dataclass(frozen=True)
 class _Layout:
     """Where the batch axis sits in the column matrices of one convolution.
@@ -223,7 +232,7 @@ class Conv(Layer):
         self._allocate(channels, groups, window.kernel)
         weight = self.params["weight"]
         filters = weight.shape[0]
-        xp = pad(x, window.total_padding)
+        xp = _padded(self, "xp", x, window.total_padding)
         # The output grid is the grid of the window view numpy builds over xp.
         out = windows(xp, window.kernel, window.stride, window.dilation).shape[2:2 + dims]
         per_group = channels // groups * prod(window.kernel)
@@ -305,7 +314,7 @@ class Conv(Layer):
         groups = layout.groups
         grow = tuple((e - 1 - pb, e - 1 - pa)
                      for e, (pb, pa) in zip(window.extent, window.total_padding))
-        dyp = crop(pad(dout, tuple((max(b, 0), max(a, 0)) for b, a in grow)),
+        dyp = crop(_padded(self, "dyp", dout, tuple((max(b, 0), max(a, 0)) for b, a in grow)),
                    tuple((max(-b, 0), max(-a, 0)) for b, a in grow))
         batch = dout.shape[0]
         count = tuple(x_shape[2:])

@@ -86,10 +86,13 @@ def split_run(task: Callable[[tuple[slice, ...]], None], shape: Sequence[int],
         done.result()
 
 
-def pad(x: np.ndarray, pads: Pads, value: float = 0.0) -> np.ndarray:
+def pad(x: np.ndarray, pads: Pads, value: float = 0.0,
+        out: np.ndarray | None = None) -> np.ndarray:
     """``x`` with every spatial axis padded by ``(before, after)`` entries of ``value``.
 
     Returns ``x`` itself (not a copy) when there is nothing to pad; never modifies it.
+    ``out`` is an optional buffer of the padded shape and ``x``'s dtype to fill (a
+    layer's workspace): only the interior and the border slabs are written.
 
     >>> pad(np.ones((1, 1, 2)), ((1, 2),), value=-1.0)
     array([[[-1.,  1.,  1., -1., -1.]]])
@@ -98,7 +101,15 @@ def pad(x: np.ndarray, pads: Pads, value: float = 0.0) -> np.ndarray:
         return x
     lead = x.ndim - len(pads)
     shape = x.shape[:lead] + tuple(n + pb + pa for n, (pb, pa) in zip(x.shape[lead:], pads))
-    out = np.full(shape, value, dtype=x.dtype)
+    if out is None or out.shape != shape or out.dtype != x.dtype:
+        out = np.empty(shape, dtype=x.dtype)
+    for axis, (n, (pb, pa)) in enumerate(zip(x.shape[lead:], pads)):
+        before = [slice(None)] * out.ndim
+        before[lead + axis] = slice(0, pb)
+        after = list(before)
+        after[lead + axis] = slice(pb + n, None)
+        out[tuple(before)] = value
+        out[tuple(after)] = value
     out[(Ellipsis, *(slice(pb, pb + n) for n, (pb, _) in zip(x.shape[lead:], pads)))] = x
     return out
 
