@@ -223,15 +223,15 @@ class Conv(LayerBase):
     """
 
     type: Literal["conv"]
-    filters: PositiveInt
-    kernel: Kernel
-    stride: Stride = 1
-    padding: Padding = 0
-    dilation: Dilation = 1
+    filters: PositiveInt = Field(description="Number of filters: the output channels.")
+    kernel: Kernel = Field(description="Window size: one int for every spatial axis, or one per axis.")
+    stride: Stride = Field(default=1, description="Step between windows: one int, or one per axis.")
+    padding: Padding = Field(default=0, description="Zeros around the input: an int, valid, same, full, or per axis an int or [before, after].")
+    dilation: Dilation = Field(default=1, description="Spacing of the window's taps: extent dilation·(kernel − 1) + 1.")
     groups: PositiveInt | Literal["depthwise"] = Field(
         default=1, description="Channel groups; 'depthwise' means one group per input channel."
     )
-    bias: bool = True
+    bias: bool = Field(default=True, description="One learned bias per output channel or unit.")
 
 
 class ConvTranspose(LayerBase):
@@ -242,14 +242,14 @@ class ConvTranspose(LayerBase):
     """
 
     type: Literal["conv_transpose"]
-    filters: PositiveInt
-    kernel: Kernel
-    stride: Stride = 1
-    padding: Padding = 0
-    output_padding: OutputPadding = 0
-    dilation: Dilation = 1
-    groups: PositiveInt = 1
-    bias: bool = True
+    filters: PositiveInt = Field(description="Number of filters: the output channels.")
+    kernel: Kernel = Field(description="Window size: one int for every spatial axis, or one per axis.")
+    stride: Stride = Field(default=1, description="Step between windows: one int, or one per axis.")
+    padding: Padding = Field(default=0, description="Zeros around the input: an int, valid, same, full, or per axis an int or [before, after].")
+    output_padding: OutputPadding = Field(default=0, description="Extra rows/columns at the end of the output; smaller than stride or dilation.")
+    dilation: Dilation = Field(default=1, description="Spacing of the window's taps: extent dilation·(kernel − 1) + 1.")
+    groups: PositiveInt = Field(default=1, description="Channel groups: each filter sees in_channels / groups channels.")
+    bias: bool = Field(default=True, description="One learned bias per output channel or unit.")
 
 
 class Pool(LayerBase):
@@ -262,11 +262,11 @@ class Pool(LayerBase):
     """
 
     type: Literal["maxpool", "avgpool", "minpool"]
-    kernel: Kernel
+    kernel: Kernel = Field(description="Window size: one int for every spatial axis, or one per axis.")
     stride: Stride | None = Field(default=None, description="Default: the kernel size.")
-    padding: Padding = 0
-    dilation: Dilation = 1
-    ceil_mode: bool = False
+    padding: Padding = Field(default=0, description="Zeros around the input: an int, valid, same, full, or per axis an int or [before, after].")
+    dilation: Dilation = Field(default=1, description="Spacing of the window's taps: extent dilation·(kernel − 1) + 1.")
+    ceil_mode: bool = Field(default=False, description="Round a non-whole output size up (PyTorch's ceil_mode), whatever the spec's rounding.")
 
 
 class GlobalPool(LayerBase):
@@ -285,8 +285,8 @@ class Dense(LayerBase):
     """Fully connected (affine) layer on a flat vector: ``in·units + units`` parameters."""
 
     type: Literal["dense"]
-    units: PositiveInt
-    bias: bool = True
+    units: PositiveInt = Field(description="Output features.")
+    bias: bool = Field(default=True, description="One learned bias per output channel or unit.")
 
 
 class Activation(LayerBase):
@@ -299,14 +299,14 @@ class LeakyRelu(LayerBase):
     """``max(x, negative_slope·x)``."""
 
     type: Literal["leaky_relu"]
-    negative_slope: Annotated[float, Field(ge=0.0)] = 0.01
+    negative_slope: Annotated[float, Field(ge=0.0)] = Field(default=0.01, description="Slope for negative inputs.")
 
 
 class Dropout(LayerBase):
     """Zeroes each activation with probability ``rate`` in training (inverted dropout)."""
 
     type: Literal["dropout"]
-    rate: Probability = 0.5
+    rate: Probability = Field(default=0.5, description="Probability of zeroing an activation in training.")
 
 
 class BatchNorm(LayerBase):
@@ -314,8 +314,8 @@ class BatchNorm(LayerBase):
     and variance are buffers (2·C; Keras lists them as "non-trainable params")."""
 
     type: Literal["batchnorm"]
-    eps: Annotated[float, Field(gt=0.0)] = 1e-5
-    momentum: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1
+    eps: Annotated[float, Field(gt=0.0)] = Field(default=1e-5, description="Added to the variance before the square root.")
+    momentum: Annotated[float, Field(ge=0.0, le=1.0)] = Field(default=0.1, description="Weight of the new batch in the running statistics.")
 
 
 class LRN(LayerBase):
@@ -323,10 +323,10 @@ class LRN(LayerBase):
     ``x / (k + alpha/size · Σ x²)^beta`` over ``size`` neighbouring channels."""
 
     type: Literal["lrn"]
-    size: PositiveInt = 5
-    alpha: float = 1e-4
-    beta: float = 0.75
-    k: float = 1.0
+    size: PositiveInt = Field(default=5, description="Neighbouring channels in the sum.")
+    alpha: float = Field(default=1e-4, description="Scale of the sum of squares.")
+    beta: float = Field(default=0.75, description="Exponent.")
+    k: float = Field(default=1.0, description="Additive constant.")
 
 
 class Merge(LayerBase):
