@@ -158,34 +158,42 @@ class Report:
 
     @property
     def total_params(self) -> int:
+        """Learnable parameters of every layer (weights, biases, batchnorm gamma/beta)."""
         return _total([row.params for row in self.layers])
 
     @property
     def trainable_params(self) -> int:
+        """Parameters of the layers not marked ``trainable: false``."""
         return _total([row.trainable_params for row in self.layers])
 
     @property
     def total_buffers(self) -> int:
+        """Non-learned state: batchnorm running mean and variance (Keras' "non-trainable")."""
         return _total([row.buffers for row in self.layers])
 
     @property
     def total_macs(self) -> int:
+        """Multiply-accumulates of the conv and dense weights for one example (FLOPs ≈ 2×)."""
         return _total([row.macs for row in self.layers])
 
     @property
     def total_activations(self) -> int:
+        """Values in every layer's output for one example."""
         return _total([row.activations for row in self.layers])
 
     @property
     def output_shape(self) -> Shape | None:
+        """The last layer's output shape (``None`` if it could not be computed)."""
         return self.layers[-1].output_shape if self.layers else self.input_shape
 
     @property
     def errors(self) -> tuple[Diagnostic, ...]:
+        """The problems of severity ``error``."""
         return tuple(p for p in self.problems if p.severity == "error")
 
     @property
     def warnings(self) -> tuple[Diagnostic, ...]:
+        """The problems of severity ``warning`` (rounded sizes, misaligned branches, …)."""
         return tuple(p for p in self.problems if p.severity == "warning")
 
     @property
