@@ -25,12 +25,6 @@ textbook/ours ≥ 2 on every case; ours/torch ≤ 1.5 on b, c, e and ≤ 2 for m
 PASS/FAIL is printed per target; the exit status is 0 regardless (it is a report).
 
 This is not a test: it needs a quiet machine, and torch is not a dependency.
-
-numpy's OpenBLAS keeps its worker threads spinning for about 0.1 s after every matrix
-product, which halves the speed of the memory-bound copies (im2col, col2im, padding)
-that follow it.  The script therefore sets ``OPENBLAS_THREAD_TIMEOUT=4`` (spin about
-16 cycles, then sleep) before numpy is loaded, unless the variable is already set or
-``--default-blas-spin`` is given.  It changes BLAS's idle behaviour, not its speed.
 """
 
 from __future__ import annotations
@@ -45,10 +39,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-if "--default-blas-spin" not in sys.argv:
-    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")   # before numpy loads OpenBLAS
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -269,8 +260,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="blocks per implementation, spread over time (best is kept)")
     parser.add_argument("--only", default="a,b,c,d,e,pool",
                         help="comma-separated cases among a,b,c,d,e,pool")
-    parser.add_argument("--default-blas-spin", action="store_true",
-                        help="leave OPENBLAS_THREAD_TIMEOUT unset (read before argparse)")
     args = parser.parse_args(argv)
     REPEAT = args.repeat
     cases = args.only.split(",")
@@ -284,8 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         if Path("/proc/cpuinfo").exists() else platform.processor()
     print(f"python {platform.python_version()}, numpy {np.__version__}, BLAS threads "
           f"{threads}, torch {torch.__version__ if torch is not None else 'not installed'}, "
-          f"CPU {cpu} ({len(os.sched_getaffinity(0))} usable cores), "
-          f"OPENBLAS_THREAD_TIMEOUT={os.environ.get('OPENBLAS_THREAD_TIMEOUT', 'unset')}")
+          f"CPU {cpu} ({len(os.sched_getaffinity(0))} usable cores)")
     reference = matmul_gflops(args.rounds)
     print(f"numpy.matmul 2048×2048 float32: {reference:.1f} GFLOP/s")
     print(f"best of {args.repeat} blocks × {args.rounds} runs (each block after 2 warm-up "
