@@ -68,6 +68,20 @@ def _check_groups(layer: str, groups: int, channels: int, filters: int,
                             if depthwise else ""))
 
 
+def _allocate_weights(layer: Layer, channels: int, shape: tuple[int, ...]) -> None:
+    """He-normal weights of ``shape`` (fan_in = ``prod(shape[1:])``) and zero biases, on
+    the first call; later calls check that the input still fits them."""
+    if "weight" in layer.params:
+        if layer.params["weight"].shape != shape:
+            raise ValueError(f"{layer.name}: weights {layer.params['weight'].shape} do not "
+                             f"fit an input with {channels} channels (need {shape})")
+        return
+    layer.params["weight"] = _he_normal(layer.rng, shape, prod(shape[1:]), layer.dtype)
+    if layer.spec.bias:
+        layer.params["bias"] = np.zeros(layer.spec.filters, layer.dtype)
+    layer.zero_grads()
+
+
 def _he_normal(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int,
                dtype: np.dtype) -> np.ndarray:
     """He-normal initialisation: ``N(0, 2 / fan_in)``."""
@@ -206,16 +220,7 @@ class Conv(Layer):
                               self.spec.padding, self.spec.dilation, self.rounding, self.name)
 
     def _allocate(self, channels: int, groups: int, kernel: tuple[int, ...]) -> None:
-        shape = (self.spec.filters, channels // groups, *kernel)
-        if "weight" in self.params:
-            if self.params["weight"].shape != shape:
-                raise ValueError(f"{self.name}: weights {self.params['weight'].shape} do not "
-                                 f"fit an input with {channels} channels (need {shape})")
-            return
-        self.params["weight"] = _he_normal(self.rng, shape, prod(shape[1:]), self.dtype)
-        if self.spec.bias:
-            self.params["bias"] = np.zeros(self.spec.filters, self.dtype)
-        self.zero_grads()
+        _allocate_weights(self, channels, (self.spec.filters, channels // groups, *kernel))
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """``(N, C, *n) → (N, F, *out)``.
@@ -374,17 +379,8 @@ class ConvTranspose(Layer):
         return window, tuple(full)
 
     def _allocate(self, channels: int, groups: int, kernel: tuple[int, ...]) -> None:
-        shape = (channels, self.spec.filters // groups, *kernel)
-        if "weight" in self.params:
-            if self.params["weight"].shape != shape:
-                raise ValueError(f"{self.name}: weights {self.params['weight'].shape} do not "
-                                 f"fit an input with {channels} channels (need {shape})")
-            return
         # fan_in as PyTorch and Keras count it for a transposed conv: weight.shape[1]·K.
-        self.params["weight"] = _he_normal(self.rng, shape, prod(shape[1:]), self.dtype)
-        if self.spec.bias:
-            self.params["bias"] = np.zeros(self.spec.filters, self.dtype)
-        self.zero_grads()
+        _allocate_weights(self, channels, (channels, self.spec.filters // groups, *kernel))
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """``(N, C, *n) → (N, F, *out)``."""

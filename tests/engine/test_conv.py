@@ -6,6 +6,7 @@ from itertools import product
 
 import numpy as np
 import pytest
+from naive_windows import as_pairs, as_tuple, window_starts
 from scipy import signal
 
 from convcalc.spec import Conv as ConvSpec
@@ -27,29 +28,7 @@ def transpose_layer(dtype=np.float64, **options):
                          np.random.default_rng(0), dtype)
 
 
-def as_tuple(value, dims):
-    return (value,) * dims if isinstance(value, int) else tuple(value)
-
-
-def as_pairs(padding, dims):
-    return [(p, p) if isinstance(p, int) else tuple(p) for p in as_tuple(padding, dims)]
-
-
 # --- naive reference implementations (loops over output positions) ---------------------
-
-
-def window_starts(n, pb, pa, extent, stride, ceil):
-    """Where windows start along one axis.
-
-    Floor: every multiple of the stride whose window ends inside the padded input.
-    Ceil: if those windows leave padded positions uncovered at the end, one more window
-    (hanging past the end), unless it would start at or past n + pb (PyTorch drops it).
-    """
-    padded = n + pb + pa
-    starts = list(range(0, padded - extent + 1, stride))
-    if ceil and starts[-1] + extent < padded and starts[-1] + stride < n + pb:
-        starts.append(starts[-1] + stride)
-    return starts
 
 
 def naive_conv(x, w, b, stride, pads, dilation, groups, ceil=False):

@@ -6,6 +6,7 @@ from itertools import product
 
 import numpy as np
 import pytest
+from naive_windows import as_pairs, as_tuple, window_starts
 
 from convcalc.spec import Pool as PoolSpec
 from engine.pool import Pool
@@ -16,28 +17,6 @@ RNG = np.random.default_rng(7)
 def pool_layer(kind="maxpool", dtype=np.float64, rounding="floor", **options):
     options.setdefault("name", "pool1")
     return Pool(PoolSpec(type=kind, **options), None, dtype, rounding=rounding)
-
-
-def as_tuple(value, dims):
-    return (value,) * dims if isinstance(value, int) else tuple(value)
-
-
-def as_pairs(padding, dims):
-    return [(p, p) if isinstance(p, int) else tuple(p) for p in as_tuple(padding, dims)]
-
-
-def window_starts(n, pb, pa, extent, stride, ceil):
-    """Where windows start along one axis (same rule as in test_conv.py).
-
-    Floor: every multiple of the stride whose window ends inside the padded input.
-    Ceil: if those windows leave padded positions uncovered at the end, one more window
-    (hanging past the end), unless it would start at or past n + pb (PyTorch drops it).
-    """
-    padded = n + pb + pa
-    starts = list(range(0, padded - extent + 1, stride))
-    if ceil and starts[-1] + extent < padded and starts[-1] + stride < n + pb:
-        starts.append(starts[-1] + stride)
-    return starts
 
 
 def naive_pool(x, dy, kind, kernel, stride, pads, dilation, ceil):
