@@ -3,7 +3,7 @@
 :func:`convcalc.analyze` builds it; :mod:`convcalc.render` turns it into a text table,
 Markdown or JSON.  :meth:`Report.to_dict` is the JSON contract other tools parse::
 
-    {"name", "input_shape",
+    {"ok", "name", "input_shape",
      "layers": [{"name", "type", "input_shape", "output_shape", "params",
                  "trainable_params", "buffers", "macs", "activations", "line",
                  "receptive_field": {"size": [..], "jump": [..], "padding": [..]}}],
@@ -219,6 +219,7 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         """The JSON contract (see the module docstring)."""
         return {
+            "ok": self.ok,
             "name": self.name,
             "input_shape": list(self.input_shape),
             "output_shape": None if self.output_shape is None else list(self.output_shape),

@@ -118,7 +118,7 @@ def test_markdown_lists_problems() -> None:
 
 LAYER_KEYS = {"name", "type", "input_shape", "output_shape", "params", "trainable_params",
               "buffers", "macs", "activations", "receptive_field", "line", "inputs", "group"}
-TOP_KEYS = {"name", "input_shape", "output_shape", "layers", "total_params",
+TOP_KEYS = {"ok", "name", "input_shape", "output_shape", "layers", "total_params",
             "trainable_params", "total_buffers", "total_macs", "total_activations", "problems",
             "groups"}
 
