@@ -11,25 +11,10 @@ not count as a 100 % error.
 
 from __future__ import annotations
 
-from typing import Callable
 
 import numpy as np
 import pytest
-
-
-def numerical_gradient(loss: Callable[[], float], array: np.ndarray,
-                       h: float = 1e-6) -> np.ndarray:
-    """``dL/darray`` by centred differences; ``array`` is perturbed in place and restored."""
-    grad = np.zeros_like(array, dtype=np.float64)
-    for index in np.ndindex(array.shape):
-        original = array[index]
-        array[index] = original + h
-        plus = loss()
-        array[index] = original - h
-        minus = loss()
-        array[index] = original
-        grad[index] = (plus - minus) / (2 * h)
-    return grad
+from references import numerical_gradient
 
 
 def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:

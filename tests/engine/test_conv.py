@@ -6,7 +6,7 @@ from itertools import product
 
 import numpy as np
 import pytest
-from naive_windows import as_pairs, as_tuple, window_starts
+from references import as_pairs, as_tuple, window_starts
 from scipy import signal
 
 from convcalc.spec import Conv as ConvSpec

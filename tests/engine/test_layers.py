@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from references import numerical_gradient
 
 from convcalc import spec as specs
 from engine.activations import (
@@ -87,20 +88,6 @@ def away_from_zero(shape, seed=0):
 # --- numerical gradients, written here (not the engine's gradcheck) --------------------
 
 
-def centred_gradient(loss, array, h=1e-6):
-    grad = np.zeros_like(array)
-    flat, out = array.reshape(-1), grad.reshape(-1)
-    for i in range(flat.size):
-        keep = flat[i]
-        flat[i] = keep + h
-        plus = loss()
-        flat[i] = keep - h
-        minus = loss()
-        flat[i] = keep
-        out[i] = (plus - minus) / (2 * h)
-    return grad
-
-
 def rel_error(a, b):
     scale = np.linalg.norm(a) + np.linalg.norm(b)
     return 0.0 if scale == 0 else float(np.linalg.norm(a - b) / scale)
@@ -120,9 +107,9 @@ def assert_gradients(layer, x, before_forward=lambda: None, tolerance=1e-6):
         before_forward()
         return float((layer.forward(x) * projection).sum())
 
-    assert rel_error(dx, centred_gradient(loss, x)) < tolerance
+    assert rel_error(dx, numerical_gradient(loss, x)) < tolerance
     for name, param in layer.params.items():
-        assert rel_error(analytic[name], centred_gradient(loss, param)) < tolerance, name
+        assert rel_error(analytic[name], numerical_gradient(loss, param)) < tolerance, name
 
 
 SMOOTH_OR_SAFE = {
@@ -237,7 +224,7 @@ def test_softmax_cross_entropy_matches_a_loop():
             p = math.exp(logits[n, c]) / denominator
             assert dlogits[n, c] == pytest.approx((p - (c == labels[n])) / 5, abs=1e-15)
     assert loss == pytest.approx(total / 5, rel=1e-13)
-    numeric = centred_gradient(lambda: softmax_cross_entropy(logits, labels)[0], logits)
+    numeric = numerical_gradient(lambda: softmax_cross_entropy(logits, labels)[0], logits)
     assert rel_error(dlogits, numeric) < 1e-6
 
 
