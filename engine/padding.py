@@ -37,6 +37,18 @@ def axis_names(dims: int) -> tuple[str, ...]:
     return AXIS_NAMES.get(dims, tuple(f"axis{i}" for i in range(dims)))
 
 
+def _one_per_axis(value: Any, dims: int, option: str, layer: str) -> tuple[Any, ...]:
+    """An int repeated for every axis, or a sequence that must have one entry per axis."""
+    if _is_int(value):
+        return (int(value),) * dims
+    entries = tuple(value)
+    if len(entries) != dims:
+        raise ValueError(
+            f"{layer}: {option} has {len(entries)} entries but the input has {dims} "
+            f"spatial {'axes' if dims != 1 else 'axis'} ({', '.join(axis_names(dims))})")
+    return entries
+
+
 def per_axis(value: int | Sequence[int], dims: int, option: str,
              layer: str = "im2col", minimum: int = 1) -> tuple[int, ...]:
     """One int for every spatial axis, or a sequence with one entry per axis.
@@ -50,14 +62,7 @@ def per_axis(value: int | Sequence[int], dims: int, option: str,
     ...
     ValueError: conv1: stride has 2 entries but the input has 3 spatial axes (D, H, W)
     """
-    if _is_int(value):
-        values: tuple[int, ...] = (int(value),) * dims
-    else:
-        values = tuple(value)
-        if len(values) != dims:
-            raise ValueError(
-                f"{layer}: {option} has {len(values)} entries but the input has {dims} "
-                f"spatial {'axes' if dims != 1 else 'axis'} ({', '.join(axis_names(dims))})")
+    values = _one_per_axis(value, dims, option, layer)
     for axis, item in zip(axis_names(dims), values):
         if not _is_int(item) or item < minimum:
             raise ValueError(f"{layer}: {axis}: {option} must be a whole number ≥ {minimum} "
@@ -113,14 +118,7 @@ def resolve_padding(padding: Any, sizes: Sequence[int], kernel: Sequence[int],
             return tuple((e - 1, e - 1) for e in extents(kernel, dilation))
         raise ValueError(f"{layer}: padding must be a whole number, 'valid', 'same' or "
                          f"'full' (got {padding!r})")
-    if _is_int(padding):
-        entries: tuple[Any, ...] = (padding,) * dims
-    else:
-        entries = tuple(padding)
-        if len(entries) != dims:
-            raise ValueError(
-                f"{layer}: padding has {len(entries)} entries but the input has {dims} "
-                f"spatial {'axes' if dims != 1 else 'axis'} ({', '.join(axis_names(dims))})")
+    entries = _one_per_axis(padding, dims, "padding", layer)
     pads = []
     for axis, entry in zip(axis_names(dims), entries):
         pair = (entry, entry) if _is_int(entry) else tuple(entry)

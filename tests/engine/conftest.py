@@ -11,7 +11,6 @@ not count as a 100 % error.
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 from references import numerical_gradient
