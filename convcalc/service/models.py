@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Optional, Union
 
+from convcalc.zoo import Summary
 from pydantic import BaseModel, ConfigDict, Field
 
 Number = Union[int, float]
@@ -139,20 +140,8 @@ class VerificationOut(BaseModel):
     layers: list[LayerCheckOut]
 
 
-class ZooSummaryOut(BaseModel):
-    """One model, as ``convcalc zoo --format json`` lists it."""
-
-    name: str
-    title: str
-    params: int
-    trainable_params: int
-    buffers: int
-    macs: int
-    input_shape: list[int]
-    output_shape: Optional[list[int]]
-    layers: int
-    warnings: int
-    errors: int
+# One model's totals, as ``convcalc zoo --format json`` lists them: the zoo's own type.
+ZooSummaryOut = Summary
 
 
 class ZooModelOut(BaseModel):
