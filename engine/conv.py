@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from engine import winograd
 from engine.base import Layer
 from engine.im2col import crop, fold, pad, unfold, windows
 from engine.padding import Window, axis_names, per_axis, resolve_padding, resolve_window
@@ -238,6 +239,11 @@ class Conv(Layer):
         weight = self.params["weight"]
         filters = weight.shape[0]
         xp = _padded(self, "xp", x, window.total_padding)
+        if self.uses_winograd(dims, window, groups, channels):
+            y, saved = winograd.forward(xp, weight, self.params.get("bias"),
+                                        self._allocate_workspace)
+            self._cache = ("winograd", x.shape, window, saved)
+            return y
         # The output grid is the grid of the window view numpy builds over xp.
         out = windows(xp, window.kernel, window.stride, window.dilation).shape[2:2 + dims]
         per_group = channels // groups * prod(window.kernel)
@@ -251,8 +257,30 @@ class Conv(Layer):
         w_g = weight.reshape(groups, filters // groups, per_group)      # (g, F/g, C/g·K)
         y = layout.images(np.matmul(w_g, cols_g), filters, out,
                           self.params["bias"] if self.spec.bias else None)
-        self._cache = (x.shape, xp.shape, window, cols_g, out, layout)
+        self._cache = ("im2col", x.shape, xp.shape, window, cols_g, out, layout)
         return y
+
+    #: ``"im2col"`` or ``"winograd"`` forces how :meth:`forward` convolves; ``None`` takes
+    #: Winograd F(2×2, 3×3) where it applies and pays (:func:`engine.winograd.suits`).
+    algorithm: str | None = None
+
+    def uses_winograd(self, dims: int, window: Window, groups: int, channels: int) -> bool:
+        """Whether :meth:`forward` takes the Winograd path (:mod:`engine.winograd`)."""
+        if self.algorithm == "im2col":
+            return False
+        fits = winograd.suits(dims, window.kernel, window.stride, window.dilation, groups,
+                              channels, self.spec.filters)
+        if self.algorithm == "winograd":
+            if not winograd.suits(dims, window.kernel, window.stride, window.dilation,
+                                  groups, winograd.MIN_CHANNELS, winograd.MIN_CHANNELS):
+                raise ValueError(f"{self.name}: Winograd F(2×2, 3×3) needs a 2-D 3×3 "
+                                 "convolution with stride 1, no dilation and one group")
+            return True
+        return fits
+
+    def _allocate_workspace(self, name: str, shape: tuple[int, ...], dtype: Any
+                            ) -> np.ndarray:
+        return _workspace(self, name, shape, dtype)
 
     #: ``"correlation"`` or ``"col2im"`` forces how :meth:`backward` computes ``dx``;
     #: ``None`` picks the faster one (see :meth:`uses_correlation_for_dx`).
@@ -266,9 +294,16 @@ class Conv(Layer):
         """
         if self._cache is None:
             raise RuntimeError(f"{self.name}: backward called before forward")
-        x_shape, padded_shape, window, cols_g, out, layout = self._cache
         dout = np.asarray(dout)
         weight = self.params["weight"]
+        if self._cache[0] == "winograd":
+            _, x_shape, window, saved = self._cache
+            dxp, dw, db = winograd.backward(dout, saved, self._allocate_workspace)
+            self.grads["weight"] = dw.astype(weight.dtype, copy=False)
+            if self.spec.bias:
+                self.grads["bias"] = db.astype(weight.dtype, copy=False)
+            return crop(dxp, window.total_padding)
+        _, x_shape, padded_shape, window, cols_g, out, layout = self._cache
         dw_t = np.matmul(cols_g, layout.rows(dout, prod(out))).sum(axis=0)  # (g, C/g·K, F/g)
         self.grads["weight"] = dw_t.transpose(0, 2, 1).reshape(weight.shape).astype(
             weight.dtype)
