@@ -19,6 +19,10 @@ The model follows what the engine keeps (``engine/``), in values of the dtype's 
   ``P`` output positions) and, after backward, its column gradient of the same size;
 - **caches**: what layers keep for backward besides columns — ReLU masks (1 byte a
   value), dropout masks, batchnorm's normalised input, LRN's scale, padded pool inputs;
+- **Winograd** (2-D 3×3 stride-1 convs with enough channels, :func:`takes_winograd`):
+  instead of columns, tile workspaces (``36`` values per 4×4 output tile and input
+  channel, three times; ``2·36 + 2·16`` per tile and filter), and one layer's transformed
+  filters ``36·F·C`` and their gradient at a time (part ``winograd_filters``);
 - **transient**: the largest set of temporaries of any one layer (padded copies, the
   input gradient, the batched weight-gradient product ``N × weights`` of a conv);
 - **runtime**: the interpreter with NumPy and convcalc loaded (64 MiB).
@@ -176,6 +180,8 @@ def _layer_cost(layer: Any, in_shape: tuple[int, ...], out_shape: tuple[int, ...
     n_in, n_out = prod(in_shape), prod(out_shape)
     if kind == "conv":
         offsets, padded, grown = _window_sizes(layer, in_shape, out_shape, layer.stride)
+        if takes_winograd(layer, in_shape, out_shape):
+            return _winograd_cost(in_shape, out_shape, padded)
         columns = in_shape[0] * offsets * prod(out_shape[1:])
         weights = params - (layer.filters if layer.bias else 0)
         # kept: columns + column gradient; backward: weight product per example, the
@@ -212,6 +218,36 @@ def _layer_cost(layer: Any, in_shape: tuple[int, ...], out_shape: tuple[int, ...
     if kind == "dense":
         return _Cost(transient=n_in)
     return _Cost()  # flatten: a view
+
+
+#: The engine's Winograd F(4×4, 3×3) path (``engine/winograd.py``, ``suits``): 2-D 3×3
+#: convolutions with stride 1, no dilation, one group and at least this many input
+#: channels and filters.  tests/test_verify.py holds this rule to the engine's.
+WINOGRAD_MIN_CHANNELS = 16
+
+
+def takes_winograd(layer: Any, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> bool:
+    """Whether the engine runs this conv layer with Winograd rather than im2col."""
+    dims = len(in_shape) - 1
+    return (layer.type == "conv" and dims == 2 and _per_axis(layer.kernel, 2) == (3, 3)
+            and _per_axis(layer.stride, 2) == (1, 1) and _per_axis(layer.dilation, 2) == (1, 1)
+            and layer.groups == 1 and min(in_shape[0], out_shape[0]) >= WINOGRAD_MIN_CHANNELS)
+
+
+def _winograd_cost(in_shape: tuple[int, ...], out_shape: tuple[int, ...], padded: int) -> _Cost:
+    """Values per example of the Winograd path, with ``T`` 4×4 output tiles per example:
+    kept — the tile workspaces ``36·T`` per input channel (tiles, transformed tiles, their
+    gradient) and ``(2·36 + 2·16)·T`` per filter (products and their gradient, output
+    tiles and output-gradient tiles); transient — the padded input grown to whole tiles,
+    the uncropped output (or grown output gradient), the output, and the input gradient
+    before cropping (one tile row and column more)."""
+    channels, filters = in_shape[0], out_shape[0]
+    rows, cols = (-(-n // 4) for n in out_shape[1:])
+    tiles = rows * cols
+    kept = (3 * 36 * channels + (2 * 36 + 2 * 16) * filters) * tiles
+    transient = (padded + channels * (4 * rows + 2) * (4 * cols + 2) + 16 * filters * tiles
+                 + prod(out_shape) + channels * 16 * (rows + 1) * (cols + 1))
+    return _Cost(kept=kept, transient=transient)
 
 
 def _uncropped_extra(layer: Any, out_shape: tuple[int, ...]) -> int:
@@ -284,6 +320,7 @@ def estimate_memory(spec: Spec, batch: int, dtype: str = "float32", gradcheck: b
     buffers = sum(row.buffers or 0 for row in report.layers)
     activations = prod(report.input_shape)          # the input batch (and its gradient)
     kept = masks = transient = 0
+    transformed = 0     # the largest Winograd filter transform: 36·F·C values
     costs = []
     sizes = []
     for layer, row in zip(spec.layers, report.layers):
@@ -294,6 +331,9 @@ def estimate_memory(spec: Spec, batch: int, dtype: str = "float32", gradcheck: b
         else:
             cost = _layer_cost(layer, tuple(row.input_shapes[0]), tuple(row.output_shape),
                                row.params or 0)
+            if takes_winograd(layer, tuple(row.input_shapes[0]), tuple(row.output_shape)):
+                transformed = max(transformed,
+                                  36 * row.output_shape[0] * row.input_shapes[0][0])
         costs.append(cost)
         sizes.append(prod(row.output_shape))
         activations += sizes[-1]
@@ -308,12 +348,15 @@ def estimate_memory(spec: Spec, batch: int, dtype: str = "float32", gradcheck: b
         "activations": activations * batch, "branch_gradients": waiting * batch,
         "im2col": im2col * batch, "caches": caches * batch, "transient": transient * batch,
     }
+    if transformed:  # one layer's transformed filters and their gradient, at a time
+        parts_values["winograd_filters"] = 2 * transformed
     if gradcheck:  # gradient copies; inputs, input gradients, re-run outputs and caches
         parts_values["gradcheck"] = params + (3 * activations + caches) * batch
     parts = {name: value * size for name, value in parts_values.items()}
     parts["masks"] = masks * batch
     parts["runtime"] = RUNTIME_BYTES
-    fixed = (2 * params + buffers + (params if gradcheck else 0)) * size + RUNTIME_BYTES
+    fixed = (2 * params + buffers + (params if gradcheck else 0) + 2 * transformed) * size \
+        + RUNTIME_BYTES
     per_example = (activations + waiting + im2col + caches + transient
                    + (3 * activations + caches if gradcheck else 0)) * size + masks
     return MemoryEstimate(batch, dtype, fixed, per_example, parts)

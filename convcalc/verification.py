@@ -170,7 +170,7 @@ def _refuse_if_too_big(estimate: MemoryEstimate, max_memory: int, what: str) -> 
         return
     fits = estimate.largest_batch(max_memory)
     advice = (f"the largest batch that fits is {fits}" if fits >= 1 else
-              f"not even batch 1 fits (parameters and gradients alone need "
+              f"not even batch 1 fits (parameters, gradients and other fixed costs alone need "
               f"{format_bytes(estimate.fixed)})")
     raise ResourceError(
         f"{what} needs an estimated {format_bytes(estimate.total)} at batch {estimate.batch} "

@@ -298,7 +298,7 @@ class Conv(Layer):
         weight = self.params["weight"]
         if self._cache[0] == "winograd":
             _, x_shape, window, saved = self._cache
-            dxp, dw, db = winograd.backward(dout, saved, self._allocate_workspace)
+            dxp, dw, db = winograd.backward(dout, weight, saved, self._allocate_workspace)
             self.grads["weight"] = dw.astype(weight.dtype, copy=False)
             if self.spec.bias:
                 self.grads["bias"] = db.astype(weight.dtype, copy=False)

@@ -145,13 +145,6 @@ def _interleave(tiles: np.ndarray, out: np.ndarray) -> None:
     split_run(lambda index: np.copyto(target[index], tiles[index]), target.shape, out.nbytes)
 
 
-def _deinterleave(a: np.ndarray, out: np.ndarray) -> None:
-    """Inverse of :func:`_interleave`: ``a (B, A, m·T, m·S) → out (m, m, A, B, T, S)``."""
-    b, c, t, s = a.shape[0], a.shape[1], out.shape[4], out.shape[5]
-    source = a.reshape(b, c, t, _M, s, _M).transpose(3, 5, 1, 0, 2, 4)
-    split_run(lambda index: np.copyto(out[index], source[index]), out.shape, out.nbytes)
-
-
 def forward(xp: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None,
             allocate: Allocate = _new) -> tuple[np.ndarray, tuple[Any, ...]]:
     """Padded input ``xp (N, C, Hp, Wp)``, weights ``(F, C, 3, 3)``, optional bias
@@ -182,23 +175,28 @@ def forward(xp: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None,
     full = np.empty((batch, filters, *(_M * t for t in tiles)), m.dtype)
     _interleave(y_tiles, full)
     y = full if full.shape[2:] == out else np.ascontiguousarray(full[:, :, :out[0], :out[1]])
-    return y, (u, v, xp.shape, tiles)
+    return y, (v, xp.shape, tiles)
 
 
-def backward(dy: np.ndarray, saved: tuple[Any, ...], allocate: Allocate = _new
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def backward(dy: np.ndarray, weight: np.ndarray, saved: tuple[Any, ...],
+             allocate: Allocate = _new) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``dy (N, F, OH, OW)`` → the gradients of the padded input ``(N, C, Hp, Wp)`` (a
     view into a slightly bigger array), of the weights ``(F, C, 3, 3)`` and of the bias
-    ``(F,)``."""
-    u, v, padded_shape, tiles = saved
+    ``(F,)``.  ``U`` is transformed again from ``weight`` rather than kept since forward:
+    it is 4× the weights, too much to hold for every layer of a deep net."""
+    v, padded_shape, tiles = saved
+    u = transform_weights(weight)
     batch, filters = dy.shape[:2]
     channels = v.shape[0]
     positions = batch * tiles[0] * tiles[1]
-    dy_tiles = allocate("winograd_y", (_M, _M, filters, batch, *tiles), dy.dtype)
-    _deinterleave(_grow(dy, tuple(_M * t for t in tiles)), dy_tiles)
-    dm = np.matmul(_kron(A_T, dy.dtype).T, dy_tiles.reshape(_M ** 2, -1),
-                   out=allocate("winograd_m", (_ALPHA ** 2, filters, positions), dy.dtype)
-                   .reshape(_ALPHA ** 2, -1)).reshape(_ALPHA ** 2, filters, positions)
+    # dY's m×m output tiles (F, m, m, N, T, S) → dM = (A⊗A) dY, per filter (F, α², N·T·S).
+    dy_tiles = unfold(_grow(dy, tuple(_M * t for t in tiles)), (_M, _M), (_M, _M), (1, 1),
+                      batch_last=True,
+                      out=allocate("winograd_dy", (filters, _M ** 2, positions), dy.dtype)
+                      .reshape(filters, _M, _M, batch, *tiles))
+    dm = np.matmul(_kron(A_T, dy.dtype).T, dy_tiles.reshape(filters, _M ** 2, positions),
+                   out=allocate("winograd_dm", (filters, _ALPHA ** 2, positions), dy.dtype)
+                   ).transpose(1, 0, 2)                                        # (α², F, NTS)
     dw = weight_gradient(np.matmul(dm, v.transpose(1, 2, 0)))                  # (F, C, 3, 3)
     dv = np.matmul(u.transpose(0, 2, 1), dm,
                    out=allocate("winograd_dv", (_ALPHA ** 2, channels, positions),
@@ -221,17 +219,22 @@ def _fold_tiles(dd: np.ndarray) -> np.ndarray:
     """
     channels, _, _, batch, t, s = dd.shape
     over = _ALPHA - _M
-    np.add(dd[:, :over, :, :, 1:], dd[:, _M:, :, :, :-1], out=dd[:, :over, :, :, 1:])
-    np.add(dd[:, :, :over, :, :, 1:], dd[:, :, _M:, :, :, :-1],
-           out=dd[:, :, :over, :, :, 1:])
     full = np.empty((batch, channels, _M * (t + 1), _M * (s + 1)), dd.dtype)
     blocks = full.reshape(batch, channels, t + 1, _M, s + 1, _M).transpose(1, 3, 5, 0, 2, 4)
     # blocks[c, p, q, n, i, j] is row m·i + p, column m·j + q of image n, channel c.
-    for (rows_from, rows_to), (cols_from, cols_to) in product(_fold_parts(t), _fold_parts(s)):
-        source = dd[:, rows_from[0], cols_from[0], :, rows_from[1], cols_from[1]]
-        target = blocks[:, rows_to[0], cols_to[0], :, rows_to[1], cols_to[1]]
-        split_run(lambda index: np.copyto(target[index], source[index]), target.shape,
-                  target.nbytes)
+    parts = list(product(_fold_parts(t), _fold_parts(s)))
+
+    def fold_channels(index: tuple[slice, ...]) -> None:
+        chunk, out = dd[index[0]], blocks[index[0]]
+        np.add(chunk[:, :over, :, :, 1:], chunk[:, _M:, :, :, :-1],
+               out=chunk[:, :over, :, :, 1:])
+        np.add(chunk[:, :, :over, :, :, 1:], chunk[:, :, _M:, :, :, :-1],
+               out=chunk[:, :, :over, :, :, 1:])
+        for (rows_from, rows_to), (cols_from, cols_to) in parts:
+            np.copyto(out[:, rows_to[0], cols_to[0], :, rows_to[1], cols_to[1]],
+                      chunk[:, rows_from[0], cols_from[0], :, rows_from[1], cols_from[1]])
+
+    split_run(fold_channels, dd.shape[:2], dd.nbytes)
     return full
 
 

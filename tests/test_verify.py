@@ -93,8 +93,8 @@ def test_a_refused_memory_estimate(tmp_path):
     assert code == 1 and out == ""
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert err.startswith("running this network needs an estimated ")
-    assert "more than the limit of 1.00 GiB; not even batch 1 fits (parameters and " \
-           "gradients alone need 1.09 GiB)" in err
+    assert "more than the limit of 1.00 GiB; not even batch 1 fits (parameters, gradients " \
+           "and other fixed costs alone need 1.16 GiB)" in err
 
 
 def test_the_refusal_names_the_largest_batch_that_fits():
