@@ -11,7 +11,10 @@ runs (each block after warm-up runs; each implementation is timed in its own blo
 after a pause and — for up to 30 s — after waiting for an idle CPU, because thread pools
 that spin after a burst of work slow down whatever runs next in the same process) of
 
-* ours — :class:`engine.conv.Conv` / :class:`engine.pool.Pool`;
+* ours — :class:`engine.conv.Conv` / :class:`engine.pool.Pool`, as the engine runs them:
+  Winograd F(4×4, 3×3) for the dense 3×3 stride-1 cases b, c, e (column "path"), im2col
+  for the others; where ours is Winograd, the "im2col" column times the same layer
+  forced onto im2col (``Conv.algorithm = "im2col"``);
 * textbook — the im2col of the course notes ("Deep Learning from Scratch"): a Python
   loop over the kernel offsets copying into a float64 buffer, the (N·OH·OW, C·kh·kw)
   matrix, one 2-D matmul, and the matching col2im loop; pooling takes the row max of
@@ -19,7 +22,8 @@ that spin after a burst of work slow down whatever runs next in the same process
 * torch — ``torch.nn.functional.conv2d`` / ``max_pool2d`` with autograd, with as many
   threads as numpy's BLAS uses;
 
-and the achieved GFLOP/s (``2·MACs·3`` for forward + both backward products) as a
+and the achieved GFLOP/s (``2·MACs·3`` for forward + both backward products, counted as
+direct convolution: Winograd does fewer multiplications, so its figure is effective) as a
 fraction of a 2048×2048 float32 ``numpy.matmul`` measured in the same run.  Targets:
 textbook/ours ≥ 2 on every case; ours/torch ≤ 1.5 on b, c, e and ≤ 2 for max pooling.
 PASS/FAIL is printed per target; the exit status is 0 regardless (it is a report).
@@ -210,6 +214,14 @@ def conv_case(case, rounds, rng):
         "ours": lambda: layer.backward(dout) if layer.forward(x) is not None else None,
         "textbook": lambda: textbook_conv(x, weight, bias, dout, stride, pad),
     }
+    path = layer._cache[0]
+    if path != "im2col":
+        plain = Conv(spec, rng, np.float32)
+        plain.algorithm = "im2col"
+        plain.forward(x[:0])
+        plain.params = layer.params
+        runners["im2col"] = lambda: plain.backward(dout) if plain.forward(x) is not None \
+            else None
     if torch is not None:
         xt = torch.tensor(x, requires_grad=True)
         wt = torch.tensor(weight, requires_grad=True)
@@ -222,7 +234,7 @@ def conv_case(case, rounds, rng):
         runners["torch"] = torch_run
     times = best_times(runners, rounds)
     macs = y.size * c * k * k
-    return times, 6 * macs, agree
+    return times, 6 * macs, agree, path
 
 
 def pool_case(rounds, rng):
@@ -279,8 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"best of {args.repeat} blocks × {args.rounds} runs (each block after 2 warm-up "
           "runs); times in ms, forward + backward\n")
 
-    header = (f"{'case':<5} {'shape (N,C,H,F,k,s,p)':<24} {'ours':>8} {'textbook':>9} "
-              f"{'tb/ours':>8} {'torch':>8} {'ours/torch':>10} {'GFLOP/s':>8} {'of mm':>6}  "
+    header = (f"{'case':<5} {'shape (N,C,H,F,k,s,p)':<24} {'path':<8} {'ours':>8} "
+              f"{'im2col':>8} {'textbook':>9} {'tb/ours':>8} {'torch':>8} {'ours/torch':>10} {'GFLOP/s':>8} {'of mm':>6}  "
               "targets")
     print(header)
     print("-" * len(header))
@@ -288,9 +300,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in cases:
         if name == "pool":
             times, flops, agree = pool_case(args.rounds, rng)
+            path = "pool"
             shape = f"maxpool 2×2/2 {POOL_CASE}"
         else:
-            times, flops, agree = conv_case(CONV_CASES[name], args.rounds, rng)
+            times, flops, agree, path = conv_case(CONV_CASES[name], args.rounds, rng)
             shape = str(CONV_CASES[name]).replace(" ", "")
         ours, textbook = times["ours"], times["textbook"]
         speedup = textbook / ours
@@ -307,7 +320,9 @@ def main(argv: list[str] | None = None) -> int:
         elif name in TORCH_TARGET:
             checks.append("ours/torch: torch not installed")
         gflops = flops / ours / 1e9 if flops else 0.0
-        print(f"{name:<5} {shape:<24} {ours * 1e3:8.2f} {textbook * 1e3:9.2f} {speedup:8.2f} "
+        plain = f"{times['im2col'] * 1e3:.2f}" if "im2col" in times else "-"
+        print(f"{name:<5} {shape:<24} {path:<8} {ours * 1e3:8.2f} {plain:>8} "
+              f"{textbook * 1e3:9.2f} {speedup:8.2f} "
               f"{torch_ms:>8} {ratio:>10} "
               f"{(f'{gflops:.1f}' if flops else '-'):>8} "
               f"{(f'{gflops / reference:.0%}' if flops else '-'):>6}  {'; '.join(checks)}"
