@@ -148,8 +148,9 @@ def _interleave(tiles: np.ndarray, out: np.ndarray) -> None:
 def forward(xp: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None,
             allocate: Allocate = _new) -> tuple[np.ndarray, tuple[Any, ...]]:
     """Padded input ``xp (N, C, Hp, Wp)``, weights ``(F, C, 3, 3)``, optional bias
-    ``(F,)`` → ``y (N, F, Hp − 2, Wp − 2)`` and what :func:`backward` needs.  The output grid is read off the window
-    view of ``xp`` (as im2col does), not computed from the spec."""
+    ``(F,)`` → ``y (N, F, Hp − 2, Wp − 2)`` and what :func:`backward` needs.  The output
+    grid is read off the window view of ``xp`` (as im2col does), not computed from the
+    spec."""
     batch, channels = xp.shape[:2]
     filters = weight.shape[0]
     out = np.lib.stride_tricks.sliding_window_view(
@@ -208,9 +209,9 @@ def backward(dy: np.ndarray, weight: np.ndarray, saved: tuple[Any, ...],
 
 
 def _fold_tiles(dd: np.ndarray) -> np.ndarray:
-    """Adjoint of the tile unfold: tile entries ``(C, α, α, N, T, S)`` added back onto an
-    ``(N, C, m·T + 2, m·S + 2)`` input (a view of a slightly bigger array, whose rows and
-    columns past that are garbage).  ``dd`` is overwritten.
+    """Adjoint of the tile unfold: tile entries ``(C, α, α, N, T, S)`` added back onto
+    the ``(N, C, m·T + 2, m·S + 2)`` input.  Returns an ``(N, C, m·(T + 1), m·(S + 1))``
+    array whose rows and columns past those are garbage; ``dd`` is overwritten.
 
     Entry ``r`` of tile ``i`` is row ``m·i + r``, so entries ``m … α − 1`` of a tile are
     entries ``0 … α − m − 1`` of the next: those are added into the next tile first (one
