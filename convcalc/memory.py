@@ -21,8 +21,9 @@ The model follows what the engine keeps (``engine/``), in values of the dtype's 
   value), dropout masks, batchnorm's normalised input, LRN's scale, padded pool inputs;
 - **Winograd** (2-D 3×3 stride-1 convs with enough channels, :func:`takes_winograd`):
   instead of columns, tile workspaces (``36`` values per 4×4 output tile and input
-  channel, three times; ``2·36 + 2·16`` per tile and filter), and one layer's transformed
-  filters ``36·F·C`` and their gradient at a time (part ``winograd_filters``);
+  channel, three times; ``2·36 + 2·16`` per tile and filter), and transformed filters
+  ``36·F·C`` (part ``winograd_filters``): those of up to 4 Mi values kept from forward to
+  backward, plus one layer's transform and its gradient at a time;
 - **transient**: the largest set of temporaries of any one layer (padded copies, the
   input gradient, the batched weight-gradient product ``N × weights`` of a conv);
 - **runtime**: the interpreter with NumPy and convcalc loaded (64 MiB).
@@ -224,6 +225,9 @@ def _layer_cost(layer: Any, in_shape: tuple[int, ...], out_shape: tuple[int, ...
 #: convolutions with stride 1, no dilation, one group and at least this many input
 #: channels and filters.  tests/test_verify.py holds this rule to the engine's.
 WINOGRAD_MIN_CHANNELS = 16
+#: Transformed filters (``36·F·C`` values) up to this size are kept from forward to
+#: backward, bigger ones transformed again (``engine/winograd.py``, ``KEEP_TRANSFORMED``).
+WINOGRAD_KEEP_TRANSFORMED = 4 * 2**20
 
 
 def takes_winograd(layer: Any, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> bool:
@@ -320,7 +324,7 @@ def estimate_memory(spec: Spec, batch: int, dtype: str = "float32", gradcheck: b
     buffers = sum(row.buffers or 0 for row in report.layers)
     activations = prod(report.input_shape)          # the input batch (and its gradient)
     kept = masks = transient = 0
-    transformed = 0     # the largest Winograd filter transform: 36·F·C values
+    transformed = kept_transformed = 0  # Winograd filter transforms: 36·F·C values each
     costs = []
     sizes = []
     for layer, row in zip(spec.layers, report.layers):
@@ -332,8 +336,9 @@ def estimate_memory(spec: Spec, batch: int, dtype: str = "float32", gradcheck: b
             cost = _layer_cost(layer, tuple(row.input_shapes[0]), tuple(row.output_shape),
                                row.params or 0)
             if takes_winograd(layer, tuple(row.input_shapes[0]), tuple(row.output_shape)):
-                transformed = max(transformed,
-                                  36 * row.output_shape[0] * row.input_shapes[0][0])
+                size_u = 36 * row.output_shape[0] * row.input_shapes[0][0]
+                transformed = max(transformed, size_u)
+                kept_transformed += size_u if size_u <= WINOGRAD_KEEP_TRANSFORMED else 0
         costs.append(cost)
         sizes.append(prod(row.output_shape))
         activations += sizes[-1]
@@ -348,15 +353,15 @@ def estimate_memory(spec: Spec, batch: int, dtype: str = "float32", gradcheck: b
         "activations": activations * batch, "branch_gradients": waiting * batch,
         "im2col": im2col * batch, "caches": caches * batch, "transient": transient * batch,
     }
-    if transformed:  # one layer's transformed filters and their gradient, at a time
-        parts_values["winograd_filters"] = 2 * transformed
+    if transformed:  # the kept ones, and one layer's transform and its gradient at a time
+        parts_values["winograd_filters"] = kept_transformed + 2 * transformed
     if gradcheck:  # gradient copies; inputs, input gradients, re-run outputs and caches
         parts_values["gradcheck"] = params + (3 * activations + caches) * batch
     parts = {name: value * size for name, value in parts_values.items()}
     parts["masks"] = masks * batch
     parts["runtime"] = RUNTIME_BYTES
-    fixed = (2 * params + buffers + (params if gradcheck else 0) + 2 * transformed) * size \
-        + RUNTIME_BYTES
+    fixed = (2 * params + buffers + (params if gradcheck else 0) + kept_transformed
+             + 2 * transformed) * size + RUNTIME_BYTES
     per_example = (activations + waiting + im2col + caches + transient
                    + (3 * activations + caches if gradcheck else 0)) * size + masks
     return MemoryEstimate(batch, dtype, fixed, per_example, parts)

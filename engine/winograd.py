@@ -47,7 +47,8 @@ import numpy as np
 
 from engine.im2col import split_run, unfold
 
-__all__ = ["suits", "forward", "backward", "B_T", "G", "A_T", "MIN_CHANNELS"]
+__all__ = ["suits", "forward", "backward", "B_T", "G", "A_T", "MIN_CHANNELS",
+           "KEEP_TRANSFORMED"]
 
 #: Input transform ``Bᵀ`` (α×α): ``V = Bᵀ d B`` for an α×α input tile ``d``.
 B_T = np.array([[4, 0, -5, 0, 1, 0],
@@ -80,6 +81,11 @@ _BIAS_ENTRY = _ONES * _ALPHA + _ONES
 #: The fewest input channels and filters for which :class:`engine.conv.Conv` prefers this
 #: path (with fewer, the ``α²`` products are too thin for BLAS to gain anything).
 MIN_CHANNELS = 16
+
+#: Transformed filters ``U`` of up to this many values (16 MiB in float32) are kept from
+#: forward for backward; bigger ones (VGG's 512×512 layers: 9.4 M values each) are
+#: transformed again in backward, which costs less than holding them for every layer.
+KEEP_TRANSFORMED = 4 * 2**20
 
 Allocate = Callable[[str, tuple[int, ...], Any], np.ndarray]
 
@@ -176,17 +182,18 @@ def forward(xp: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None,
     full = np.empty((batch, filters, *(_M * t for t in tiles)), m.dtype)
     _interleave(y_tiles, full)
     y = full if full.shape[2:] == out else np.ascontiguousarray(full[:, :, :out[0], :out[1]])
-    return y, (v, xp.shape, tiles)
+    return y, (u if u.size <= KEEP_TRANSFORMED else None, v, xp.shape, tiles)
 
 
 def backward(dy: np.ndarray, weight: np.ndarray, saved: tuple[Any, ...],
              allocate: Allocate = _new) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``dy (N, F, OH, OW)`` → the gradients of the padded input ``(N, C, Hp, Wp)`` (a
     view into a slightly bigger array), of the weights ``(F, C, 3, 3)`` and of the bias
-    ``(F,)``.  ``U`` is transformed again from ``weight`` rather than kept since forward:
-    it is 4× the weights, too much to hold for every layer of a deep net."""
-    v, padded_shape, tiles = saved
-    u = transform_weights(weight)
+    ``(F,)``.  ``U`` comes from forward, or is transformed again from ``weight`` when it
+    was too big to keep (:data:`KEEP_TRANSFORMED`)."""
+    u, v, padded_shape, tiles = saved
+    if u is None:
+        u = transform_weights(weight)
     batch, filters = dy.shape[:2]
     channels = v.shape[0]
     positions = batch * tiles[0] * tiles[1]

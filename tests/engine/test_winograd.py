@@ -11,7 +11,7 @@ from references import as_pairs
 from test_conv import conv_layer, naive_conv
 
 import convcalc
-from convcalc.memory import WINOGRAD_MIN_CHANNELS, takes_winograd
+from convcalc.memory import WINOGRAD_KEEP_TRANSFORMED, WINOGRAD_MIN_CHANNELS, takes_winograd
 from engine import winograd
 from engine.conv import Conv
 
@@ -127,6 +127,7 @@ def test_the_engine_and_the_memory_model_pick_the_same_path(options, channels, e
     """convcalc/memory.py cannot import the engine, so it restates the rule; both must
     agree on every layer (and the 1-D / 3-D / 5×5 cases below)."""
     assert WINOGRAD_MIN_CHANNELS == winograd.MIN_CHANNELS
+    assert WINOGRAD_KEEP_TRANSFORMED == winograd.KEEP_TRANSFORMED
     layer = conv_layer(kernel=3, **options)
     x = np.zeros((1, channels, 8, 8))
     y = layer.forward(x)
@@ -186,3 +187,23 @@ def test_a_network_of_winograd_layers_verifies():
     result = convcalc.verify(spec, batch=2, gradcheck=True)
     assert result.ok
     assert Conv.algorithm is None            # nothing above forced a path for every layer
+
+
+def test_filters_too_big_to_keep_are_transformed_again(monkeypatch):
+    """Big ``U`` is not kept from forward; backward transforms the weights again and must
+    give the same gradients."""
+    x = RNG.standard_normal((2, 16, 6, 7))
+    kept = with_random_bias(winograd_layer(filters=16, padding=1), x)
+    again = winograd_layer(filters=16, padding=1)
+    again.forward(x[:0])
+    again.params = {name: value.copy() for name, value in kept.params.items()}
+    y = kept.forward(x)
+    assert kept._cache[-1][0] is not None
+    monkeypatch.setattr(winograd, "KEEP_TRANSFORMED", 0)
+    np.testing.assert_array_equal(again.forward(x), y)
+    assert again._cache[-1][0] is None
+    dy = RNG.standard_normal(y.shape)
+    np.testing.assert_allclose(again.backward(dy), kept.backward(dy), rtol=1e-12, atol=1e-12)
+    for name in kept.grads:
+        np.testing.assert_allclose(again.grads[name], kept.grads[name], rtol=1e-12,
+                                   atol=1e-12)
