@@ -223,7 +223,7 @@ def _layer_cost(layer: Any, in_shape: tuple[int, ...], out_shape: tuple[int, ...
 
 #: The engine's Winograd F(4×4, 3×3) path (``engine/winograd.py``, ``suits``): 2-D 3×3
 #: convolutions with stride 1, no dilation, one group and at least this many input
-#: channels and filters.  tests/test_verify.py holds this rule to the engine's.
+#: channels and filters.  tests/engine/test_winograd.py holds this rule to the engine's.
 WINOGRAD_MIN_CHANNELS = 16
 #: Transformed filters (``36·F·C`` values) up to this size are kept from forward to
 #: backward, bigger ones transformed again (``engine/winograd.py``, ``KEEP_TRANSFORMED``).

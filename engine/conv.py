@@ -15,6 +15,9 @@ deep-learning framework.  Shapes, with ``g`` groups and ``K = kh·kw`` kernel of
   ``(n − 1)·s + e + output_padding`` per axis (col2im), which is then cropped by the
   padding: ``out = (n − 1)·s − pb − pa + e + output_padding``.
 
+Dense 3×3 stride-1 convolutions with enough channels skip the columns: they run
+Winograd F(4×4, 3×3) (:mod:`engine.winograd`, same numbers up to rounding).
+
 Backward of :class:`Conv`: ``dWᵀ = Σ_n cols_n @ dy_nᵀ``, ``db = Σ dy``, and
 ``dx = col2im(Wᵀ @ dy)`` — or, for stride 1, ``dx`` = ``dy`` (padded by ``e − 1 − p``)
 correlated with the flipped kernel, which skips col2im.  For :class:`ConvTranspose` the
@@ -39,6 +42,7 @@ padded input), never computed from an output-size formula.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from math import prod
 from typing import Any
 
@@ -241,7 +245,7 @@ class Conv(Layer):
         xp = _padded(self, "xp", x, window.total_padding)
         if self.uses_winograd(dims, window, groups, channels):
             y, saved = winograd.forward(xp, weight, self.params.get("bias"),
-                                        self._allocate_workspace)
+                                        partial(_workspace, self))
             self._cache = ("winograd", x.shape, window, saved)
             return y
         # The output grid is the grid of the window view numpy builds over xp.
@@ -261,26 +265,20 @@ class Conv(Layer):
         return y
 
     #: ``"im2col"`` or ``"winograd"`` forces how :meth:`forward` convolves; ``None`` takes
-    #: Winograd F(2×2, 3×3) where it applies and pays (:func:`engine.winograd.suits`).
+    #: Winograd F(4×4, 3×3) where it applies and pays (:func:`engine.winograd.suits`).
     algorithm: str | None = None
 
     def uses_winograd(self, dims: int, window: Window, groups: int, channels: int) -> bool:
         """Whether :meth:`forward` takes the Winograd path (:mod:`engine.winograd`)."""
+        geometry = (dims, window.kernel, window.stride, window.dilation, groups)
         if self.algorithm == "im2col":
             return False
-        fits = winograd.suits(dims, window.kernel, window.stride, window.dilation, groups,
-                              channels, self.spec.filters)
-        if self.algorithm == "winograd":
-            if not winograd.suits(dims, window.kernel, window.stride, window.dilation,
-                                  groups, winograd.MIN_CHANNELS, winograd.MIN_CHANNELS):
-                raise ValueError(f"{self.name}: Winograd F(2×2, 3×3) needs a 2-D 3×3 "
-                                 "convolution with stride 1, no dilation and one group")
-            return True
-        return fits
-
-    def _allocate_workspace(self, name: str, shape: tuple[int, ...], dtype: Any
-                            ) -> np.ndarray:
-        return _workspace(self, name, shape, dtype)
+        if self.algorithm != "winograd":
+            return winograd.suits(*geometry, channels, self.spec.filters)
+        if not winograd.applies(*geometry):
+            raise ValueError(f"{self.name}: Winograd F(4×4, 3×3) needs a 2-D 3×3 "
+                             "convolution with stride 1, no dilation and one group")
+        return True
 
     #: ``"correlation"`` or ``"col2im"`` forces how :meth:`backward` computes ``dx``;
     #: ``None`` picks the faster one (see :meth:`uses_correlation_for_dx`).
@@ -298,7 +296,7 @@ class Conv(Layer):
         weight = self.params["weight"]
         if self._cache[0] == "winograd":
             _, x_shape, window, saved = self._cache
-            dxp, dw, db = winograd.backward(dout, weight, saved, self._allocate_workspace)
+            dxp, dw, db = winograd.backward(dout, weight, saved, partial(_workspace, self))
             self.grads["weight"] = dw.astype(weight.dtype, copy=False)
             if self.spec.bias:
                 self.grads["bias"] = db.astype(weight.dtype, copy=False)

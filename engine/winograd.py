@@ -47,7 +47,7 @@ import numpy as np
 
 from engine.im2col import split_run, unfold
 
-__all__ = ["suits", "forward", "backward", "B_T", "G", "A_T", "MIN_CHANNELS",
+__all__ = ["applies", "suits", "forward", "backward", "B_T", "G", "A_T", "MIN_CHANNELS",
            "KEEP_TRANSFORMED"]
 
 #: Input transform ``Bᵀ`` (α×α): ``V = Bᵀ d B`` for an α×α input tile ``d``.
@@ -90,16 +90,23 @@ KEEP_TRANSFORMED = 4 * 2**20
 Allocate = Callable[[str, tuple[int, ...], Any], np.ndarray]
 
 
+def applies(spatial_dims: int, kernel: Sequence[int], stride: Sequence[int],
+            dilation: Sequence[int], groups: int) -> bool:
+    """Whether this path can compute a convolution: 2-D, 3×3, stride 1, no dilation, one
+    group."""
+    return (spatial_dims == 2 and tuple(kernel) == (_TAPS, _TAPS)
+            and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1) and groups == 1)
+
+
 def suits(spatial_dims: int, kernel: Sequence[int], stride: Sequence[int],
           dilation: Sequence[int], groups: int, channels: int, filters: int) -> bool:
-    """Whether a convolution can and should take this path: 2-D, 3×3, stride 1, no
-    dilation, one group, at least :data:`MIN_CHANNELS` input channels and filters.
+    """Whether a convolution can and should take this path: it :func:`applies`, with at
+    least :data:`MIN_CHANNELS` input channels and filters.
 
     >>> suits(2, (3, 3), (1, 1), (1, 1), 1, 64, 64), suits(2, (3, 3), (2, 2), (1, 1), 1, 64, 64)
     (True, False)
     """
-    return (spatial_dims == 2 and tuple(kernel) == (_TAPS, _TAPS)
-            and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1) and groups == 1
+    return (applies(spatial_dims, kernel, stride, dilation, groups)
             and min(channels, filters) >= MIN_CHANNELS)
 
 
