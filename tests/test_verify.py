@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from residual_blocks import BASIC_BLOCK
 
 import convcalc
 import engine
@@ -342,15 +343,7 @@ def test_branch_gradients_in_the_estimate():
 
 
 RESIDUAL = {"input": [3, 32, 32], "blocks": {
-    "basic": {"params": {"channels": None}, "layers": [
-        {"name": "conv1", "type": "conv", "filters": "$channels", "kernel": 3, "padding": 1,
-         "bias": False},
-        {"name": "bn1", "type": "batchnorm"}, {"name": "relu1", "type": "relu"},
-        {"name": "conv2", "type": "conv", "filters": "$channels", "kernel": 3, "padding": 1,
-         "bias": False},
-        {"name": "bn2", "type": "batchnorm"},
-        {"name": "add", "type": "add", "inputs": ["bn2", "input"]},
-        {"name": "relu2", "type": "relu"}]},
+    "basic": BASIC_BLOCK,
     "down": {"params": {"channels": None}, "layers": [
         {"name": "conv1", "type": "conv", "filters": "$channels", "kernel": 3, "stride": 2,
          "padding": [[1, 0], [1, 0]], "bias": False},

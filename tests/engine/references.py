@@ -1,6 +1,7 @@
 """Independent references for the engine tests, written from the rules and not from the
 engine: per-axis options and where windows start (for the naive conv/pool loops of
-test_conv.py and test_pool.py), and centred-difference gradients."""
+test_conv.py and test_pool.py), centred-difference gradients, and the check that a
+layer leaves its arguments alone."""
 
 from __future__ import annotations
 
@@ -44,3 +45,16 @@ def numerical_gradient(loss: Callable[[], float], array: np.ndarray,
         array[index] = original
         grad[index] = (plus - minus) / (2 * h)
     return grad
+
+
+def assert_leaves_arguments_alone(layer, x: np.ndarray, rng: np.random.Generator) -> None:
+    """Two forward/backward passes (the second reuses the layer's workspaces) must not
+    change ``x`` or ``dy``."""
+    x_before = x.copy()
+    dy = rng.standard_normal(layer.forward(x).shape)
+    dy_before = dy.copy()
+    for _ in range(2):
+        layer.forward(x)
+        layer.backward(dy)
+    np.testing.assert_array_equal(x, x_before)
+    np.testing.assert_array_equal(dy, dy_before)

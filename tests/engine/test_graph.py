@@ -8,6 +8,7 @@ import weakref
 
 import numpy as np
 import pytest
+from residual_blocks import BASIC_BLOCK
 
 import convcalc
 import engine
@@ -268,15 +269,7 @@ def test_against_torch_projection_block():
 # --- gradient checks through graphs --------------------------------------------------------
 
 BLOCKS = {
-    "basic": {"params": {"channels": None}, "layers": [
-        {"name": "conv1", "type": "conv", "filters": "$channels", "kernel": 3, "padding": 1,
-         "bias": False},
-        {"name": "bn1", "type": "batchnorm"}, {"name": "relu1", "type": "relu"},
-        {"name": "conv2", "type": "conv", "filters": "$channels", "kernel": 3, "padding": 1,
-         "bias": False},
-        {"name": "bn2", "type": "batchnorm"},
-        {"name": "add", "type": "add", "inputs": ["bn2", "input"]},
-        {"name": "relu2", "type": "relu"}]},
+    "basic": BASIC_BLOCK,
     "down": {"params": {"channels": None, "stride": 2}, "layers": [
         {"name": "conv1", "type": "conv", "filters": "$channels", "kernel": 3,
          "stride": "$stride", "padding": 1, "bias": False},

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from references import as_pairs
+from references import as_pairs, assert_leaves_arguments_alone
 from test_conv import conv_layer, naive_conv
 
 import convcalc
@@ -85,6 +85,14 @@ def test_backward_equals_the_im2col_path(shape, options):
                                    rtol=1e-11, atol=1e-10)
 
 
+@pytest.mark.parametrize("shape, options", [CASES[1], CASES[2]])
+def test_leaves_its_arguments_alone(shape, options):
+    """The tile fold overwrites a workspace in place; never the caller's arrays."""
+    layer = winograd_layer(**options)
+    assert_leaves_arguments_alone(layer, RNG.standard_normal(shape), RNG)
+    assert layer._cache[0] == "winograd"
+
+
 @pytest.mark.parametrize("shape, options", [
     ((1, 16, 5, 6), dict(filters=16, padding=1)),
     ((2, 16, 4, 3), dict(filters=16, padding=((2, 0), (0, 1)), bias=False)),
@@ -111,6 +119,7 @@ def test_float32_stays_within_float32_rounding_of_float64():
     pairs = [(y32, y), (narrow.backward(dy.astype(np.float32)), wide.backward(dy)),
              (narrow.grads["weight"], wide.grads["weight"])]
     for low, high in pairs:
+        assert low.dtype == np.float32
         assert np.abs(low - high).max() / np.abs(high).max() < 1e-4
 
 
