@@ -22,6 +22,8 @@ that spin after a burst of work slow down whatever runs next in the same process
 * torch — ``torch.nn.functional.conv2d`` / ``max_pool2d`` with autograd, with as many
   threads as numpy's BLAS uses;
 
+with glibc told to keep freed memory (:func:`steady_heap`), so that no implementation's
+time depends on whether its fresh arrays happen to cost page faults in this process;
 and the achieved GFLOP/s (``2·MACs·3`` for forward + both backward products, counted as
 direct convolution: Winograd does fewer multiplications, so its figure is effective) as a
 fraction of a 2048×2048 float32 ``numpy.matmul`` measured in the same run.  Targets:
@@ -163,6 +165,25 @@ def wait_until_idle(label: str, limit: float = 30.0) -> None:
         NOT_IDLE.append(label)
 
 
+def steady_heap() -> bool:
+    """Make glibc keep freed memory for reuse instead of handing it back to the kernel
+    (``mallopt``: no trimming, ``mmap`` only above 32 MiB).  Returns whether it could.
+
+    Without this, whether an implementation's fresh arrays cost page faults depends on
+    the heap's history in the process: PyTorch run alone pays ~6,000 minor faults per
+    forward + backward on b (25 ms instead of 19) and ~12,500 on c (54 ms instead of 40),
+    while after other work in the same process it may pay none.  The engine reuses its
+    workspaces and pays none either way.  So every implementation is timed at its best.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # pragma: no cover - not glibc
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(libc.mallopt(m_trim_threshold, 2**30)
+                and libc.mallopt(m_mmap_threshold, 2**25))
+
+
 REPEAT = 3
 
 
@@ -194,6 +215,20 @@ def matmul_gflops(rounds: int) -> float:
     return 2 * 2048**3 / seconds / 1e9
 
 
+def torch_conv(x, weight, bias, dout, stride, pad) -> Callable[[], None]:
+    """One forward + backward of ``torch.nn.functional.conv2d`` on copies of the arrays
+    (gradients of input, weights and bias; cleared after each run)."""
+    xt = torch.tensor(x, requires_grad=True)
+    wt = torch.tensor(weight, requires_grad=True)
+    bt = torch.tensor(bias, requires_grad=True)
+    dt = torch.tensor(dout)
+
+    def run() -> None:
+        torch.nn.functional.conv2d(xt, wt, bt, stride, pad).backward(dt)
+        xt.grad = wt.grad = bt.grad = None
+    return run
+
+
 def conv_case(case, rounds, rng):
     n, c, size, filters, k, stride, pad = case
     spec = ConvSpec(type="conv", name="conv", filters=filters, kernel=k, stride=stride,
@@ -223,15 +258,7 @@ def conv_case(case, rounds, rng):
         runners["im2col"] = lambda: plain.backward(dout) if plain.forward(x) is not None \
             else None
     if torch is not None:
-        xt = torch.tensor(x, requires_grad=True)
-        wt = torch.tensor(weight, requires_grad=True)
-        bt = torch.tensor(bias, requires_grad=True)
-        dt = torch.tensor(dout)
-
-        def torch_run():
-            torch.nn.functional.conv2d(xt, wt, bt, stride, pad).backward(dt)
-            xt.grad = wt.grad = bt.grad = None
-        runners["torch"] = torch_run
+        runners["torch"] = torch_conv(x, weight, bias, dout, stride, pad)
     times = best_times(runners, rounds)
     macs = y.size * c * k * k
     return times, 6 * macs, agree, path
@@ -275,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     REPEAT = args.repeat
     cases = args.only.split(",")
+    heap = steady_heap()
     rng = np.random.default_rng(0)
     threads = blas_threads()
     if torch is not None:
@@ -286,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"python {platform.python_version()}, numpy {np.__version__}, BLAS threads "
           f"{threads}, torch {torch.__version__ if torch is not None else 'not installed'}, "
           f"CPU {cpu} ({len(os.sched_getaffinity(0))} usable cores)")
+    print("glibc keeps freed memory (no page faults from fresh arrays)" if heap else
+          "malloc left as it is (not glibc): fresh arrays may cost page faults")
     reference = matmul_gflops(args.rounds)
     print(f"numpy.matmul 2048×2048 float32: {reference:.1f} GFLOP/s")
     print(f"best of {args.repeat} blocks × {args.rounds} runs (each block after 2 warm-up "
