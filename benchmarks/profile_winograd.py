@@ -25,17 +25,25 @@ import argparse
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_conv import (CONV_CASES, best_times, blas_threads, steady_heap,  # noqa: E402
-                        torch, torch_conv, wait_until_idle)
+from bench_conv import (  # noqa: E402
+    CONV_CASES,
+    best_times,
+    blas_threads,
+    steady_heap,
+    torch,
+    torch_conv,
+    wait_until_idle,
+)
+
 from convcalc.spec import Conv as ConvSpec  # noqa: E402
 from engine.conv import Conv  # noqa: E402
 
