@@ -25,8 +25,13 @@ The model follows what the engine keeps (``engine/``), in values of the dtype's 
   ``36·F·C`` (part ``winograd_filters``): those of up to 4 Mi values kept from forward to
   backward, plus one layer's transform and its gradient at a time;
 - **transient**: the largest set of temporaries of any one layer (padded copies, the
-  input gradient, the batched weight-gradient product ``N × weights`` of a conv);
-- **runtime**: the interpreter with NumPy and convcalc loaded (64 MiB).
+  input gradient, the batched weight-gradient product ``N × weights`` of a conv, the
+  output-sized gradient a max/min pool with overlapping windows adds in per offset);
+- **runtime**: the interpreter with NumPy and convcalc loaded (64 MiB; it also covers
+  NumPy's fixed-size ufunc buffers, ~0.1 MiB).
+
+The random batch of :func:`convcalc.verify` is drawn in the run's dtype, so it is the
+input activation and nothing more.
 
 Everything but parameters, gradients, buffers and runtime grows linearly with the batch,
 so the largest batch under a limit follows directly.
@@ -175,6 +180,13 @@ def _window_sizes(layer: Any, in_shape: tuple[int, ...], out_shape: tuple[int, .
     return prod(kernel), in_shape[0] * prod(padded), grown
 
 
+def _overlapping(layer: Any, dims: int, stride_value: Any) -> bool:
+    """Whether neighbouring windows share input values on some axis (stride < extent)."""
+    return any(s < geometry.effective_kernel(k, d) for k, s, d in zip(
+        _per_axis(layer.kernel, dims), _per_axis(stride_value, dims),
+        _per_axis(layer.dilation, dims)))
+
+
 def _layer_cost(layer: Any, in_shape: tuple[int, ...], out_shape: tuple[int, ...],
                 params: int) -> _Cost:
     kind = layer.type
@@ -200,8 +212,12 @@ def _layer_cost(layer: Any, in_shape: tuple[int, ...], out_shape: tuple[int, ...
     if kind in ("maxpool", "avgpool", "minpool"):
         stride = layer.kernel if layer.stride is None else layer.stride
         offsets, padded, grown = _window_sizes(layer, in_shape, out_shape, stride)
+        # max/min backward routes dy through one more output-sized array when windows
+        # overlap (it is added, not copied, into the input gradient)
+        routed = n_out if kind != "avgpool" and _overlapping(layer, len(in_shape) - 1,
+                                                              stride) else 0
         return _Cost(kept=padded if grown else 0, masks=2 * n_out,
-                     transient=padded + (n_in if grown else 0) + n_out)
+                     transient=padded + (n_in if grown else 0) + n_out + routed)
     if kind in ("relu", "leaky_relu"):
         return _Cost(masks=n_in, transient=n_in)
     if kind in ("sigmoid", "tanh"):

@@ -155,24 +155,24 @@ class Pool(Layer):
 
         def scatter(index: tuple[slice, ...]) -> None:
             grad, source, target_all = share[index], xp[index], dxp[index]
-            y = None if average else reference[index]
-            claimed = None
+            if not average:  # scratch reused over the window offsets
+                y = reference[index]
+                part, claimed = np.empty(y.shape, bool), np.zeros(y.shape, bool)
+                routed = np.empty(grad.shape, dxp.dtype) if overlapping else None
             for where in slices:
                 target = target_all[(Ellipsis, *where)]
                 if average:
-                    part = grad
-                else:
-                    # This offset wins where it equals the result and no earlier one did.
-                    part = np.equal(source[(Ellipsis, *where)], y)
-                    if claimed is None:
-                        claimed = part.copy()
+                    if overlapping:
+                        np.add(target, grad, out=target)
                     else:
-                        part &= ~claimed
-                        claimed |= part
-                if overlapping:
-                    np.add(target, grad * part if not average else part, out=target)
-                elif average:
-                    np.copyto(target, part)     # disjoint windows: nothing to add to
+                        np.copyto(target, grad)     # disjoint windows: nothing to add to
+                    continue
+                # This offset wins where it equals the result and no earlier one did.
+                np.equal(source[(Ellipsis, *where)], y, out=part)
+                np.greater(part, claimed, out=part)          # part & ~claimed
+                claimed |= part
+                if overlapping:  # (ufunc where= is 2× slower than this)
+                    np.add(target, np.multiply(grad, part, out=routed), out=target)
                 else:
                     np.multiply(grad, part, out=target)
 

@@ -378,7 +378,8 @@ def test_estimate_covers_a_measured_run(spec, batch, gradcheck):
             engine.gradcheck(spec, batch=batch, samples=3)
         else:
             net = engine.build(spec, seed=0)
-            x = np.random.default_rng(0).standard_normal((batch, *spec.input)).astype(np.float32)
+            x = np.random.default_rng(0).standard_normal((batch, *spec.input),
+                                                         dtype=np.float32)
             y = net.forward(x)
             net.backward(np.ones_like(y))
         peak = tracemalloc.get_traced_memory()[1]
@@ -387,6 +388,35 @@ def test_estimate_covers_a_measured_run(spec, batch, gradcheck):
     arrays = estimate.total - RUNTIME_BYTES
     print(f"peak {peak} estimate {arrays} ratio {arrays / peak:.2f}")
     assert peak <= arrays <= 1.6 * peak, (peak, arrays)
+
+
+POOLS = {
+    "max 2×2/2": {"type": "maxpool", "kernel": 2, "stride": 2},
+    "max 3×3/2 (overlapping)": {"type": "maxpool", "kernel": 3, "stride": 2},
+    "max 3×3/2 padded": {"type": "maxpool", "kernel": 3, "stride": 2, "padding": 1},
+    "min 3×3/3": {"type": "minpool", "kernel": 3, "stride": 3},
+    "avg 3×3/1 padded": {"type": "avgpool", "kernel": 3, "stride": 1, "padding": 1},
+    "global max": {"type": "global_maxpool"},
+}
+
+
+@pytest.mark.parametrize("layer", POOLS.values(), ids=POOLS.keys())
+def test_estimate_covers_a_verify_run_where_the_input_dominates(layer):
+    """``convcalc.verify`` itself, on one big layer: the input batch and the pooling
+    backward's own scratch are the peak here, so an uncounted temporary of the input's
+    size (a float64 draw cast down) or of the output's (one per window offset) shows.
+    Allowed beyond the estimate: 1 MiB of NumPy's fixed-size ufunc buffers."""
+    spec = convcalc.validate({"input": [32, 111, 111], "rounding": "floor",
+                              "layers": [layer]})
+    arrays = estimate_memory(spec, batch=16).total - RUNTIME_BYTES
+    tracemalloc.start()
+    try:
+        result = convcalc.verify(spec, batch=16)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert result.ok
+    assert peak <= arrays + 2**20 and arrays <= 1.1 * peak, (peak, arrays)
 
 
 def test_estimate_is_affine_in_the_batch():
