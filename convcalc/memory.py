@@ -17,8 +17,10 @@ The model follows what the engine keeps (``engine/``), in values of the dtype's 
   graph in backward order and takes the most values ever waiting (zero for a chain);
 - **im2col**: a convolution keeps its column matrix ``N·C·K·P`` (``K`` kernel offsets,
   ``P`` output positions) and, after backward, its column gradient of the same size;
-- **caches**: what layers keep for backward besides columns — ReLU masks (1 byte a
-  value), dropout masks, batchnorm's normalised input, LRN's scale, padded pool inputs;
+- **caches**: what layers keep besides columns — ReLU masks (1 byte a value), dropout
+  masks, batchnorm's normalised input, LRN's scale, padded pool inputs, and the padded
+  input (and, when ``dx`` comes by correlation, padded output gradient) a convolution
+  keeps as a workspace from call to call;
 - **Winograd** (2-D 3×3 stride-1 convs with enough channels, :func:`takes_winograd`):
   instead of columns, tile workspaces (``36`` values per 4×4 output tile and input
   channel, three times; ``2·36 + 2·16`` per tile and filter), and transformed filters
@@ -144,6 +146,7 @@ class _Cost:
     """Values per example: kept until the run ends, and temporaries of this layer alone."""
 
     kept: int = 0
+    columns: int = 0        # the part of ``kept`` that is im2col columns / Winograd tiles
     masks: int = 0          # bytes (bool arrays)
     transient: int = 0
 
@@ -165,9 +168,10 @@ def _pads(layer: Any, sizes: tuple[int, ...], kernel: tuple[int, ...],
     return [p if isinstance(p, tuple) else (p, p) for p in _per_axis(padding, len(sizes))]
 
 
-def _window_sizes(layer: Any, in_shape: tuple[int, ...], out_shape: tuple[int, ...],
-                  stride_value: Any) -> tuple[int, int, bool]:
-    """(kernel offsets K, values of the padded input incl. ceil overhang, padded?)."""
+def _padded_sizes(layer: Any, in_shape: tuple[int, ...], out_shape: tuple[int, ...],
+                  stride_value: Any) -> tuple[list[int], list[int]]:
+    """Per spatial axis: the padded input's size (incl. ceil overhang) and the padding
+    before it."""
     sizes, out = in_shape[1:], out_shape[1:]
     dims = len(sizes)
     kernel = _per_axis(layer.kernel, dims)
@@ -176,8 +180,41 @@ def _window_sizes(layer: Any, in_shape: tuple[int, ...], out_shape: tuple[int, .
     pads = _pads(layer, sizes, kernel, stride, dilation)
     padded = [max(n + pb + pa, (o - 1) * s + geometry.effective_kernel(k, d))
               for n, (pb, pa), o, s, k, d in zip(sizes, pads, out, stride, kernel, dilation)]
-    grown = any(p != n for p, n in zip(padded, sizes))
-    return prod(kernel), in_shape[0] * prod(padded), grown
+    return padded, [pb for pb, _ in pads]
+
+
+def _window_sizes(layer: Any, in_shape: tuple[int, ...], out_shape: tuple[int, ...],
+                  stride_value: Any) -> tuple[int, int, bool]:
+    """(kernel offsets K, values of the padded input incl. ceil overhang, padded?)."""
+    padded, _ = _padded_sizes(layer, in_shape, out_shape, stride_value)
+    grown = any(p != n for p, n in zip(padded, in_shape[1:]))
+    return prod(_per_axis(layer.kernel, len(padded))), in_shape[0] * prod(padded), grown
+
+
+def dx_by_correlation(layer: Any, in_shape: tuple[int, ...],
+                      out_shape: tuple[int, ...]) -> bool:
+    """Whether the engine's im2col path gets a conv's input gradient by correlating
+    ``dy`` with the flipped kernel rather than by col2im: stride 1 on every axis, and
+    ``dy``'s columns no bigger than the column gradient.  The calculator cannot import
+    the engine's rule (``engine.conv.Conv.uses_correlation_for_dx``), so it restates it;
+    ``tests/test_verify.py`` holds the two together."""
+    return (all(s == 1 for s in _per_axis(layer.stride, len(in_shape) - 1))
+            and out_shape[0] * prod(in_shape[1:]) <= in_shape[0] * prod(out_shape[1:]))
+
+
+def _correlation_input(layer: Any, in_shape: tuple[int, ...],
+                       out_shape: tuple[int, ...]) -> int:
+    """Values of ``dy`` grown by ``e − 1 − p`` on each side (where positive), the padded
+    output gradient the correlation path keeps as a workspace (0 if nothing grows)."""
+    padded, before = _padded_sizes(layer, in_shape, out_shape, layer.stride)
+    dims = len(padded)
+    extents = [geometry.effective_kernel(k, d) for k, d in
+               zip(_per_axis(layer.kernel, dims), _per_axis(layer.dilation, dims))]
+    grows = [(max(e - 1 - pb, 0), max(e - 1 - (p - n - pb), 0)) for e, p, n, pb in
+             zip(extents, padded, in_shape[1:], before)]
+    if not any(b or a for b, a in grows):
+        return 0
+    return out_shape[0] * prod(o + b + a for o, (b, a) in zip(out_shape[1:], grows))
 
 
 def _overlapping(layer: Any, dims: int, stride_value: Any) -> bool:
@@ -197,10 +234,17 @@ def _layer_cost(layer: Any, in_shape: tuple[int, ...], out_shape: tuple[int, ...
             return _winograd_cost(in_shape, out_shape, padded)
         columns = in_shape[0] * offsets * prod(out_shape[1:])
         weights = params - (layer.filters if layer.bias else 0)
-        # kept: columns + column gradient; backward: weight product per example, the
-        # padded input gradient and its cropped copy (forward: the padded input).
-        return _Cost(kept=2 * columns,
-                     transient=weights + padded + (n_in if grown else 0) + n_out)
+        # Workspaces the layer keeps: columns, column gradient, the padded input and (by
+        # correlation) the padded output gradient.  Backward's temporaries: the weight
+        # product per example (dy laid out for it: matmul copies a strided view) and the
+        # input gradient — by correlation its product and the batch-first copy; by
+        # col2im dy as matrices, the padded input gradient and its cropped copy.
+        if dx_by_correlation(layer, in_shape, out_shape):
+            return _Cost(kept=2 * columns + (padded if grown else 0)
+                         + _correlation_input(layer, in_shape, out_shape),
+                         columns=2 * columns, transient=weights + n_out + 2 * n_in)
+        return _Cost(kept=2 * columns + (padded if grown else 0), columns=2 * columns,
+                     transient=weights + 2 * n_out + padded + (n_in if grown else 0))
     if kind == "conv_transpose":
         dims = len(in_shape) - 1
         offsets = prod(_per_axis(layer.kernel, dims))
@@ -267,7 +311,7 @@ def _winograd_cost(in_shape: tuple[int, ...], out_shape: tuple[int, ...], padded
     kept = (3 * 36 * channels + (2 * 36 + 2 * 16) * filters) * tiles
     transient = (padded + channels * (4 * rows + 2) * (4 * cols + 2) + 16 * filters * tiles
                  + prod(out_shape) + channels * 16 * (rows + 1) * (cols + 1))
-    return _Cost(kept=kept, transient=transient)
+    return _Cost(kept=kept, columns=kept, transient=transient)
 
 
 def _uncropped_extra(layer: Any, out_shape: tuple[int, ...]) -> int:
@@ -361,7 +405,7 @@ def estimate_memory(spec: Spec, batch: int, dtype: str = "float32", gradcheck: b
         kept += cost.kept
         masks += cost.masks
         transient = max(transient, cost.transient)
-    im2col = sum(c.kept for layer, c in zip(spec.layers, costs) if layer.type == "conv")
+    im2col = sum(c.columns for c in costs)
     caches = kept - im2col
     waiting = branch_gradients(spec, sizes, prod(report.input_shape))
     parts_values = {

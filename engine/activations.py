@@ -33,6 +33,13 @@ class ReLU(Layer):
         return np.where(self._positive, dout, dout.dtype.type(0))
 
 
+def _where_positive(positive: np.ndarray, a: np.ndarray, slope: float) -> np.ndarray:
+    """``a`` where ``positive``, else ``slope · a``, as one new array."""
+    out = np.multiply(a, slope)
+    np.copyto(out, a, where=positive)
+    return out
+
+
 class LeakyReLU(Layer):
     """``y = x`` where ``x > 0``, else ``negative_slope · x``; ``dx`` likewise.
 
@@ -48,12 +55,13 @@ class LeakyReLU(Layer):
         super().__init__(spec, rng, dtype)
         self.negative_slope = float(spec.negative_slope)
 
+    # Each pass allocates its result only (the memory estimate counts no more).
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._positive = x > 0
-        return np.where(self._positive, x, self.negative_slope * x)
+        return _where_positive(self._positive, x, self.negative_slope)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        return np.where(self._positive, dout, self.negative_slope * dout)
+        return _where_positive(self._positive, dout, self.negative_slope)
 
 
 class Sigmoid(Layer):
@@ -69,11 +77,18 @@ class Sigmoid(Layer):
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        self._y = 0.5 * (1.0 + np.tanh(0.5 * x))
-        return self._y
+        y = np.multiply(x, 0.5)                 # in place from here: one array in all
+        np.tanh(y, out=y)
+        y += 1.0
+        y *= 0.5
+        self._y = y
+        return y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        return dout * self._y * (1.0 - self._y)
+        dx = np.subtract(1.0, self._y)
+        dx *= self._y
+        dx *= dout
+        return dx
 
 
 class Tanh(Layer):
@@ -93,7 +108,10 @@ class Tanh(Layer):
         return self._y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        return dout * (1.0 - self._y * self._y)
+        dx = np.multiply(self._y, self._y)      # in place from here: one array in all
+        np.subtract(1.0, dx, out=dx)
+        dx *= dout
+        return dx
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:

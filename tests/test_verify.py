@@ -10,13 +10,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
 from click.testing import CliRunner
 from residual_blocks import BASIC_BLOCK
 
 import convcalc
 import engine
 from convcalc.cli import main
-from convcalc.memory import RUNTIME_BYTES, estimate_memory, format_bytes, parse_bytes
+from convcalc.memory import (
+    RUNTIME_BYTES,
+    _correlation_input,
+    dx_by_correlation,
+    estimate_memory,
+    format_bytes,
+    parse_bytes,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SIMPLE = str(ROOT / "examples" / "simple-convnet.yaml")
@@ -390,24 +399,36 @@ def test_estimate_covers_a_measured_run(spec, batch, gradcheck):
     assert peak <= arrays <= 1.6 * peak, (peak, arrays)
 
 
-POOLS = {
-    "max 2×2/2": {"type": "maxpool", "kernel": 2, "stride": 2},
-    "max 3×3/2 (overlapping)": {"type": "maxpool", "kernel": 3, "stride": 2},
-    "max 3×3/2 padded": {"type": "maxpool", "kernel": 3, "stride": 2, "padding": 1},
-    "min 3×3/3": {"type": "minpool", "kernel": 3, "stride": 3},
-    "avg 3×3/1 padded": {"type": "avgpool", "kernel": 3, "stride": 1, "padding": 1},
-    "global max": {"type": "global_maxpool"},
+MAP = [32, 111, 111]
+SINGLE_LAYERS = {
+    "max 2×2/2": (MAP, {"type": "maxpool", "kernel": 2, "stride": 2}),
+    "max 3×3/2 (overlapping)": (MAP, {"type": "maxpool", "kernel": 3, "stride": 2}),
+    "max 3×3/2 padded": (MAP, {"type": "maxpool", "kernel": 3, "stride": 2, "padding": 1}),
+    "min 3×3/3": (MAP, {"type": "minpool", "kernel": 3, "stride": 3}),
+    "avg 3×3/1 padded": (MAP, {"type": "avgpool", "kernel": 3, "stride": 1, "padding": 1}),
+    "global max": (MAP, {"type": "global_maxpool"}),
+    "sigmoid": (MAP, {"type": "sigmoid"}),
+    "tanh": (MAP, {"type": "tanh"}),
+    "leaky relu": (MAP, {"type": "leaky_relu"}),
+    "conv 5×5/2 padded": ([8, 96, 96], {"type": "conv", "filters": 8, "kernel": 5,
+                                        "stride": 2, "padding": 2}),
+    "conv 3×3/3 padded": ([8, 96, 96], {"type": "conv", "filters": 8, "kernel": 3,
+                                        "stride": 3, "padding": 1}),
+    "depthwise 5×5/2": ([64, 12, 12], {"type": "conv", "filters": 64, "kernel": 5,
+                                       "stride": 2, "groups": "depthwise"}),
+    "conv 3-D 3×3×3": ([8, 12, 24, 24], {"type": "conv", "filters": 8, "kernel": 3,
+                                         "padding": 1}),
 }
 
 
-@pytest.mark.parametrize("layer", POOLS.values(), ids=POOLS.keys())
-def test_estimate_covers_a_verify_run_where_the_input_dominates(layer):
-    """``convcalc.verify`` itself, on one big layer: the input batch and the pooling
-    backward's own scratch are the peak here, so an uncounted temporary of the input's
-    size (a float64 draw cast down) or of the output's (one per window offset) shows.
-    Allowed beyond the estimate: 1 MiB of NumPy's fixed-size ufunc buffers."""
-    spec = convcalc.validate({"input": [32, 111, 111], "rounding": "floor",
-                              "layers": [layer]})
+@pytest.mark.parametrize("shape, layer", SINGLE_LAYERS.values(), ids=SINGLE_LAYERS.keys())
+def test_estimate_covers_a_verify_run_where_the_input_dominates(shape, layer):
+    """``convcalc.verify`` itself, on one big layer: its input, output and scratch are the
+    peak here, so an uncounted temporary of the input's size (a float64 draw cast down,
+    an activation's intermediate) or of the output's (one per pooling window offset), or
+    a workspace the layer keeps (a conv's padded input), shows.  Allowed beyond the
+    estimate: 1 MiB of NumPy's fixed-size ufunc buffers."""
+    spec = convcalc.validate({"input": shape, "rounding": "floor", "layers": [layer]})
     arrays = estimate_memory(spec, batch=16).total - RUNTIME_BYTES
     tracemalloc.start()
     try:
@@ -417,6 +438,40 @@ def test_estimate_covers_a_verify_run_where_the_input_dominates(layer):
         tracemalloc.stop()
     assert result.ok
     assert peak <= arrays + 2**20 and arrays <= 1.1 * peak, (peak, arrays)
+
+
+@settings(max_examples=60, deadline=None)
+@given(dims=st.integers(1, 3), kernel=st.integers(1, 4), stride=st.integers(1, 2),
+       padding=st.one_of(st.integers(0, 2), st.sampled_from(["same", "valid", "full"])),
+       dilation=st.integers(1, 2), channels=st.integers(1, 4), filters=st.integers(1, 4),
+       size=st.integers(4, 9))
+def test_the_memory_model_knows_how_the_engine_gets_dx(dims, kernel, stride, padding,
+                                                       dilation, channels, filters, size):
+    """memory.py restates the engine's rule for computing a conv's ``dx`` by correlation
+    (it cannot import the engine) and the size of the padded ``dy`` that path keeps; both
+    must match what the engine does, read off its workspaces."""
+    try:
+        spec = convcalc.validate({"input": [channels] + [size] * dims, "rounding": "floor",
+                                  "layers": [{"type": "conv", "filters": filters,
+                                              "kernel": kernel, "stride": stride,
+                                              "padding": padding, "dilation": dilation}]})
+        report = convcalc.analyze(spec).raise_for_errors()
+    except convcalc.ConvCalcError:
+        event("invalid geometry")
+        return                                 # not a valid geometry: nothing to compare
+    layer = engine.build(spec, seed=0, dtype="float64").layers[0]
+    layer.algorithm = "im2col"
+    x = np.zeros((2, channels, *[size] * dims))
+    y = layer.forward(x)
+    layer.backward(np.ones_like(y))
+    in_shape, out_shape = tuple(x.shape[1:]), tuple(report.layers[0].output_shape)
+    assert y.shape[1:] == out_shape
+    by_correlation = layer.uses_correlation_for_dx(x.shape, layer.window(x.shape), y.shape)
+    assert dx_by_correlation(spec.layers[0], in_shape, out_shape) is by_correlation
+    event(f"dx by correlation: {by_correlation}")
+    dyp = layer._workspaces.get("dyp")
+    kept = 0 if dyp is None else dyp.size // 2
+    assert _correlation_input(spec.layers[0], in_shape, out_shape) * by_correlation == kept
 
 
 def test_estimate_is_affine_in_the_batch():
