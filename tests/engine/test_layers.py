@@ -184,6 +184,17 @@ def test_elementwise_values():
     np.testing.assert_allclose(tanh().forward(x), [[math.tanh(v) for v in x[0]]], rtol=1e-15)
 
 
+@pytest.mark.parametrize("slope", [0.0, 0.2, 1.0, 3.0])
+def test_leaky_relu_is_the_masked_select_for_any_slope(slope):
+    """The layer computes max(x, s·x) (min for s > 1); it must equal the definition
+    for every slope the spec allows (s ≥ 0)."""
+    x = rng(3).standard_normal((2, 3, 4, 5))
+    dy = rng(4).standard_normal(x.shape)
+    layer = leaky(slope)
+    assert np.array_equal(layer.forward(x), np.where(x > 0, x, slope * x))
+    assert np.array_equal(layer.backward(dy), np.where(x > 0, dy, slope * dy))
+
+
 def test_sigmoid_does_not_overflow():
     with np.errstate(all="raise"):
         y = sigmoid().forward(np.array([[-1e4, 1e4]]))
