@@ -51,7 +51,7 @@ True
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from math import prod
 from typing import Any
 
@@ -230,21 +230,9 @@ def _layer_cost(layer: Any, in_shape: tuple[int, ...], out_shape: tuple[int, ...
     n_in, n_out = prod(in_shape), prod(out_shape)
     if kind == "conv":
         offsets, padded, grown = _window_sizes(layer, in_shape, out_shape, layer.stride)
-        if takes_winograd(layer, in_shape, out_shape):
-            return _winograd_cost(in_shape, out_shape, padded)
-        columns = in_shape[0] * offsets * prod(out_shape[1:])
-        weights = params - (layer.filters if layer.bias else 0)
-        # Workspaces the layer keeps: columns, column gradient, the padded input and (by
-        # correlation) the padded output gradient.  Backward's temporaries: the weight
-        # product per example (dy laid out for it: matmul copies a strided view) and the
-        # input gradient — by correlation its product and the batch-first copy; by
-        # col2im dy as matrices, the padded input gradient and its cropped copy.
-        if dx_by_correlation(layer, in_shape, out_shape):
-            return _Cost(kept=2 * columns + (padded if grown else 0)
-                         + _correlation_input(layer, in_shape, out_shape),
-                         columns=2 * columns, transient=weights + n_out + 2 * n_in)
-        return _Cost(kept=2 * columns + (padded if grown else 0), columns=2 * columns,
-                     transient=weights + 2 * n_out + padded + (n_in if grown else 0))
+        # Either path: the layer keeps its padded input as a workspace between calls.
+        cost = _conv_cost(layer, in_shape, out_shape, params, offsets, padded, grown)
+        return replace(cost, kept=cost.kept + (padded if grown else 0))
     if kind == "conv_transpose":
         dims = len(in_shape) - 1
         offsets = prod(_per_axis(layer.kernel, dims))
@@ -298,7 +286,27 @@ def takes_winograd(layer: Any, in_shape: tuple[int, ...], out_shape: tuple[int, 
             and layer.groups == 1 and min(in_shape[0], out_shape[0]) >= WINOGRAD_MIN_CHANNELS)
 
 
-def _winograd_cost(in_shape: tuple[int, ...], out_shape: tuple[int, ...], padded: int) -> _Cost:
+def _conv_cost(layer: Any, in_shape: tuple[int, ...], out_shape: tuple[int, ...],
+               params: int, offsets: int, padded: int, grown: bool) -> _Cost:
+    """A convolution's cost besides its padded input (Winograd or im2col)."""
+    n_in, n_out = prod(in_shape), prod(out_shape)
+    if takes_winograd(layer, in_shape, out_shape):
+        return _winograd_cost(in_shape, out_shape)
+    columns = in_shape[0] * offsets * prod(out_shape[1:])
+    weights = params - (layer.filters if layer.bias else 0)
+    # Workspaces the layer keeps: columns, column gradient and (by correlation) the
+    # padded output gradient.  Backward's temporaries: the weight product per example,
+    # and the input gradient — by correlation its product and the batch-first copy; by
+    # col2im dy laid out twice (as rows for the weight product: matmul copies a strided
+    # view; as matrices), the padded input gradient and its cropped copy.
+    if dx_by_correlation(layer, in_shape, out_shape):
+        return _Cost(kept=2 * columns + _correlation_input(layer, in_shape, out_shape),
+                     columns=2 * columns, transient=weights + 2 * n_in)
+    return _Cost(kept=2 * columns, columns=2 * columns,
+                 transient=weights + 2 * n_out + padded + (n_in if grown else 0))
+
+
+def _winograd_cost(in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> _Cost:
     """Values per example of the Winograd path, with ``T`` 4×4 output tiles per example:
     kept — the tile workspaces ``36·T`` per input channel (tiles, transformed tiles, their
     gradient) and ``(2·36 + 2·16)·T`` per filter (products and their gradient, output
@@ -309,7 +317,7 @@ def _winograd_cost(in_shape: tuple[int, ...], out_shape: tuple[int, ...], padded
     rows, cols = (-(-n // 4) for n in out_shape[1:])
     tiles = rows * cols
     kept = (3 * 36 * channels + (2 * 36 + 2 * 16) * filters) * tiles
-    transient = (padded + channels * (4 * rows + 2) * (4 * cols + 2) + 16 * filters * tiles
+    transient = (channels * (4 * rows + 2) * (4 * cols + 2) + 16 * filters * tiles
                  + prod(out_shape) + channels * 16 * (rows + 1) * (cols + 1))
     return _Cost(kept=kept, columns=kept, transient=transient)
 
