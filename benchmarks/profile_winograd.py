@@ -51,15 +51,15 @@ WINOGRAD_CASES = ("b", "c", "e")
 
 
 @contextmanager
-def timed_matmul(log: dict[str, float], phase: list[str]) -> Iterator[None]:
+def timed_matmul(log: dict[str, float], phase: str) -> Iterator[None]:
     """Replace ``numpy.matmul`` by a wrapper adding each call's seconds to
-    ``log["<phase> <shape> @ <shape>"]`` (``phase[0]`` names the current phase)."""
+    ``log["<phase> <shape> @ <shape>"]``."""
     matmul = np.matmul
 
     def timed(a, b, *args, **kwargs):
         start = time.perf_counter()
         result = matmul(a, b, *args, **kwargs)
-        log[f"{phase[0]:<8} {np.shape(a)} @ {np.shape(b)}"] += time.perf_counter() - start
+        log[f"{phase:<8} {np.shape(a)} @ {np.shape(b)}"] += time.perf_counter() - start
         return result
     np.matmul = timed
     try:
@@ -73,16 +73,14 @@ def profile(layer: Conv, x: np.ndarray, dout: np.ndarray, runs: int
     """The fastest of ``runs`` forward + backward passes: its total seconds and its
     seconds per matrix product."""
     best: tuple[float, dict[str, float]] = (float("inf"), {})
-    phase = ["forward"]
     for _ in range(runs):
         log: dict[str, float] = defaultdict(float)
-        with timed_matmul(log, phase):
-            start = time.perf_counter()
-            phase[0] = "forward"
+        start = time.perf_counter()
+        with timed_matmul(log, "forward"):
             layer.forward(x)
-            phase[0] = "backward"
+        with timed_matmul(log, "backward"):
             layer.backward(dout)
-            total = time.perf_counter() - start
+        total = time.perf_counter() - start
         if total < best[0]:
             best = (total, dict(log))
     return best
