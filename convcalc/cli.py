@@ -16,7 +16,7 @@ from click.core import ParameterSource
 
 from . import __version__
 from .analysis import analyze
-from .errors import ConvCalcError, SpecError
+from .errors import ConvCalcError, ResourceError, SpecError
 from .loading import MAX_SPEC_BYTES, loads
 from .memory import parse_bytes
 from .render import RENDERERS, render_table
@@ -50,16 +50,23 @@ def read_spec(file: str) -> Spec:
     return load(file)
 
 
+def _message(error: ConvCalcError) -> str:
+    """The error's text, with the CLI's advice where it has some."""
+    if isinstance(error, ResourceError):
+        return f"{error} Use a smaller batch or raise the limit (--max-memory)."
+    return str(error)
+
+
 def fail(error: ConvCalcError, fmt: str = "table") -> NoReturn:
     """Report a ConvCalcError as one line per problem and exit 1."""
     if fmt == "json":
         diagnostics = getattr(error, "diagnostics", None)
         problems = [d.to_dict() for d in diagnostics] if diagnostics else [
-            {"layer": None, "severity": "error", "message": str(error)}]
+            {"layer": None, "severity": "error", "message": _message(error)}]
         click.echo(json.dumps({"ok": False, "error": type(error).__name__,
                                "problems": problems}, indent=2, ensure_ascii=False))
     else:
-        click.echo(str(error), err=True)
+        click.echo(_message(error), err=True)
     sys.exit(EXIT_PROBLEMS)
 
 

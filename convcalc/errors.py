@@ -94,4 +94,18 @@ class ShapeError(_DiagnosticsError):
 
 
 class ResourceError(ConvCalcError):
-    """Running the network (``convcalc.verify``) would need more memory than the limit."""
+    """Running the network (``convcalc.verify``) would need more memory than the limit.
+
+    Raised by :func:`convcalc.memory.check_memory`, with the figures a caller words its
+    own advice from: ``what`` ("running this network"), ``needed`` (estimated bytes at
+    ``batch``), ``limit`` (bytes), ``largest_batch`` (0: not even batch 1 fits) and
+    ``fixed`` (the bytes that do not depend on the batch).  The message states them and
+    suggests nothing: the CLI adds its ``--max-memory``, the service its ceiling.
+    """
+
+    def __init__(self, message: str, *, what: str = "", needed: int = 0, limit: int = 0,
+                 batch: int = 0, dtype: str = "", largest_batch: int = 0, fixed: int = 0):
+        super().__init__(message)
+        self.what, self.needed, self.limit = what, needed, limit
+        self.batch, self.dtype = batch, dtype
+        self.largest_batch, self.fixed = largest_batch, fixed

@@ -56,6 +56,7 @@ from math import prod
 from typing import Any
 
 from . import geometry
+from .errors import ResourceError
 from .report import Report
 from .spec import Spec
 
@@ -107,6 +108,30 @@ def format_bytes(count: int) -> str:
             break
         value /= 1024
     return f"{count} B" if unit == "B" else f"{value:.2f} {unit}"
+
+
+def check_memory(estimate: MemoryEstimate, limit: int, what: str = "running this network"
+                 ) -> None:
+    """Raise :class:`~convcalc.errors.ResourceError` when ``estimate`` is above ``limit``
+    bytes; the error carries the estimate, the limit and the largest batch that fits.
+
+    >>> estimate = MemoryEstimate(batch=4, dtype="float32", fixed=2**20, per_example=2**30)
+    >>> check_memory(estimate, 3 * 2**30)
+    Traceback (most recent call last):
+    ...
+    convcalc.errors.ResourceError: running this network needs an estimated 4.00 GiB at batch 4 (float32), more than the limit of 3.00 GiB; the largest batch that fits is 2.
+    """
+    if estimate.total <= limit:
+        return
+    fits = estimate.largest_batch(limit)
+    found = (f"the largest batch that fits is {fits}" if fits >= 1 else
+             f"not even batch 1 fits (parameters, gradients and other fixed costs alone need "
+             f"{format_bytes(estimate.fixed)})")
+    raise ResourceError(
+        f"{what} needs an estimated {format_bytes(estimate.total)} at batch {estimate.batch} "
+        f"({estimate.dtype}), more than the limit of {format_bytes(limit)}; {found}.",
+        what=what, needed=estimate.total, limit=limit, batch=estimate.batch,
+        dtype=estimate.dtype, largest_batch=fits, fixed=estimate.fixed)
 
 
 _UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 10**3, "kib": 2**10, "m": 2**20, "mb": 10**6,

@@ -27,8 +27,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .errors import ResourceError
-from .memory import MemoryEstimate, estimate_memory, format_bytes
+from .memory import MemoryEstimate, check_memory, estimate_memory, format_bytes
 from .report import Report, Shape
 
 #: Gradient check threshold: a layer fails at or above this relative error.
@@ -165,19 +164,6 @@ def _check_arguments(batch: int, dtype: str, max_memory: int) -> None:
         raise ValueError(f"max_memory must be ≥ 0 bytes (got {max_memory})")
 
 
-def _refuse_if_too_big(estimate: MemoryEstimate, max_memory: int, what: str) -> None:
-    if estimate.total <= max_memory:
-        return
-    fits = estimate.largest_batch(max_memory)
-    advice = (f"the largest batch that fits is {fits}" if fits >= 1 else
-              f"not even batch 1 fits (parameters, gradients and other fixed costs alone need "
-              f"{format_bytes(estimate.fixed)})")
-    raise ResourceError(
-        f"{what} needs an estimated {format_bytes(estimate.total)} at batch {estimate.batch} "
-        f"({estimate.dtype}), more than the limit of {format_bytes(max_memory)}; {advice}. "
-        "Use a smaller batch or raise the limit (--max-memory).")
-
-
 def verify(spec: Any, batch: int = 2, seed: int = 0, dtype: str = "float32",
            gradcheck: bool = False, max_memory: int = DEFAULT_MAX_MEMORY,
            progress: Progress | None = None) -> VerificationResult:
@@ -197,10 +183,10 @@ def verify(spec: Any, batch: int = 2, seed: int = 0, dtype: str = "float32",
     spec = validate(spec)
     report = analyze(spec).raise_for_errors()
     memory = estimate_memory(spec, batch, dtype, report=report)
-    _refuse_if_too_big(memory, max_memory, "running this network")
+    check_memory(memory, max_memory, "running this network")
     if gradcheck:
-        _refuse_if_too_big(estimate_memory(spec, batch, gradcheck=True, report=report),
-                           max_memory, "the float64 gradient check")
+        check_memory(estimate_memory(spec, batch, gradcheck=True, report=report),
+                     max_memory, "the float64 gradient check")
     run = _EngineRun(spec, report, batch, seed, dtype, progress, gradcheck)
     rows = run.compare()
     errors = run.gradcheck() if gradcheck and run.error is None else {}

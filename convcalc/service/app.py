@@ -39,11 +39,10 @@ from .. import __version__, zoo
 from ..analysis import analyze
 from ..errors import ConvCalcError, Diagnostic, ResourceError, SpecError
 from ..loading import loads
-from ..memory import estimate_memory, format_bytes, parse_bytes
+from ..memory import check_memory, estimate_memory, format_bytes, parse_bytes
 from ..render import render_json
 from ..schema import spec_json_schema
 from ..spec import Spec
-from ..verification import _refuse_if_too_big
 from . import models
 from .limits import Limits
 from .worker import Busy, Job, Timeout, VerifyPool, WorkerDied
@@ -467,17 +466,15 @@ def _check_runnable(body: bytes, limits: Limits, batch: int, gradcheck: bool,
             str(d) for d in report.errors)
         raise ProblemError(422, "network-errors", "The network has errors", detail, errors)
     try:
-        _refuse_if_too_big(estimate_memory(spec, batch, report=report), max_memory,
-                           "running this network")
+        check_memory(estimate_memory(spec, batch, report=report), max_memory,
+                     "running this network")
         if gradcheck:
-            _refuse_if_too_big(estimate_memory(spec, batch, gradcheck=True, report=report),
-                               max_memory, "the float64 gradient check")
+            check_memory(estimate_memory(spec, batch, gradcheck=True, report=report),
+                         max_memory, "the float64 gradient check")
     except ResourceError as error:
         ceiling = format_bytes(limits.verify_max_memory)
-        message = str(error).replace(
-            "Use a smaller batch or raise the limit (--max-memory).",
-            f"Use a smaller batch (this service verifies at most {ceiling}; the CLI's "
-            "--max-memory has no such ceiling).")
+        message = (f"{error} Use a smaller batch (this service verifies at most {ceiling}; "
+                   "the CLI's --max-memory has no such ceiling).")
         raise ProblemError(422, "over-memory", "Over the memory ceiling", message,
                            [_item(message)]) from None
 
