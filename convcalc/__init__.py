@@ -11,17 +11,41 @@
 ((10, 32, 32), 760)
 
 The calculator is pure Python with exact integer arithmetic; it never imports NumPy.
+
+The names below are imported when first used (PEP 562), so that ``import
+convcalc.spec`` — all the reference engine reads of the calculator — loads the spec
+models and nothing else.
 """
 
-from .analysis import analyze
-from .errors import ConvCalcError, Diagnostic, ResourceError, ShapeError, SpecError
-from .loading import load, loads, validate
-from .report import LayerRow, Report
-from .spec import LAYER_MODELS, Spec
-from .verification import VerificationResult, verify
-from . import zoo  # noqa: E402  (the model zoo: convcalc.zoo.names(), zoo:NAME files)
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+#: public name → the module that defines it
+_EXPORTS = {
+    "analyze": "analysis",
+    "load": "loading",
+    "loads": "loading",
+    "validate": "loading",
+    "Spec": "spec",
+    "LAYER_MODELS": "spec",
+    "Report": "report",
+    "LayerRow": "report",
+    "Diagnostic": "errors",
+    "ConvCalcError": "errors",
+    "SpecError": "errors",
+    "ShapeError": "errors",
+    "ResourceError": "errors",
+    "verify": "verification",
+    "VerificationResult": "verification",
+    "render_table": "render",
+    "render_markdown": "render",
+    "render_json": "render",
+    "render_verification": "render",
+}
 
 __all__ = [
     "analyze",
@@ -39,10 +63,39 @@ __all__ = [
     "ResourceError",
     "verify",
     "VerificationResult",
+    "render_table",
+    "render_markdown",
+    "render_json",
+    "render_verification",
     "LAYER_MODELS",
     "zoo",
     "__version__",
 ]
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
+    from . import zoo
+    from .analysis import analyze
+    from .errors import ConvCalcError, Diagnostic, ResourceError, ShapeError, SpecError
+    from .loading import load, loads, validate
+    from .render import render_json, render_markdown, render_table, render_verification
+    from .report import LayerRow, Report
+    from .spec import LAYER_MODELS, Spec
+    from .verification import VerificationResult, verify
+
+
+def __getattr__(name: str) -> Any:
+    if name == "zoo":
+        return import_module(".zoo", __name__)
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'convcalc' has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value          # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
 def json_schema() -> dict:

@@ -19,7 +19,7 @@ from .analysis import analyze
 from .errors import ConvCalcError, ResourceError, SpecError
 from .loading import MAX_SPEC_BYTES, loads
 from .memory import parse_bytes
-from .render import RENDERERS, render_table
+from .render import RENDERERS, render_table, render_verification, render_verification_json
 from .report import Report
 from .schema import spec_json_schema
 from .spec import LAYER_MODELS, Spec, layer_types
@@ -216,7 +216,7 @@ def check(file: str, fmt: str, strict: bool, depth: int | None, then_verify: boo
     else:
         click.echo(render(report))
         click.echo("")
-        click.echo(result.to_table())
+        click.echo(render_verification(result))
     sys.exit(code if result.ok else EXIT_PROBLEMS)
 
 
@@ -250,7 +250,8 @@ def verify_command(file: str, fmt: str, batch: int, seed: int, gradcheck: bool,
         result = run_verify(read_spec(file), batch, seed, gradcheck, max_memory)
     except ConvCalcError as error:
         fail(error, fmt)
-    click.echo(result.to_json() if fmt == "json" else result.to_table())
+    click.echo(render_verification_json(result) if fmt == "json"
+               else render_verification(result))
     sys.exit(EXIT_OK if result.ok else EXIT_PROBLEMS)
 
 
@@ -289,7 +290,8 @@ def layers() -> None:
 SERVE_EPILOG = """\b
 Examples:
   convcalc serve                        # http://127.0.0.1:8000/ : the design page
-  convcalc serve --port 9000
+  convcalc serve --port 9000 --workers 2
+  convcalc serve --host 0.0.0.0 --allowed-host calc.example.org
   curl -s -X POST localhost:8000/api/v1/analyse -H 'Content-Type: application/yaml' \\
        --data-binary @net.yaml          # the same JSON as convcalc check --format json
 
@@ -306,20 +308,35 @@ status codes: docs/service.rst, or /docs and /openapi.json on the running servic
               help="Port to listen on.")
 @click.option("--access-log/--no-access-log", default=True, show_default=True,
               help="Log every request on standard error.")
-def serve(host: str, port: int, access_log: bool) -> None:
+@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
+              help="A Host name to answer (repeatable; '*': any).  Default: the names "
+                   "of --host (127.0.0.1: 127.0.0.1, localhost, [::1]); required with "
+                   "0.0.0.0 or ::.  Other Host headers get 400 (DNS rebinding).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Server processes sharing the port (uvicorn's workers).")
+def serve(host: str, port: int, access_log: bool, allowed_hosts: tuple[str, ...],
+          workers: int) -> None:
     """Serve the calculator over HTTP: a JSON API under /api/v1/ (analyse, verify,
     schema, zoo) and an interactive design page at /."""
     try:  # imported here: `import convcalc` never imports FastAPI
-        import uvicorn
-
-        from .service.app import create_app
+        from .service.hosts import ANY, default_allowed_hosts
+        from .service.server import run
     except ImportError as error:
         raise click.ClickException(
             f"convcalc serve needs the service extra: pip install 'convcalc[service]' "
             f"({error})") from None
+    names = allowed_hosts or default_allowed_hosts(host)
+    if names is None:
+        raise click.UsageError(
+            f"--host {host} listens on every interface, so the names clients will use "
+            "are unknown: give each with --allowed-host NAME (repeatable), or "
+            "--allowed-host '*' to answer any Host (open to DNS rebinding)")
+    if ANY in names:
+        click.echo("warning: --allowed-host '*' answers any Host header: a web page "
+                   "elsewhere can reach this service through DNS rebinding", err=True)
     click.echo(f"convcalc {__version__}: design page http://{host}:{port}/ , API "
                f"http://{host}:{port}/api/v1/ , reference http://{host}:{port}/docs", err=True)
-    uvicorn.run(create_app(), host=host, port=port, access_log=access_log, log_level="info")
+    run(host=host, port=port, allowed_hosts=names, workers=workers, access_log=access_log)
 
 from .cli_zoo import zoo  # noqa: E402  (the zoo command lives in convcalc/cli_zoo.py)
 

@@ -316,7 +316,7 @@ def load(path: str | os.PathLike[str]) -> Spec:
     if name.startswith("zoo:"):
         from . import zoo
 
-        return zoo.load(name)
+        return loads(zoo.path(name).read_bytes(), filename=zoo.label(name))
     try:
         with open(name, "rb") as handle:
             raw = handle.read(MAX_SPEC_BYTES + 1)

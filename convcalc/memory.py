@@ -4,7 +4,9 @@
 predicts how much memory that run needs, from the *report's* predicted shapes, so a
 design too big for the machine is refused instead of swapping.  Pure Python, no NumPy.
 
-The model follows what the engine keeps (``engine/``), in values of the dtype's size:
+The model follows what the engine keeps (``engine/``), in values of the dtype's size;
+what one layer keeps and uses is its kind's :meth:`~convcalc.kinds.Kind.cost`, and the
+engine decisions it depends on are in :mod:`convcalc.engine_rules`:
 
 - **parameters** and their **gradients** (one array each), **buffers**;
 - **activations**: every layer's output (an upper bound: some are freed early).  In a
@@ -21,7 +23,7 @@ The model follows what the engine keeps (``engine/``), in values of the dtype's 
   masks, batchnorm's normalised input, LRN's scale, padded pool inputs, and the padded
   input (and, when ``dx`` comes by correlation, padded output gradient) a convolution
   keeps as a workspace from call to call;
-- **Winograd** (2-D 3×3 stride-1 convs with enough channels, :func:`takes_winograd`):
+- **Winograd** (2-D 3×3 stride-1 convs with enough channels, :func:`~convcalc.engine_rules.takes_winograd`):
   instead of columns, tile workspaces (``36`` values per 4×4 output tile and input
   channel, three times; ``2·36 + 2·16`` per tile and filter), and transformed filters
   ``36·F·C`` (part ``winograd_filters``): those of up to 4 Mi values kept from forward to
@@ -51,12 +53,13 @@ True
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from math import prod
 from typing import Any
 
-from . import geometry
+from .engine_rules import WINOGRAD_KEEP_TRANSFORMED
 from .errors import ResourceError
+from .kinds import kind_of
 from .report import Report
 from .spec import Spec
 
@@ -163,197 +166,7 @@ def parse_bytes(text: str | int) -> int:
     return int(value * _UNITS[unit])
 
 
-# --- per-layer model ----------------------------------------------------------------------
-
-
-@dataclass
-class _Cost:
-    """Values per example: kept until the run ends, and temporaries of this layer alone."""
-
-    kept: int = 0
-    columns: int = 0        # the part of ``kept`` that is im2col columns / Winograd tiles
-    masks: int = 0          # bytes (bool arrays)
-    transient: int = 0
-
-
-def _per_axis(value: Any, dims: int) -> tuple[int, ...]:
-    return (value,) * dims if isinstance(value, int) else tuple(value)
-
-
-def _pads(layer: Any, sizes: tuple[int, ...], kernel: tuple[int, ...],
-          stride: tuple[int, ...], dilation: tuple[int, ...]) -> list[tuple[int, int]]:
-    effs = [geometry.effective_kernel(k, d) for k, d in zip(kernel, dilation)]
-    padding = layer.padding
-    if padding == "valid":
-        return [(0, 0)] * len(sizes)
-    if padding == "same":
-        return [geometry.same_padding(n, e, s) for n, e, s in zip(sizes, effs, stride)]
-    if padding == "full":
-        return [geometry.full_padding(e) for e in effs]
-    return [p if isinstance(p, tuple) else (p, p) for p in _per_axis(padding, len(sizes))]
-
-
-def _padded_sizes(layer: Any, in_shape: tuple[int, ...], out_shape: tuple[int, ...],
-                  stride_value: Any) -> tuple[list[int], list[int]]:
-    """Per spatial axis: the padded input's size (incl. ceil overhang) and the padding
-    before it."""
-    sizes, out = in_shape[1:], out_shape[1:]
-    dims = len(sizes)
-    kernel = _per_axis(layer.kernel, dims)
-    stride = _per_axis(stride_value, dims)
-    dilation = _per_axis(layer.dilation, dims)
-    pads = _pads(layer, sizes, kernel, stride, dilation)
-    padded = [max(n + pb + pa, (o - 1) * s + geometry.effective_kernel(k, d))
-              for n, (pb, pa), o, s, k, d in zip(sizes, pads, out, stride, kernel, dilation)]
-    return padded, [pb for pb, _ in pads]
-
-
-def _window_sizes(layer: Any, in_shape: tuple[int, ...], out_shape: tuple[int, ...],
-                  stride_value: Any) -> tuple[int, int, bool]:
-    """(kernel offsets K, values of the padded input incl. ceil overhang, padded?)."""
-    padded, _ = _padded_sizes(layer, in_shape, out_shape, stride_value)
-    grown = any(p != n for p, n in zip(padded, in_shape[1:]))
-    return prod(_per_axis(layer.kernel, len(padded))), in_shape[0] * prod(padded), grown
-
-
-def dx_by_correlation(layer: Any, in_shape: tuple[int, ...],
-                      out_shape: tuple[int, ...]) -> bool:
-    """Whether the engine's im2col path gets a conv's input gradient by correlating
-    ``dy`` with the flipped kernel rather than by col2im: stride 1 on every axis, and
-    ``dy``'s columns no bigger than the column gradient.  The calculator cannot import
-    the engine's rule (``engine.conv.Conv.uses_correlation_for_dx``), so it restates it;
-    ``tests/test_verify.py`` holds the two together."""
-    return (all(s == 1 for s in _per_axis(layer.stride, len(in_shape) - 1))
-            and out_shape[0] * prod(in_shape[1:]) <= in_shape[0] * prod(out_shape[1:]))
-
-
-def _correlation_input(layer: Any, in_shape: tuple[int, ...],
-                       out_shape: tuple[int, ...]) -> int:
-    """Values of ``dy`` grown by ``e − 1 − p`` on each side (where positive), the padded
-    output gradient the correlation path keeps as a workspace (0 if nothing grows)."""
-    padded, before = _padded_sizes(layer, in_shape, out_shape, layer.stride)
-    dims = len(padded)
-    extents = [geometry.effective_kernel(k, d) for k, d in
-               zip(_per_axis(layer.kernel, dims), _per_axis(layer.dilation, dims))]
-    grows = [(max(e - 1 - pb, 0), max(e - 1 - (p - n - pb), 0)) for e, p, n, pb in
-             zip(extents, padded, in_shape[1:], before)]
-    if not any(b or a for b, a in grows):
-        return 0
-    return out_shape[0] * prod(o + b + a for o, (b, a) in zip(out_shape[1:], grows))
-
-
-def _overlapping(layer: Any, dims: int, stride_value: Any) -> bool:
-    """Whether neighbouring windows share input values on some axis (stride < extent)."""
-    return any(s < geometry.effective_kernel(k, d) for k, s, d in zip(
-        _per_axis(layer.kernel, dims), _per_axis(stride_value, dims),
-        _per_axis(layer.dilation, dims)))
-
-
-def _layer_cost(layer: Any, in_shape: tuple[int, ...], out_shape: tuple[int, ...],
-                params: int) -> _Cost:
-    kind = layer.type
-    n_in, n_out = prod(in_shape), prod(out_shape)
-    if kind == "conv":
-        offsets, padded, grown = _window_sizes(layer, in_shape, out_shape, layer.stride)
-        # Either path: the layer keeps its padded input as a workspace between calls.
-        cost = _conv_cost(layer, in_shape, out_shape, params, offsets, padded, grown)
-        return replace(cost, kept=cost.kept + (padded if grown else 0))
-    if kind == "conv_transpose":
-        dims = len(in_shape) - 1
-        offsets = prod(_per_axis(layer.kernel, dims))
-        columns = layer.filters * offsets * prod(in_shape[1:])
-        uncropped = n_out + _uncropped_extra(layer, out_shape)
-        weights = params - (layer.filters if layer.bias else 0)
-        return _Cost(transient=max(columns + uncropped + n_out,
-                                   uncropped + columns + weights + n_in))
-    if kind in ("maxpool", "avgpool", "minpool"):
-        stride = layer.kernel if layer.stride is None else layer.stride
-        offsets, padded, grown = _window_sizes(layer, in_shape, out_shape, stride)
-        # max/min backward routes dy through one more output-sized array when windows
-        # overlap (it is added, not copied, into the input gradient)
-        routed = n_out if kind != "avgpool" and _overlapping(layer, len(in_shape) - 1,
-                                                              stride) else 0
-        return _Cost(kept=padded if grown else 0, masks=2 * n_out,
-                     transient=padded + (n_in if grown else 0) + n_out + routed)
-    if kind in ("relu", "leaky_relu"):
-        return _Cost(masks=n_in, transient=n_in)
-    if kind in ("sigmoid", "tanh"):
-        return _Cost(transient=2 * n_in)
-    if kind == "softmax":
-        return _Cost(transient=3 * n_in)
-    if kind == "dropout":
-        return _Cost(kept=n_in, masks=n_in, transient=n_in)
-    if kind == "batchnorm":
-        return _Cost(kept=n_in, transient=4 * n_in)
-    if kind == "lrn":
-        return _Cost(kept=n_in, transient=5 * n_in)
-    if kind in ("global_avgpool", "global_maxpool"):
-        return _Cost(kept=2 * in_shape[0], transient=n_in)
-    if kind == "dense":
-        return _Cost(transient=n_in)
-    return _Cost()  # flatten: a view
-
-
-#: The engine's Winograd F(4×4, 3×3) path (``engine/winograd.py``, ``suits``): 2-D 3×3
-#: convolutions with stride 1, no dilation, one group and at least this many input
-#: channels and filters.  tests/engine/test_winograd.py holds this rule to the engine's.
-WINOGRAD_MIN_CHANNELS = 16
-#: Transformed filters (``36·F·C`` values) up to this size are kept from forward to
-#: backward, bigger ones transformed again (``engine/winograd.py``, ``KEEP_TRANSFORMED``).
-WINOGRAD_KEEP_TRANSFORMED = 4 * 2**20
-
-
-def takes_winograd(layer: Any, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> bool:
-    """Whether the engine runs this conv layer with Winograd rather than im2col."""
-    dims = len(in_shape) - 1
-    return (layer.type == "conv" and dims == 2 and _per_axis(layer.kernel, 2) == (3, 3)
-            and _per_axis(layer.stride, 2) == (1, 1) and _per_axis(layer.dilation, 2) == (1, 1)
-            and layer.groups == 1 and min(in_shape[0], out_shape[0]) >= WINOGRAD_MIN_CHANNELS)
-
-
-def _conv_cost(layer: Any, in_shape: tuple[int, ...], out_shape: tuple[int, ...],
-               params: int, offsets: int, padded: int, grown: bool) -> _Cost:
-    """A convolution's cost besides its padded input (Winograd or im2col)."""
-    n_in, n_out = prod(in_shape), prod(out_shape)
-    if takes_winograd(layer, in_shape, out_shape):
-        return _winograd_cost(in_shape, out_shape)
-    columns = in_shape[0] * offsets * prod(out_shape[1:])
-    weights = params - (layer.filters if layer.bias else 0)
-    # Workspaces the layer keeps: columns, column gradient and (by correlation) the
-    # padded output gradient.  Backward's temporaries: the weight product per example,
-    # and the input gradient — by correlation its product and the batch-first copy; by
-    # col2im dy laid out twice (as rows for the weight product: matmul copies a strided
-    # view; as matrices), the padded input gradient and its cropped copy.
-    if dx_by_correlation(layer, in_shape, out_shape):
-        return _Cost(kept=2 * columns + _correlation_input(layer, in_shape, out_shape),
-                     columns=2 * columns, transient=weights + 2 * n_in)
-    return _Cost(kept=2 * columns, columns=2 * columns,
-                 transient=weights + 2 * n_out + padded + (n_in if grown else 0))
-
-
-def _winograd_cost(in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> _Cost:
-    """Values per example of the Winograd path, with ``T`` 4×4 output tiles per example:
-    kept — the tile workspaces ``36·T`` per input channel (tiles, transformed tiles, their
-    gradient) and ``(2·36 + 2·16)·T`` per filter (products and their gradient, output
-    tiles and output-gradient tiles); transient — the padded input grown to whole tiles,
-    the uncropped output (or grown output gradient), the output, and the input gradient
-    before cropping (one tile row and column more)."""
-    channels, filters = in_shape[0], out_shape[0]
-    rows, cols = (-(-n // 4) for n in out_shape[1:])
-    tiles = rows * cols
-    kept = (3 * 36 * channels + (2 * 36 + 2 * 16) * filters) * tiles
-    transient = (channels * (4 * rows + 2) * (4 * cols + 2) + 16 * filters * tiles
-                 + prod(out_shape) + channels * 16 * (rows + 1) * (cols + 1))
-    return _Cost(kept=kept, columns=kept, transient=transient)
-
-
-def _uncropped_extra(layer: Any, out_shape: tuple[int, ...]) -> int:
-    """Values a transposed conv crops away (its uncropped output minus its output)."""
-    dims = len(out_shape) - 1
-    pads = _per_axis(layer.padding, dims) if layer.padding != "valid" else (0,) * dims
-    pairs = [p if isinstance(p, tuple) else (p, p) for p in pads]
-    full = [o + pb + pa for o, (pb, pa) in zip(out_shape[1:], pairs)]
-    return out_shape[0] * (prod(full) - prod(out_shape[1:]))
+# --- the whole run ---------------------------------------------------------------------------
 
 
 def branch_gradients(spec: Spec, sizes: list[int], input_size: int) -> int:
@@ -386,8 +199,11 @@ def branch_gradients(spec: Spec, sizes: list[int], input_size: int) -> int:
         if i not in waiting:          # nothing reads this output: it gets no gradient
             continue
         held -= waiting.pop(i)
-        sources = {index[name] for name in spec.layers[i].inputs or ()}
-        sums = sum(size[j] for j in sources if j in waiting)
+        read = [index[name] for name in spec.layers[i].inputs or ()]
+        sources = set(read)
+        # a new sum for an output that already holds a gradient, or that this layer reads
+        # more than once (add(x, x): the second share is added to the first)
+        sums = sum(size[j] for j in sources if j in waiting or read.count(j) > 1)
         peak = max(peak, held + sums)
         for j in sources:
             if j not in waiting:
@@ -423,21 +239,20 @@ def estimate_memory(spec: Spec, batch: int, dtype: str = "float32", gradcheck: b
     for layer, row in zip(spec.layers, report.layers):
         if row.output_shape is None or not row.input_shapes:
             raise ValueError(f"{row.name}: the report has no shapes for this layer")
-        if layer.type in ("add", "concat"):
-            cost = _Cost()
-        else:
-            cost = _layer_cost(layer, tuple(row.input_shapes[0]), tuple(row.output_shape),
-                               row.params or 0)
-            if takes_winograd(layer, tuple(row.input_shapes[0]), tuple(row.output_shape)):
-                size_u = 36 * row.output_shape[0] * row.input_shapes[0][0]
-                transformed = max(transformed, size_u)
-                kept_transformed += size_u if size_u <= WINOGRAD_KEEP_TRANSFORMED else 0
+        cost = kind_of(layer).cost(layer, row)
+        if cost.transformed:
+            transformed = max(transformed, cost.transformed)
+            if cost.transformed <= WINOGRAD_KEEP_TRANSFORMED:
+                kept_transformed += cost.transformed
         costs.append(cost)
         sizes.append(prod(row.output_shape))
         activations += sizes[-1]
         kept += cost.kept
         masks += cost.masks
         transient = max(transient, cost.transient)
+    # verify draws the output gradient while the output is still alive: at that moment
+    # it is the run's one temporary
+    transient = max(transient, sizes[-1])
     im2col = sum(c.columns for c in costs)
     caches = kept - im2col
     waiting = branch_gradients(spec, sizes, prod(report.input_shape))

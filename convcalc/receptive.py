@@ -123,6 +123,12 @@ class Field1D:
         """After a conv or pooling window: output ``o`` reads ``o·s − p + t·d`` for
         taps ``t < k``.  Since fields only move right (``shift ≥ 0``), the first/last
         ``period`` taps decide the union's edges."""
+        if len(self.lo) == 1:      # the common case: every output sees alike
+            lo0, hi0, shift = self.lo[0], self.hi[0], self.shift
+            return Field1D((None if lo0 is None else lo0 - pad_before * shift,),
+                           (None if hi0 is None else
+                            hi0 + ((kernel - 1) * dilation - pad_before) * shift,),
+                           shift * stride)
         period = self.period // gcd(self.period, stride)
         shift = self.shift * (period * stride // self.period)
         taps = min(kernel, self.period)
@@ -199,6 +205,13 @@ def merge_fields(fields: list[Field1D]) -> tuple[Field1D, bool]:
     >>> merge_fields([shifted, one])[1]
     False
     """
+    if all(len(f.lo) == 1 for f in fields):     # the common case: one field per path
+        if len({f.shift for f in fields}) > 1:
+            return max(fields, key=lambda f: f.size), False
+        present = [f for f in fields if f.lo[0] is not None and f.hi[0] is not None]
+        aligned = len({f.lo[0] + f.hi[0] for f in present}) <= 1  # type: ignore[operator]
+        return Field1D((_min([f.lo[0] for f in fields]),), (_max([f.hi[0] for f in fields]),),
+                       fields[0].shift), aligned
     jumps = {f.jump for f in fields}
     if len(jumps) > 1:
         return max(fields, key=lambda f: f.size), False

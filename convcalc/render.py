@@ -1,4 +1,5 @@
-"""Rendering a :class:`~convcalc.report.Report`: text table, Markdown, JSON.
+"""Every rendering: the report (text table, Markdown, JSON), the verification result
+and the zoo's list, all text tables drawn by one helper (:func:`table`).
 
 Renderers return strings; only the CLI prints.
 
@@ -19,10 +20,36 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .receptive import ReceptiveField
 from .report import LayerRow, Report, Shape
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .catalog import Summary
+    from .verification import LayerCheck, VerificationResult
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]],
+          right: frozenset[str] | set[str] = frozenset()) -> list[str]:
+    """Lines of a plain-text table: the header, a rule of dashes, then the rows; each
+    column as wide as its widest cell, the ``right`` columns right-aligned, trailing
+    spaces stripped.
+
+    >>> print("\\n".join(table(["name", "count"], [["a", "1"], ["bb", "22"]], {"count"})))
+    name  count
+    ----  -----
+    a         1
+    bb       22
+    """
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.rjust(w) if h in right else c.ljust(w)
+                         for c, w, h in zip(cells, widths, headers)).rstrip()
+
+    return [line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)]
 
 
 def _shape(shape: Shape | None) -> str:
@@ -147,21 +174,8 @@ def render_table(report: Report, depth: int | None = None) -> str:
     top-level layers and blocks only).  A "from" column names each layer's inputs when
     the network branches.
     """
-    rows = _cells(report, depth)
-    headers = _headers(report)
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-
-    def line(cells: Sequence[str]) -> str:
-        parts = [c.rjust(w) if h in _RIGHT else c.ljust(w)
-                 for c, w, h in zip(cells, widths, headers)]
-        return "  ".join(parts).rstrip()
-
-    out = []
-    if report.name:
-        out.append(report.name)
-    out.append(line(headers))
-    out.append(line(["-" * w for w in widths]))
-    out.extend(line(r) for r in rows)
+    out = [report.name] if report.name else []
+    out += table(_headers(report), _cells(report, depth), _RIGHT)
     out.append("")
     out.extend(_summary(report))
     out.extend(_problems(report))
@@ -198,3 +212,93 @@ def render_json(report: Report, indent: int | None = 2) -> str:
 
 
 RENDERERS = {"table": render_table, "markdown": render_markdown, "json": render_json}
+
+
+# --- the verification result --------------------------------------------------------------
+
+
+def _check_cells(row: "LayerCheck", gradcheck: bool) -> list[str]:
+    if row.shape_ok:
+        shape = f"{_shape(row.predicted_shape)} ✓"
+    else:
+        shape = f"{_shape(row.predicted_shape)} ≠ {_shape(row.observed_shape)} ✗"
+    if row.params_ok:
+        params = f"{_count(row.predicted_params)} ✓"
+    else:
+        params = f"{_count(row.predicted_params)} ≠ {_count(row.observed_params)} ✗"
+        if row.predicted_buffers != row.observed_buffers:
+            params += (f" (buffers {_count(row.predicted_buffers)} ≠ "
+                       f"{_count(row.observed_buffers)})")
+    if row.gradient_problems:
+        grads = "✗ " + "; ".join(row.gradient_problems)
+    else:
+        grads = "✓" if row.observed_params else "—"
+    cells = [row.name, row.type, shape, params, grads]
+    if gradcheck:
+        if row.gradcheck_error is None:
+            cells.append("—")
+        else:
+            mark = "✓" if row.gradcheck_ok else "✗"
+            cells.append(f"{row.gradcheck_error:.1e} {mark}")
+    return cells
+
+
+def render_verification(result: "VerificationResult") -> str:
+    """The text table of :func:`convcalc.verify`: one row per layer with ✓/✗ marks,
+    then the run and the verdict.
+
+    Columns: output shape (predicted; ``predicted ≠ observed`` when they differ),
+    parameters (likewise), gradients (shapes match the parameters), and with a gradient
+    check its largest relative error.
+    """
+    from .memory import format_bytes
+
+    headers = ["layer", "type", "output shape", "params", "gradients"]
+    if result.gradcheck:
+        headers.append("gradcheck")
+    rows = [_check_cells(row, result.gradcheck) for row in result.layers]
+    out = table(headers, rows, {"params"})
+    out.append("")
+    timings = ", ".join(f"{phase} {seconds:.2f} s" for phase, seconds in result.seconds.items())
+    out.append(f"engine run: batch {result.batch}, {result.dtype}, seed {result.seed}"
+               + (f"; {timings}" if timings else ""))
+    out.append(f"estimated peak memory: {format_bytes(result.memory.total)} "
+               f"(limit {format_bytes(result.max_memory)})")
+    if result.engine_error:
+        out.append(f"✗ the engine run failed: {result.engine_error}")
+    if not result.input_gradient_ok:
+        out.append("✗ the input gradient's shape differs from the input's")
+    failing = result.failing
+    if result.ok:
+        who = f"all {len(result.layers)} layers agree" if len(result.layers) > 1 \
+            else "the layer agrees"
+        out.append(f"✓ verified: {who} on output shapes, parameter counts and gradient shapes")
+        if result.gradcheck:
+            worst = max((row.gradcheck_error or 0.0 for row in result.layers), default=0.0)
+            out.append(f"✓ gradients match centred differences (float64): largest relative "
+                       f"error {worst:.1e} < {result.tolerance:g}")
+    elif failing:
+        out.append(f"✗ {len(failing)} of {len(result.layers)} layers disagree: "
+                   + ", ".join(row.name for row in failing))
+    return "\n".join(out)
+
+
+def render_verification_json(result: "VerificationResult", indent: int | None = 2) -> str:
+    """:meth:`VerificationResult.to_dict` as text (``convcalc verify --format json``)."""
+    return json.dumps(result.to_dict(), indent=indent, ensure_ascii=False)
+
+
+# --- the zoo ---------------------------------------------------------------------------------
+
+_ZOO_HEADERS = ("name", "model", "params", "trainable", "MACs", "input", "output", "layers")
+
+
+def render_zoo(summaries: "Sequence[Summary]") -> str:
+    """The text table ``convcalc zoo`` prints: every model with its totals."""
+    rows = [[s.name, s.title, f"{s.params:,}", f"{s.trainable_params:,}", f"{s.macs:,}",
+             _shape(s.input_shape), _shape(s.output_shape), str(s.layers)]
+            for s in summaries]
+    out = table(_ZOO_HEADERS, rows, {"params", "trainable", "MACs", "layers"})
+    out += ["", "layers: after expanding blocks and repeat.  "
+            "Analyse one with: convcalc check zoo:NAME"]
+    return "\n".join(out)

@@ -1,7 +1,7 @@
 """The one report type: per-layer rows, totals and problems.
 
 :func:`convcalc.analyze` builds it; :mod:`convcalc.render` turns it into a text table,
-Markdown or JSON.  :meth:`Report.to_dict` is the JSON contract other tools parse::
+Markdown or JSON (this module renders nothing).  :meth:`Report.to_dict` is the JSON contract other tools parse::
 
     {"ok", "name", "input_shape",
      "layers": [{"name", "type", "input_shape", "output_shape", "params",
@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .axes import Window
 from .errors import Diagnostic, ShapeError
 from .receptive import ReceptiveField
 
@@ -47,6 +48,8 @@ class LayerRow:
     input_shapes: tuple[Shape, ...] = ()
     #: where it is written in the file, e.g. "layers[3]" or "blocks.basic.layers[1]"
     origin: str = ""
+    #: the window geometry resolved for its input (conv, conv_transpose, pools)
+    window: Window | None = None
 
     @property
     def activations(self) -> int | None:
@@ -124,9 +127,15 @@ class GroupSummary:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Report:
-    """The analysis of one spec."""
+    """The analysis of one spec (render it with :func:`convcalc.render_table`,
+    :func:`convcalc.render_markdown` or :func:`convcalc.render_json`).
+
+    >>> import convcalc
+    >>> convcalc.analyze({"input": [3, 8, 8], "layers": ["relu"]})
+    <Report: 1 layer, input [3, 8, 8] → output [3, 8, 8], 0 params, 0 errors, 0 warnings>
+    """
 
     name: str | None
     input_shape: Shape
@@ -135,6 +144,14 @@ class Report:
     file: str | None = None
     #: block instances as (name, block), outermost first, in file order
     groups: tuple[tuple[str, str], ...] = field(default=())
+
+    def __repr__(self) -> str:
+        name = f" {self.name!r}" if self.name else ""
+        count = len(self.layers)
+        shape = "—" if self.output_shape is None else list(self.output_shape)
+        return (f"<Report{name}: {count} layer{'s' if count != 1 else ''}, input "
+                f"{list(self.input_shape)} → output {shape}, {self.total_params:,} params, "
+                f"{len(self.errors)} errors, {len(self.warnings)} warnings>")
 
     @property
     def group_summaries(self) -> tuple[GroupSummary, ...]:
@@ -232,21 +249,3 @@ class Report:
             "problems": [p.to_dict() for p in self.problems],
             "groups": [g.to_dict() for g in self.group_summaries],
         }
-
-    def to_json(self, indent: int | None = 2) -> str:
-        from .render import render_json
-
-        return render_json(self, indent=indent)
-
-    def to_markdown(self) -> str:
-        from .render import render_markdown
-
-        return render_markdown(self)
-
-    def to_table(self) -> str:
-        from .render import render_table
-
-        return render_table(self)
-
-    def __str__(self) -> str:
-        return self.to_table()

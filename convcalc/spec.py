@@ -25,8 +25,10 @@ whether a layer fits its input is the analysis' job (:mod:`convcalc.analysis`).
 
 from __future__ import annotations
 
+import math
 from collections import Counter
-from typing import Annotated, Any, Literal, Optional, Union
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 
 from pydantic import (
     BaseModel,
@@ -41,6 +43,10 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 MAX_SPATIAL_AXES = 3
+#: The largest whole number any option or size may be: 2**53 − 1, the largest integer a
+#: JSON reader (JavaScript) holds exactly.  Figures derived from such values (products
+#: of sizes) stay exact Python integers, printable, and finite as floats in estimates.
+MAX_INT = 2**53 - 1
 PADDING_MODES = ("valid", "same", "full")
 
 
@@ -86,13 +92,21 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _bounded(value: int, minimum: int, entry: str = "") -> None:
+    """``minimum ≤ value ≤ MAX_INT`` or a "too_small"/"too_large" error."""
+    if value < minimum:
+        raise PydanticCustomError("too_small", f"{entry}must be ≥ {minimum} (got {value})")
+    if value > MAX_INT:
+        raise PydanticCustomError("too_large", f"{entry}must be ≤ {MAX_INT} "
+                                  f"(got {_number_text(value)})")
+
+
 def _per_axis_ints(minimum: int, what: str):
     """Validator for "one int for every spatial axis, or a list with one per axis"."""
 
     def validate(value: Any) -> int | tuple[int, ...]:
         if _is_int(value):
-            if value < minimum:
-                raise PydanticCustomError("too_small", f"must be ≥ {minimum} (got {value})")
+            _bounded(value, minimum)
             return value
         if isinstance(value, (list, tuple)) and 1 <= len(value) <= MAX_SPATIAL_AXES:
             for i, item in enumerate(value):
@@ -100,10 +114,7 @@ def _per_axis_ints(minimum: int, what: str):
                     raise PydanticCustomError(
                         "per_axis", f"entry {i} must be a whole number (got {show(item)})"
                     )
-                if item < minimum:
-                    raise PydanticCustomError(
-                        "too_small", f"entry {i} must be ≥ {minimum} (got {item})"
-                    )
+                _bounded(item, minimum, f"entry {i} ")
             return tuple(value)
         raise PydanticCustomError(
             "per_axis",
@@ -111,12 +122,13 @@ def _per_axis_ints(minimum: int, what: str):
             f"one per spatial axis (got {show(value)})",
         )
 
+    bounded = {"type": "integer", "minimum": minimum, "maximum": MAX_INT}
     schema = {
         "oneOf": [
-            {"type": "integer", "minimum": minimum},
+            bounded,
             {
                 "type": "array",
-                "items": {"type": "integer", "minimum": minimum},
+                "items": bounded,
                 "minItems": 1,
                 "maxItems": MAX_SPATIAL_AXES,
             },
@@ -133,18 +145,17 @@ def _validate_padding(value: Any) -> Any:
             "padding", f"must be a whole number, 'valid', 'same' or 'full' (got {show(value)})"
         )
     if _is_int(value):
-        if value < 0:
-            raise PydanticCustomError("too_small", f"must be ≥ 0 (got {value})")
+        _bounded(value, 0)
         return value
     if isinstance(value, (list, tuple)) and 1 <= len(value) <= MAX_SPATIAL_AXES:
         axes: list[Any] = []
         for i, item in enumerate(value):
-            if _is_int(item) and item >= 0:
+            if _is_int(item) and 0 <= item <= MAX_INT:
                 axes.append(item)
             elif (
                 isinstance(item, (list, tuple))
                 and len(item) == 2
-                and all(_is_int(p) and p >= 0 for p in item)
+                and all(_is_int(p) and 0 <= p <= MAX_INT for p in item)
             ):
                 axes.append((item[0], item[1]))
             else:
@@ -161,7 +172,7 @@ def _validate_padding(value: Any) -> Any:
     )
 
 
-_PAD_INT = {"type": "integer", "minimum": 0}
+_PAD_INT = {"type": "integer", "minimum": 0, "maximum": MAX_INT}
 _PADDING_SCHEMA = {
     "oneOf": [
         _PAD_INT,
@@ -189,14 +200,75 @@ Padding = Annotated[
     PlainValidator(_validate_padding),
     WithJsonSchema(_PADDING_SCHEMA),
 ]
-PositiveInt = Annotated[int, Field(strict=True, ge=1)]
-Probability = Annotated[float, Field(ge=0.0, lt=1.0)]
+PositiveInt = Annotated[int, Field(strict=True, ge=1, le=MAX_INT)]
+
+
+def _real(*, ge: float | None = None, gt: float | None = None, le: float | None = None,
+          lt: float | None = None) -> Any:
+    """A finite number within bounds (NaN and ±infinity are refused: ``.nan``, ``.inf``,
+    JSON ``Infinity`` or ``1e999`` would make every computed value meaningless)."""
+    bounds = [(">=", ge, "≥"), (">", gt, ">"), ("<=", le, "≤"), ("<", lt, "<")]
+
+    def validate(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise PydanticCustomError("float_type", f"must be a number (got {show(value)})")
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf if value > 0 else -math.inf
+        if not math.isfinite(number):
+            raise PydanticCustomError(
+                "finite_number", f"must be a finite number (got {_number_text(value)})")
+        for op, bound, symbol in bounds:
+            if bound is not None and not _holds(number, op, bound):
+                raise PydanticCustomError(
+                    "out_of_range", f"must be {symbol} {bound} (got {_number_text(value)})")
+        return number
+
+    schema: dict[str, Any] = {"type": "number"}
+    for key, bound in (("minimum", ge), ("exclusiveMinimum", gt), ("maximum", le),
+                       ("exclusiveMaximum", lt)):
+        if bound is not None:
+            schema[key] = bound
+    return Annotated[float, PlainValidator(validate), WithJsonSchema(schema)]
+
+
+def _holds(number: float, op: str, bound: float) -> bool:
+    return {">=": number >= bound, ">": number > bound, "<=": number <= bound,
+            "<": number < bound}[op]
+
+
+def _number_text(value: Any) -> str:
+    """``1e+400`` for a huge int (its digits would not help), else as :func:`show`."""
+    if isinstance(value, int) and abs(value) > 10**20:
+        return f"an integer of {len(str(abs(value)))} digits"
+    return show(value)
+
+
+Probability = _real(ge=0.0, lt=1.0)
+
+
+@dataclass(frozen=True)
+class Example:
+    """One layer of a kind on an input shape: the case the docs show and every
+    cross-check runs (calculator against engine, verify, gradient check, measured
+    receptive fields).  Merges read ``input`` more than once."""
+
+    input: tuple[int, ...]
+    layer: dict[str, Any]
+
+    def spec(self) -> dict[str, Any]:
+        """A whole spec holding the layer: ``{"input": [...], "layers": [layer]}``."""
+        return {"input": list(self.input), "layers": [dict(self.layer)]}
 
 
 class LayerBase(BaseModel):
     """Options every layer has."""
 
     model_config = ConfigDict(extra="forbid", validate_default=True)
+
+    #: Examples of this kind (each a layer and an input shape); every kind has one.
+    examples: ClassVar[tuple[Example, ...]] = ()
 
     name: str | None = Field(
         default=None,
@@ -216,11 +288,24 @@ class LayerBase(BaseModel):
     )
 
 
+def _examples(*cases: tuple[list[int], dict[str, Any]]) -> tuple[Example, ...]:
+    return tuple(Example(tuple(shape), layer) for shape, layer in cases)
+
+
 class Conv(LayerBase):
     """Convolution (cross-correlation, as deep-learning frameworks define it).
 
     Weights ``(filters, in_channels / groups, *kernel)``, one bias per filter.
     """
+
+    examples = _examples(
+        ([3, 7, 7], {"type": "conv", "filters": 4, "kernel": 3, "stride": 2, "padding": 1}),
+        ([4, 9], {"type": "conv", "filters": 2, "kernel": 3, "dilation": 2, "groups": 2}),
+        ([2, 5, 4, 4], {"type": "conv", "filters": 2, "kernel": [3, 2, 2], "padding": "same",
+                        "bias": False}),
+        ([4, 6, 6], {"type": "conv", "filters": 4, "kernel": 3, "groups": "depthwise",
+                     "padding": [[0, 1], 1]}),
+    )
 
     type: Literal["conv"]
     filters: PositiveInt = Field(description="Number of filters: the output channels.")
@@ -240,6 +325,15 @@ class ConvTranspose(LayerBase):
     Weights ``(in_channels, filters / groups, *kernel)``, one bias per filter.  Output
     size ``(in − 1)·stride − pad_before − pad_after + dilation·(kernel − 1) + output_padding + 1``.
     """
+
+    examples = _examples(
+        ([4, 3, 3], {"type": "conv_transpose", "filters": 2, "kernel": 4, "stride": 2,
+                     "padding": 1}),
+        ([2, 4], {"type": "conv_transpose", "filters": 4, "kernel": 3, "stride": 3,
+                  "output_padding": 1, "groups": 2}),
+        ([2, 2, 3, 2], {"type": "conv_transpose", "filters": 1, "kernel": 2, "stride": 2,
+                        "dilation": 1, "bias": False}),
+    )
 
     type: Literal["conv_transpose"]
     filters: PositiveInt = Field(description="Number of filters: the output channels.")
@@ -261,6 +355,14 @@ class Pool(LayerBase):
     padding included (PyTorch's ``count_include_pad=True``).
     """
 
+    examples = _examples(
+        ([2, 6, 6], {"type": "maxpool", "kernel": 2}),
+        ([2, 7, 7], {"type": "maxpool", "kernel": 3, "stride": 2, "padding": 1}),
+        ([3, 8], {"type": "avgpool", "kernel": 3, "stride": 2, "ceil_mode": True}),
+        ([2, 4, 4, 4], {"type": "minpool", "kernel": 2, "dilation": 1}),
+        ([2, 6, 6], {"type": "avgpool", "kernel": 3, "stride": 1, "padding": 1}),
+    )
+
     type: Literal["maxpool", "avgpool", "minpool"]
     kernel: Kernel = Field(description="Window size: one int for every spatial axis, or one per axis.")
     stride: Stride | None = Field(default=None, description="Default: the kernel size.")
@@ -272,11 +374,19 @@ class Pool(LayerBase):
 class GlobalPool(LayerBase):
     """Average or max over all spatial positions: ``(C, *spatial) → (C,)``."""
 
+    examples = _examples(
+        ([3, 4, 5], {"type": "global_avgpool"}),
+        ([2, 6], {"type": "global_maxpool"}),
+        ([2, 3, 2, 2], {"type": "global_avgpool"}),
+    )
+
     type: Literal["global_avgpool", "global_maxpool"]
 
 
 class Flatten(LayerBase):
     """``(C, *spatial) → (C·prod(spatial),)`` in channels-first (C-contiguous) order."""
+
+    examples = _examples(([3, 4, 4], {"type": "flatten"}), ([5], {"type": "flatten"}))
 
     type: Literal["flatten"]
 
@@ -284,56 +394,119 @@ class Flatten(LayerBase):
 class Dense(LayerBase):
     """Fully connected (affine) layer on a flat vector: ``in·units + units`` parameters."""
 
+    examples = _examples(([12], {"type": "dense", "units": 5}),
+                         ([7], {"type": "dense", "units": 3, "bias": False}))
+
     type: Literal["dense"]
     units: PositiveInt = Field(description="Output features.")
     bias: bool = Field(default=True, description="One learned bias per output channel or unit.")
 
 
-class Activation(LayerBase):
-    """Element-wise activation; softmax normalises over the channel axis."""
+_ELEMENTWISE_INPUTS = ([3, 5, 5], [6], [2, 7], [2, 3, 3, 3])
 
-    type: Literal["relu", "sigmoid", "tanh", "softmax"]
+
+def _elementwise_examples(layer: dict[str, Any]) -> tuple[Example, ...]:
+    """The same layer on a feature map in 1, 2 and 3 spatial axes and on a flat vector."""
+    return tuple(Example(tuple(shape), layer) for shape in _ELEMENTWISE_INPUTS)
+
+
+class ReLU(LayerBase):
+    """``max(x, 0)``, element-wise."""
+
+    examples = _elementwise_examples({"type": "relu"})
+    type: Literal["relu"]
+
+
+class Sigmoid(LayerBase):
+    """``1 / (1 + e^(−x))``, element-wise."""
+
+    examples = _elementwise_examples({"type": "sigmoid"})
+    type: Literal["sigmoid"]
+
+
+class Tanh(LayerBase):
+    """``tanh(x)``, element-wise."""
+
+    examples = _elementwise_examples({"type": "tanh"})
+    type: Literal["tanh"]
+
+
+class Softmax(LayerBase):
+    """Softmax over the channel axis (the features of a flat vector), at every spatial
+    position: ``e^(x_c) / Σ_c' e^(x_c')``."""
+
+    examples = _elementwise_examples({"type": "softmax"})
+    type: Literal["softmax"]
 
 
 class LeakyRelu(LayerBase):
     """``max(x, negative_slope·x)``."""
 
+    examples = _elementwise_examples({"type": "leaky_relu", "negative_slope": 0.2})
+
     type: Literal["leaky_relu"]
-    negative_slope: Annotated[float, Field(ge=0.0)] = Field(default=0.01, description="Slope for negative inputs.")
+    negative_slope: _real(ge=0.0) = Field(default=0.01, description="Slope for negative inputs.")
 
 
 class Dropout(LayerBase):
     """Zeroes each activation with probability ``rate`` in training (inverted dropout)."""
 
+    examples = _elementwise_examples({"type": "dropout", "rate": 0.3})
+
     type: Literal["dropout"]
     rate: Probability = Field(default=0.5, description="Probability of zeroing an activation in training.")
+
+
+class Identity(LayerBase):
+    """The input, unchanged (a placeholder, or a named point of the graph)."""
+
+    examples = _elementwise_examples({"type": "identity"})
+    type: Literal["identity"]
 
 
 class BatchNorm(LayerBase):
     """Per-channel normalisation: gamma and beta are parameters (2·C), the running mean
     and variance are buffers (2·C; Keras lists them as "non-trainable params")."""
 
+    examples = _examples(([3, 4, 4], {"type": "batchnorm"}), ([5], {"type": "batchnorm"}),
+                         ([2, 6], {"type": "batchnorm", "eps": 1e-3, "momentum": 0.5}),
+                         ([2, 3, 3, 3], {"type": "batchnorm"}))
+
     type: Literal["batchnorm"]
-    eps: Annotated[float, Field(gt=0.0)] = Field(default=1e-5, description="Added to the variance before the square root.")
-    momentum: Annotated[float, Field(ge=0.0, le=1.0)] = Field(default=0.1, description="Weight of the new batch in the running statistics.")
+    eps: _real(gt=0.0) = Field(default=1e-5, description="Added to the variance before the square root.")
+    momentum: _real(ge=0.0, le=1.0) = Field(default=0.1, description="Weight of the new batch in the running statistics.")
 
 
 class LRN(LayerBase):
     """Local response normalisation across channels (AlexNet):
     ``x / (k + alpha/size · Σ x²)^beta`` over ``size`` neighbouring channels."""
 
+    examples = _examples(([6, 3, 3], {"type": "lrn", "size": 3, "alpha": 0.5, "k": 2.0}),
+                         ([5], {"type": "lrn", "size": 2}),
+                         ([4, 5], {"type": "lrn", "size": 5, "beta": 0.5}))
+
     type: Literal["lrn"]
     size: PositiveInt = Field(default=5, description="Neighbouring channels in the sum.")
-    alpha: float = Field(default=1e-4, description="Scale of the sum of squares.")
-    beta: float = Field(default=0.75, description="Exponent.")
-    k: float = Field(default=1.0, description="Additive constant.")
+    alpha: _real(ge=0.0) = Field(default=1e-4, description="Scale of the sum of squares.")
+    beta: _real(ge=0.0) = Field(default=0.75, description="Exponent.")
+    k: _real(gt=0.0) = Field(default=1.0, description="Additive constant (> 0: the base of the power stays positive).")
 
 
-class Merge(LayerBase):
-    """Combine two or more ``inputs``: ``add`` sums them element-wise (all shapes equal);
-    ``concat`` joins them along the channel axis (spatial sizes equal)."""
+class Add(LayerBase):
+    """Element-wise sum of two or more ``inputs`` (all shapes equal)."""
 
-    type: Literal["add", "concat"]
+    examples = _examples(([3, 4, 4], {"type": "add", "inputs": ["input", "input"]}),
+                         ([5], {"type": "add", "inputs": ["input", "input", "input"]}))
+    type: Literal["add"]
+
+
+class Concat(LayerBase):
+    """Join two or more ``inputs`` along the channel axis (spatial sizes equal)."""
+
+    examples = _examples(([3, 4, 4], {"type": "concat", "inputs": ["input", "input"]}),
+                         ([2, 5], {"type": "concat", "inputs": ["input", "input"]}),
+                         ([4], {"type": "concat", "inputs": ["input", "input"]}))
+    type: Literal["concat"]
 
 
 #: Every layer kind, in the order the docs list them.
@@ -344,12 +517,17 @@ LAYER_MODELS: tuple[type[LayerBase], ...] = (
     GlobalPool,
     Flatten,
     Dense,
-    Activation,
+    ReLU,
+    Sigmoid,
+    Tanh,
+    Softmax,
     LeakyRelu,
     Dropout,
     BatchNorm,
     LRN,
-    Merge,
+    Identity,
+    Add,
+    Concat,
 )
 
 
@@ -441,6 +619,21 @@ class Spec(BaseModel):
                 layer.inputs = [previous]
             previous = layer.name
         return self
+
+    @property
+    def source(self) -> Any:
+        """Where each key stood in the file (a :class:`convcalc.loading.SourceMap`), or
+        ``None`` for a spec not read from text."""
+        return self._source
+
+    def origins(self) -> list[tuple[Any, ...]]:
+        """:meth:`origin` of every flat layer, in order."""
+        return list(self._origins) if self._origins else [
+            ("layers", index) for index in range(len(self.layers))]
+
+    def layer_groups(self) -> list[tuple[tuple[str, str], ...]]:
+        """:meth:`groups` of every flat layer, in order."""
+        return list(self._groups) if self._groups else [()] * len(self.layers)
 
     def origin(self, index: int) -> tuple[Any, ...]:
         """Where flat layer ``index`` is written in the file: ``("layers", 3)``, or

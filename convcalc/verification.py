@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .memory import MemoryEstimate, check_memory, estimate_memory, format_bytes
+from .memory import MemoryEstimate, check_memory, estimate_memory
 from .report import Report, Shape
 
 #: Gradient check threshold: a layer fails at or above this relative error.
@@ -140,16 +140,6 @@ class VerificationResult:
             "layers": [row.to_dict() for row in self.layers],
         }
 
-    def to_json(self, indent: int | None = 2) -> str:
-        import json
-
-        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
-
-    def to_table(self) -> str:
-        return render_verification(self)
-
-    def __str__(self) -> str:
-        return self.to_table()
 
 
 # --- running ---------------------------------------------------------------------------------
@@ -309,85 +299,3 @@ class _EngineRun:
         for check in result.tensors:
             kinks[check.layer] = kinks.get(check.layer, 0) + check.kinks
         return {name: (error, kinks.get(name, 0)) for name, error in result.per_layer.items()}
-
-
-# --- rendering -----------------------------------------------------------------------------
-
-
-def _shape_text(shape: Shape | None) -> str:
-    return "—" if shape is None else "[" + ", ".join(map(str, shape)) + "]"
-
-
-def _count(value: int | None) -> str:
-    return "—" if value is None else f"{value:,}"
-
-
-def _cells(row: LayerCheck, gradcheck: bool) -> list[str]:
-    if row.shape_ok:
-        shape = f"{_shape_text(row.predicted_shape)} ✓"
-    else:
-        shape = f"{_shape_text(row.predicted_shape)} ≠ {_shape_text(row.observed_shape)} ✗"
-    if row.params_ok:
-        params = f"{_count(row.predicted_params)} ✓"
-    else:
-        params = f"{_count(row.predicted_params)} ≠ {_count(row.observed_params)} ✗"
-        if row.predicted_buffers != row.observed_buffers:
-            params += (f" (buffers {_count(row.predicted_buffers)} ≠ "
-                       f"{_count(row.observed_buffers)})")
-    if row.gradient_problems:
-        grads = "✗ " + "; ".join(row.gradient_problems)
-    else:
-        grads = "✓" if row.observed_params else "—"
-    cells = [row.name, row.type, shape, params, grads]
-    if gradcheck:
-        if row.gradcheck_error is None:
-            cells.append("—")
-        else:
-            mark = "✓" if row.gradcheck_ok else "✗"
-            cells.append(f"{row.gradcheck_error:.1e} {mark}")
-    return cells
-
-
-def render_verification(result: VerificationResult) -> str:
-    """The text table: one row per layer with ✓/✗ marks, then the run and the verdict.
-
-    Columns: output shape (predicted; ``predicted ≠ observed`` when they differ),
-    parameters (likewise), gradients (shapes match the parameters), and with a gradient
-    check its largest relative error.
-    """
-    headers = ["layer", "type", "output shape", "params", "gradients"]
-    if result.gradcheck:
-        headers.append("gradcheck")
-    rows = [_cells(row, result.gradcheck) for row in result.layers]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    right = {3}
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
-
-    out = [line(headers), line(["-" * w for w in widths])]
-    out += [line(r) for r in rows]
-    out.append("")
-    timings = ", ".join(f"{phase} {seconds:.2f} s" for phase, seconds in result.seconds.items())
-    out.append(f"engine run: batch {result.batch}, {result.dtype}, seed {result.seed}"
-               + (f"; {timings}" if timings else ""))
-    out.append(f"estimated peak memory: {format_bytes(result.memory.total)} "
-               f"(limit {format_bytes(result.max_memory)})")
-    if result.engine_error:
-        out.append(f"✗ the engine run failed: {result.engine_error}")
-    if not result.input_gradient_ok:
-        out.append("✗ the input gradient's shape differs from the input's")
-    failing = result.failing
-    if result.ok:
-        who = f"all {len(result.layers)} layers agree" if len(result.layers) > 1 \
-            else "the layer agrees"
-        out.append(f"✓ verified: {who} on output shapes, parameter counts and gradient shapes")
-        if result.gradcheck:
-            worst = max((row.gradcheck_error or 0.0 for row in result.layers), default=0.0)
-            out.append(f"✓ gradients match centred differences (float64): largest relative "
-                       f"error {worst:.1e} < {result.tolerance:g}")
-    elif failing:
-        out.append(f"✗ {len(failing)} of {len(result.layers)} layers disagree: "
-                   + ", ".join(row.name for row in failing))
-    return "\n".join(out)

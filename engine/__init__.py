@@ -2,52 +2,35 @@
 
 It proves the calculator's predictions independently: every shape and parameter count
 is read off the arrays numpy builds, never from the calculator's formulas (the engine
-imports only :mod:`convcalc.spec`, the models).
+imports only :mod:`convcalc.spec`, the models, and nothing else of convcalc).
 
->>> import engine
+>>> import convcalc.spec, engine
 >>> net = engine.build({"input": [3, 32, 32], "layers": [
 ...     {"type": "conv", "filters": 10, "kernel": 5, "padding": 2}]})
 >>> net.observed_shapes["conv1"], net.param_count()
 ((10, 32, 32), 760)
+>>> engine.LAYERS[convcalc.spec.Conv].__name__
+'Conv'
 
-Public API: :func:`build` → :class:`Network`; :func:`im2col` / :func:`col2im`; the layer
-classes; :func:`softmax_cross_entropy`; :func:`gradcheck` and :func:`numerical_gradient`.
+Public API: :func:`build` → :class:`Network`; :data:`LAYERS` (spec model → layer class,
+every layer module below registers its classes); :func:`im2col` / :func:`col2im`;
+:func:`softmax_cross_entropy`; :func:`gradcheck` and :func:`numerical_gradient`.
 """
 
-from .activations import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh, softmax_cross_entropy
-from .base import Layer
-from .conv import Conv, ConvTranspose
+from . import activations, conv, layers, merge, normalization, pool  # noqa: F401  (they register)
+from .activations import softmax_cross_entropy
+from .base import LAYERS, Layer
 from .gradcheck import GradcheckResult, gradcheck, numerical_gradient, relative_error
 from .im2col import col2im, im2col
-from .layers import Dense, Dropout, Flatten, GlobalPool
-from .merge import Add, Concat
-from .network import LAYER_CLASSES, Network, build
-from .normalization import LRN, BatchNorm
-from .pool import Pool
+from .network import Network, build
 
 __all__ = [
     "build",
     "Network",
-    "LAYER_CLASSES",
+    "LAYERS",
+    "Layer",
     "im2col",
     "col2im",
-    "Layer",
-    "Conv",
-    "ConvTranspose",
-    "Pool",
-    "GlobalPool",
-    "Flatten",
-    "Dense",
-    "ReLU",
-    "LeakyReLU",
-    "Sigmoid",
-    "Tanh",
-    "Softmax",
-    "Dropout",
-    "BatchNorm",
-    "LRN",
-    "Add",
-    "Concat",
     "softmax_cross_entropy",
     "gradcheck",
     "numerical_gradient",

@@ -5,8 +5,8 @@ Every layer here keeps its output shape: ``(N, C, *spatial) → (N, C, *spatial)
 what ``backward`` needs; neither modifies its argument.
 
 >>> import numpy as np
->>> from convcalc.spec import Activation as ActivationSpec
->>> relu = ReLU(ActivationSpec(type="relu", name="relu1"), np.random.default_rng(0), "float64")
+>>> from convcalc.spec import ReLU as ReLUSpec
+>>> relu = ReLU(ReLUSpec(type="relu", name="relu1"), np.random.default_rng(0), "float64")
 >>> relu.forward(np.array([[-1.0, 0.0, 2.0]]))
 array([[0., 0., 2.]])
 >>> relu.backward(np.array([[5.0, 5.0, 5.0]]))
@@ -19,11 +19,15 @@ from typing import Any
 
 import numpy as np
 
+from convcalc import spec as specs
+
 from .base import Layer
 
 
 class ReLU(Layer):
     """``y = max(x, 0)``; ``dx = dy`` where ``x > 0``, else 0 (the subgradient at 0 is 0)."""
+
+    spec_model = specs.ReLU
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._positive = x > 0
@@ -44,8 +48,10 @@ class LeakyReLU(Layer):
     array([[-0.2,  3. ]])
     """
 
-    def __init__(self, spec: Any, rng: np.random.Generator, dtype: Any):
-        super().__init__(spec, rng, dtype)
+    spec_model = specs.LeakyRelu
+
+    def __init__(self, spec: Any, rng: np.random.Generator, dtype: Any = np.float64, **kw: Any):
+        super().__init__(spec, rng, dtype, **kw)
         self.negative_slope = float(spec.negative_slope)
 
     # Each pass allocates its result only (the memory estimate counts no more).
@@ -68,12 +74,14 @@ class Sigmoid(Layer):
     ``dx = dy · y · (1 − y)``.
 
     >>> import numpy as np
-    >>> from convcalc.spec import Activation as ActivationSpec
-    >>> layer = Sigmoid(ActivationSpec(type="sigmoid", name="s"), np.random.default_rng(0),
+    >>> from convcalc.spec import Sigmoid as SigmoidSpec
+    >>> layer = Sigmoid(SigmoidSpec(type="sigmoid", name="s"), np.random.default_rng(0),
     ...                 "float64")
     >>> layer.forward(np.array([[0.0, -1000.0, 1000.0]]))
     array([[0.5, 0. , 1. ]])
     """
+
+    spec_model = specs.Sigmoid
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         y = np.multiply(x, 0.5)                 # in place from here: one array in all
@@ -94,13 +102,15 @@ class Tanh(Layer):
     """``y = tanh(x)``; ``dx = dy · (1 − y²)``.
 
     >>> import numpy as np
-    >>> from convcalc.spec import Activation as ActivationSpec
-    >>> layer = Tanh(ActivationSpec(type="tanh", name="t"), np.random.default_rng(0), "float64")
+    >>> from convcalc.spec import Tanh as TanhSpec
+    >>> layer = Tanh(TanhSpec(type="tanh", name="t"), np.random.default_rng(0), "float64")
     >>> layer.forward(np.array([[0.0, np.arctanh(0.5)]]))
     array([[0. , 0.5]])
     >>> layer.backward(np.array([[1.0, 1.0]]))
     array([[1.  , 0.75]])
     """
+
+    spec_model = specs.Tanh
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._y = np.tanh(x)
@@ -126,12 +136,14 @@ class Softmax(Layer):
     ``backward`` is the Jacobian-vector product ``dx = y ⊙ (dy − Σ_c dy_c·y_c)``.
 
     >>> import numpy as np
-    >>> from convcalc.spec import Activation as ActivationSpec
-    >>> layer = Softmax(ActivationSpec(type="softmax", name="softmax1"),
+    >>> from convcalc.spec import Softmax as SoftmaxSpec
+    >>> layer = Softmax(SoftmaxSpec(type="softmax", name="softmax1"),
     ...                 np.random.default_rng(0), "float64")
     >>> layer.forward(np.log(np.array([[1.0, 3.0]])))
     array([[0.25, 0.75]])
     """
+
+    spec_model = specs.Softmax
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._y = _softmax(x)
@@ -140,27 +152,6 @@ class Softmax(Layer):
     def backward(self, dout: np.ndarray) -> np.ndarray:
         y = self._y
         return y * (dout - (dout * y).sum(axis=1, keepdims=True))
-
-
-#: The layer class for each ``type`` of :class:`convcalc.spec.Activation`.
-ACTIVATIONS: dict[str, type[Layer]] = {
-    "relu": ReLU,
-    "sigmoid": Sigmoid,
-    "tanh": Tanh,
-    "softmax": Softmax,
-}
-
-
-def activation(spec: Any, rng: np.random.Generator, dtype: Any) -> Layer:
-    """The engine layer for a :class:`convcalc.spec.Activation` model, chosen by its ``type``.
-
-    >>> import numpy as np
-    >>> from convcalc.spec import Activation as ActivationSpec
-    >>> type(activation(ActivationSpec(type="tanh", name="t"), np.random.default_rng(0),
-    ...                 "float32")).__name__
-    'Tanh'
-    """
-    return ACTIVATIONS[spec.type](spec, rng, dtype)
 
 
 def softmax_cross_entropy(logits: np.ndarray, labels: Any) -> tuple[float, np.ndarray]:

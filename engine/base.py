@@ -10,11 +10,16 @@ Arrays are channels first with a leading batch axis: ``(N, C, *spatial)`` for fe
 maps, ``(N, F)`` for flat vectors.
 
 Layers never modify their arguments; ``forward`` keeps what ``backward`` needs.
+
+The engine's registry: every layer class names the spec model it implements
+(``spec_model``) and is registered under it in :data:`LAYERS` when its module is
+imported; :func:`engine.build` looks layers up there.  What differs between layers is
+declared, not probed: ``many_inputs`` (forward takes a list, backward returns one).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -25,13 +30,33 @@ class Layer:
     ``params``  — learnable arrays by name (``"weight"``, ``"bias"``, ``"gamma"``, ...);
     ``grads``   — arrays of the same names and shapes, filled by :meth:`backward`;
     ``buffers`` — state that is not learned (batchnorm running statistics).
+
+    Every layer is built the same way, ``cls(spec, rng, dtype, rounding=...)``:
+    ``rounding`` is the spec's (``"floor"``, ``"exact"`` or ``"ceil"``); only windowed
+    layers use it.
     """
 
-    def __init__(self, spec: Any, rng: np.random.Generator, dtype: np.dtype):
+    #: the spec model (:mod:`convcalc.spec`) this class implements; set by subclasses
+    spec_model: ClassVar[type | None] = None
+    #: ``forward`` takes a list of arrays (one per spec input), ``backward`` returns one
+    many_inputs: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        model = cls.__dict__.get("spec_model")
+        if model is not None:
+            if model in LAYERS:
+                raise TypeError(f"{model.__name__} has two engine layers: "
+                                f"{LAYERS[model].__name__} and {cls.__name__}")
+            LAYERS[model] = cls
+
+    def __init__(self, spec: Any, rng: np.random.Generator, dtype: Any = np.float64, *,
+                 rounding: str = "floor"):
         self.spec = spec
         self.name: str = spec.name
         self.rng = rng
         self.dtype = np.dtype(dtype)
+        self.rounding = rounding
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
         self.buffers: dict[str, np.ndarray] = {}
@@ -46,3 +71,7 @@ class Layer:
     def zero_grads(self) -> None:
         for key, value in self.params.items():
             self.grads[key] = np.zeros_like(value)
+
+
+#: spec model class → the engine layer class that implements it.
+LAYERS: dict[type, type[Layer]] = {}

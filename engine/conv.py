@@ -48,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from convcalc import spec as specs
 from engine import winograd
 from engine.base import Layer
 from engine.im2col import crop, fold, pad, unfold, windows
@@ -206,10 +207,11 @@ class Conv(Layer):
     group per input channel.  Parameters are allocated on the first :meth:`forward`.
     """
 
+    spec_model = specs.Conv
+
     def __init__(self, spec: Any, rng: np.random.Generator, dtype: Any = np.float64, *,
                  rounding: str = "floor"):
-        super().__init__(spec, rng, dtype)
-        self.rounding = rounding
+        super().__init__(spec, rng, dtype, rounding=rounding)
         self._cache: tuple[Any, ...] | None = None
 
     def groups(self, channels: int) -> int:
@@ -376,13 +378,14 @@ class ConvTranspose(Layer):
     reach of the last window, plus ``output_padding`` zeros at the end); ``padding``
     crops ``(before, after)`` from it.  ``output_padding`` must be smaller than the
     stride or the dilation, and ``"same"``/``"full"`` padding is not defined (as in the
-    calculator).  ``rounding`` is accepted for a uniform constructor and ignored.
+    calculator).
     """
+
+    spec_model = specs.ConvTranspose
 
     def __init__(self, spec: Any, rng: np.random.Generator, dtype: Any = np.float64, *,
                  rounding: str = "floor"):
-        super().__init__(spec, rng, dtype)
-        self.rounding = rounding
+        super().__init__(spec, rng, dtype, rounding=rounding)
         self._cache: tuple[Any, ...] | None = None
 
     def geometry(self, x_shape: tuple[int, ...]) -> tuple[Window, tuple[int, ...]]:

@@ -1,4 +1,4 @@
-"""Global pooling, flatten, the dense (affine) layer and dropout.
+"""Global pooling, flatten, the dense (affine) layer, dropout and identity.
 
 Shapes (``N`` the batch):
 
@@ -8,6 +8,7 @@ Shapes (``N`` the batch):
 - :class:`Dense`       ``(N, F) → (N, units)``: ``y = x @ W + b`` with ``W`` of shape
   ``(F, units)`` — the "Deep Learning from Scratch" layout (PyTorch stores the transpose).
 - :class:`Dropout`     any shape, unchanged.
+- :class:`Identity`    any shape, the array itself.
 
 Sizes come from the arrays: ``Dense`` reads ``F`` off its first input.
 
@@ -24,6 +25,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
+from convcalc import spec as specs
 
 from .base import Layer
 
@@ -51,8 +54,10 @@ class GlobalPool(Layer):
     array([[[ 0., 10.,  0.]]])
     """
 
-    def __init__(self, spec: Any, rng: np.random.Generator, dtype: Any):
-        super().__init__(spec, rng, dtype)
+    spec_model = specs.GlobalPool
+
+    def __init__(self, spec: Any, rng: np.random.Generator, dtype: Any = np.float64, **kw: Any):
+        super().__init__(spec, rng, dtype, **kw)
         self.kind = {"global_avgpool": "avg", "global_maxpool": "max"}[spec.type]
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -79,6 +84,8 @@ class GlobalPool(Layer):
 class Flatten(Layer):
     """``(N, C, *spatial) → (N, C·prod(spatial))`` in C (row-major) order; backward
     reshapes the gradient back.  A flat ``(N, F)`` input passes through unchanged."""
+
+    spec_model = specs.Flatten
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         if x.ndim < 2:
@@ -111,8 +118,10 @@ class Dense(Layer):
     {'weight': (4320, 100), 'bias': (100,)}
     """
 
-    def __init__(self, spec: Any, rng: np.random.Generator, dtype: Any):
-        super().__init__(spec, rng, dtype)
+    spec_model = specs.Dense
+
+    def __init__(self, spec: Any, rng: np.random.Generator, dtype: Any = np.float64, **kw: Any):
+        super().__init__(spec, rng, dtype, **kw)
         self.units = spec.units
         self.use_bias = spec.bias
 
@@ -165,8 +174,10 @@ class Dropout(Layer):
     array([[1., 1., 1.]])
     """
 
-    def __init__(self, spec: Any, rng: np.random.Generator, dtype: Any):
-        super().__init__(spec, rng, dtype)
+    spec_model = specs.Dropout
+
+    def __init__(self, spec: Any, rng: np.random.Generator, dtype: Any = np.float64, **kw: Any):
+        super().__init__(spec, rng, dtype, **kw)
         self.rate = float(spec.rate)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -181,3 +192,15 @@ class Dropout(Layer):
         if self._mask is None:
             return dout
         return dout * self._mask
+
+
+class Identity(Layer):
+    """``y = x`` and ``dx = dy``: the arrays themselves, any shape."""
+
+    spec_model = specs.Identity
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return x
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return dout

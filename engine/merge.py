@@ -11,13 +11,13 @@ routes them).  Neither has parameters.
 A ResNet shortcut and an inception-style join:
 
 >>> import numpy as np
->>> from convcalc.spec import Merge as MergeSpec
+>>> from convcalc.spec import Add as AddSpec, Concat as ConcatSpec
 >>> rng = np.random.default_rng(0)
->>> add = Add(MergeSpec(type="add", name="add1", inputs=["bn2", "input"]), rng, "float64")
+>>> add = Add(AddSpec(type="add", name="add1", inputs=["bn2", "input"]), rng, "float64")
 >>> a, b = np.ones((2, 3, 4, 4)), np.full((2, 3, 4, 4), 2.0)
 >>> add.forward([a, b])[0, 0, 0].tolist()
 [3.0, 3.0, 3.0, 3.0]
->>> cat = Concat(MergeSpec(type="concat", name="cat", inputs=["x", "y"]), rng, "float64")
+>>> cat = Concat(ConcatSpec(type="concat", name="cat", inputs=["x", "y"]), rng, "float64")
 >>> y = cat.forward([np.zeros((2, 3, 4, 4)), np.ones((2, 5, 4, 4))])
 >>> y.shape
 (2, 8, 4, 4)
@@ -31,6 +31,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from convcalc import spec as specs
+
 from .base import Layer
 
 
@@ -42,9 +44,8 @@ def _listed(layer: Layer, shapes: Sequence[tuple[int, ...]]) -> str:
 
 class Merge(Layer):
     """Base class of the layers that read several arrays: ``forward(list) → array``,
-    ``backward(dout) → list``.  :class:`engine.Network` checks ``many_inputs``."""
+    ``backward(dout) → list`` (they declare ``many_inputs``)."""
 
-    #: forward takes a list of arrays (one per spec input), backward returns a list
     many_inputs = True
 
     def _arrays(self, xs: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -69,14 +70,16 @@ class Add(Merge):
     itself (the same array for all; :class:`engine.Network` never writes into it).
 
     >>> import numpy as np
-    >>> from convcalc.spec import Merge as MergeSpec
-    >>> add = Add(MergeSpec(type="add", name="add1", inputs=["a", "b"]),
+    >>> from convcalc.spec import Add as AddSpec
+    >>> add = Add(AddSpec(type="add", name="add1", inputs=["a", "b"]),
     ...           np.random.default_rng(0), "float64")
     >>> add.forward([np.zeros((1, 4, 2, 2)), np.zeros((1, 4, 3, 3))])
     Traceback (most recent call last):
     ...
     ValueError: add1: add needs inputs of one shape, but got a [4, 2, 2], b [4, 3, 3]
     """
+
+    spec_model = specs.Add
 
     def forward(self, xs: Sequence[np.ndarray]) -> np.ndarray:  # type: ignore[override]
         arrays = self._arrays(xs)
@@ -102,8 +105,8 @@ class Concat(Merge):
     channel counts (views of ``dy``).
 
     >>> import numpy as np
-    >>> from convcalc.spec import Merge as MergeSpec
-    >>> cat = Concat(MergeSpec(type="concat", name="cat", inputs=["a", "b"]),
+    >>> from convcalc.spec import Concat as ConcatSpec
+    >>> cat = Concat(ConcatSpec(type="concat", name="cat", inputs=["a", "b"]),
     ...              np.random.default_rng(0), "float64")
     >>> cat.forward([np.array([[1.0, 2.0]]), np.array([[3.0]])])     # flat vectors
     array([[1., 2., 3.]])
@@ -112,6 +115,8 @@ class Concat(Merge):
     ...
     ValueError: cat: concat joins channels and needs equal spatial sizes, but got a [2, 5], b [2, 4]
     """
+
+    spec_model = specs.Concat
 
     def forward(self, xs: Sequence[np.ndarray]) -> np.ndarray:  # type: ignore[override]
         arrays = self._arrays(xs)
@@ -125,9 +130,3 @@ class Concat(Merge):
 
     def backward(self, dout: np.ndarray) -> list[np.ndarray]:  # type: ignore[override]
         return np.split(dout, self._splits, axis=1)
-
-
-def merge(spec: Any, rng: np.random.Generator, dtype: Any) -> Merge:
-    """The engine layer for a :class:`convcalc.spec.Merge` model: :class:`Add` or
-    :class:`Concat`, by ``spec.type``."""
-    return {"add": Add, "concat": Concat}[spec.type](spec, rng, dtype)

@@ -1,7 +1,7 @@
 """A spec built as real arrays: :func:`build` → :class:`Network`, forward and backward.
 
-:func:`build` makes one engine layer per spec layer (:data:`LAYER_CLASSES`, keyed by the
-spec's model classes, so a new layer kind cannot be forgotten) and materialises every
+:func:`build` makes one engine layer per spec layer (:data:`engine.base.LAYERS`, keyed by
+the spec's model classes: each layer class declares the model it implements) and materialises every
 parameter by a forward pass on an empty batch ``np.zeros((0, *spec.input))``.  Every
 size — parameter shapes, output shapes — is read off the arrays numpy builds; nothing
 here computes an output size.
@@ -30,53 +30,21 @@ BRIEF example 8, SimpleConvNet, counted from the arrays:
 
 from __future__ import annotations
 
-import inspect
 from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from convcalc import spec as specs
 
-from .activations import LeakyReLU, activation
-from .base import Layer
-from .conv import Conv, ConvTranspose
-from .layers import Dense, Dropout, Flatten, GlobalPool
-from .merge import merge
-from .normalization import LRN, BatchNorm
-from .pool import Pool
-
-LayerFactory = Callable[..., Layer]
-
-#: The engine layer (or factory) for every spec model of :data:`convcalc.spec.LAYER_MODELS`.
-LAYER_CLASSES: dict[type[specs.LayerBase], LayerFactory] = {
-    specs.Conv: Conv,
-    specs.ConvTranspose: ConvTranspose,
-    specs.Pool: Pool,
-    specs.GlobalPool: GlobalPool,
-    specs.Flatten: Flatten,
-    specs.Dense: Dense,
-    specs.Activation: activation,
-    specs.LeakyRelu: LeakyReLU,
-    specs.Dropout: Dropout,
-    specs.BatchNorm: BatchNorm,
-    specs.LRN: LRN,
-    specs.Merge: merge,
-}
+from .base import LAYERS, Layer
 
 DTYPES = ("float32", "float64")
 
 
-def _takes_rounding(factory: LayerFactory) -> bool:
-    """Windowed layers (conv, pool) take the spec-level ``rounding`` as a keyword."""
-    try:
-        return "rounding" in inspect.signature(factory).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def make_layer(layer_spec: specs.LayerBase, rng: np.random.Generator, dtype: Any,
                rounding: str = "floor") -> Layer:
-    """The engine layer for one spec layer model (dispatch on the model class).
+    """The engine layer for one spec layer model (:data:`engine.base.LAYERS`, keyed by
+    the model class).
 
     >>> from convcalc.spec import Dense as DenseSpec
     >>> type(make_layer(DenseSpec(type="dense", name="fc", units=3),
@@ -84,13 +52,11 @@ def make_layer(layer_spec: specs.LayerBase, rng: np.random.Generator, dtype: Any
     'Dense'
     """
     try:
-        factory = LAYER_CLASSES[type(layer_spec)]
+        cls = LAYERS[type(layer_spec)]
     except KeyError:
         raise ValueError(f"{layer_spec.name}: no engine layer for "
                          f"{type(layer_spec).__name__}") from None
-    if _takes_rounding(factory):
-        return factory(layer_spec, rng, dtype, rounding=rounding)
-    return factory(layer_spec, rng, dtype)
+    return cls(layer_spec, rng, dtype, rounding=rounding)
 
 
 def _named(layer: Layer, exc: ValueError) -> ValueError:
@@ -175,7 +141,7 @@ class Network:
         """Run layer ``index`` on the arrays it reads (a list for a merge layer)."""
         layer = self.layers[index]
         try:
-            if getattr(layer, "many_inputs", False):
+            if layer.many_inputs:
                 return layer.forward(args)
             if len(args) != 1:
                 raise ValueError(f"{layer.spec.type} takes one input (got {len(args)}: "
@@ -268,7 +234,7 @@ class Network:
                 except ValueError as exc:
                     raise _named(layer, exc) from exc
                 del grad
-                if getattr(layer, "many_inputs", False):
+                if layer.many_inputs:
                     for name, part in zip(self.sources[index], result):
                         accumulate(name, part)
                 else:

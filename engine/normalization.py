@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from convcalc import spec as specs
+
 from .base import Layer
 
 
@@ -45,8 +47,10 @@ class BatchNorm(Layer):
     ``dgamma = Σ dy·x̂``, ``dbeta = Σ dy`` (sums over the statistics axes).
     """
 
-    def __init__(self, spec: Any, rng: np.random.Generator, dtype: Any):
-        super().__init__(spec, rng, dtype)
+    spec_model = specs.BatchNorm
+
+    def __init__(self, spec: Any, rng: np.random.Generator, dtype: Any = np.float64, **kw: Any):
+        super().__init__(spec, rng, dtype, **kw)
         self.eps = float(spec.eps)
         self.momentum = float(spec.momentum)
 
@@ -151,8 +155,10 @@ class LRN(Layer):
     array([[0.66666667, 0.57142857]])
     """
 
-    def __init__(self, spec: Any, rng: np.random.Generator, dtype: Any):
-        super().__init__(spec, rng, dtype)
+    spec_model = specs.LRN
+
+    def __init__(self, spec: Any, rng: np.random.Generator, dtype: Any = np.float64, **kw: Any):
+        super().__init__(spec, rng, dtype, **kw)
         self.size, self.alpha, self.beta, self.k = spec.size, spec.alpha, spec.beta, spec.k
 
     def forward(self, x: np.ndarray) -> np.ndarray:

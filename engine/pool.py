@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from convcalc import spec as specs
 from engine.base import Layer
 from engine.im2col import crop, pad, split_run, windows
 from engine.padding import Window, axis_names, resolve_window
@@ -87,10 +88,11 @@ class Pool(Layer):
     layer's own ``ceil_mode: true`` forces ceil.
     """
 
+    spec_model = specs.Pool
+
     def __init__(self, spec: Any, rng: Any, dtype: Any = np.float64, *,
                  rounding: str = "floor"):
-        super().__init__(spec, rng, dtype)
-        self.rounding = rounding
+        super().__init__(spec, rng, dtype, rounding=rounding)
         self._cache: tuple[Any, ...] | None = None
 
     def window(self, x_shape: tuple[int, ...]) -> Window:
@@ -126,6 +128,8 @@ class Pool(Layer):
         parts = [xp[(Ellipsis, *where)] for where in slices]     # each (N, C, *out), a view
         combine = {"maxpool": np.maximum, "minpool": np.minimum, "avgpool": np.add}[kind]
         divisor = _divisor(window, padded_sizes, out) if kind == "avgpool" else None
+        if isinstance(divisor, np.ndarray):   # counts are small integers: exact in any float
+            divisor = divisor.astype(xp.dtype)  # (a float64 divisor would upcast dy / divisor)
         y = np.empty(parts[0].shape, dtype=xp.dtype)
 
         def reduce(index: tuple[slice, ...]) -> None:

@@ -44,9 +44,9 @@ def check(text: str | bytes) -> None:
         return
     if fractional_field(report):
         return
-    report.to_table()
-    report.to_markdown()
-    json.loads(report.to_json())
+    convcalc.render_table(report)
+    convcalc.render_markdown(report)
+    json.loads(convcalc.render_json(report))
     try:
         report.raise_for_errors(strict=True)
     except convcalc.ShapeError as error:
@@ -259,7 +259,7 @@ def test_nan_and_infinity_are_spec_errors() -> None:
         except convcalc.SpecError:
             continue
         # accepted: then it must render as valid JSON (no NaN / Infinity tokens)
-        json.loads(report.to_json(), parse_constant=lambda c: (_ for _ in ()).throw(
+        json.loads(convcalc.render_json(report), parse_constant=lambda c: (_ for _ in ()).throw(
             AssertionError(f"{c} in JSON output")))
 
 

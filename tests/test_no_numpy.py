@@ -20,7 +20,7 @@ PROBES = {
         "import convcalc\n"
         f"report = convcalc.analyze(convcalc.load({VGG16!r}))\n"
         "assert report.total_params == 138_357_544\n"
-        "report.to_table(); report.to_markdown(); report.to_json(); convcalc.json_schema()\n"
+        "convcalc.render_table(report); convcalc.render_markdown(report); convcalc.render_json(report); convcalc.json_schema()\n"
     ),
     "cli-check": (
         "from click.testing import CliRunner\n"

@@ -23,6 +23,7 @@ from click.testing import CliRunner
 
 import convcalc
 from convcalc import zoo
+from convcalc.catalog import summary
 from convcalc.cli import main
 from convcalc.errors import SpecError
 
@@ -54,7 +55,7 @@ WITH_BLOCKS = {"vgg16", "googlenet", "resnet18", "resnet50", "mobilenet_v1"}
 
 
 def report(name: str) -> convcalc.Report:
-    return convcalc.analyze(zoo.load(name))
+    return convcalc.analyze(convcalc.load(zoo.label(name)))
 
 
 # --- the files ------------------------------------------------------------------------------
@@ -152,7 +153,7 @@ def test_googlenet_inception_blocks() -> None:
         total += params
     total += 1024 * 1000 + 1000
     assert total == result.total_params == 6_624_904
-    spec = zoo.load("googlenet")
+    spec = convcalc.load("zoo:googlenet")
     assert all(layer.eps == 0.001 for layer in spec.layers if layer.type == "batchnorm")
     assert all(not layer.bias for layer in spec.layers if layer.type == "conv")
     ceil = [layer.name for layer in spec.layers if layer.type == "maxpool" and layer.ceil_mode]
@@ -194,12 +195,12 @@ def test_resnets(name: str, block, depths: tuple[int, ...], expansion: int) -> N
             total += params
     total += cin * 1000 + 1000
     assert total == result.total_params
-    spec = zoo.load(name)
+    spec = convcalc.load(zoo.label(name))
     assert all(not layer.bias for layer in spec.layers if layer.type == "conv")
 
 
 def test_resnet50_is_v1_5_stride_on_the_3x3() -> None:
-    spec = zoo.load("resnet50")
+    spec = convcalc.load("zoo:resnet50")
     strides = {layer.name: layer.stride for layer in spec.layers if layer.type == "conv"}
     for stage in (2, 3, 4):
         assert strides[f"layer{stage}.0.conv1"] == 1
@@ -239,15 +240,15 @@ def test_api() -> None:
     assert zoo.path("zoo:resnet50") == zoo.path("resnet50")
     assert zoo.text("lenet5") == zoo.path("lenet5").read_text(encoding="utf-8")
     assert zoo.text("lenet5").startswith("# LeNet-5")
-    assert isinstance(zoo.load("resnet18"), convcalc.Spec)
-    assert zoo.summary("vgg16").to_dict()["params"] == 138_357_544
+    assert isinstance(convcalc.load("zoo:resnet18"), convcalc.Spec)
+    assert summary("vgg16").to_dict()["params"] == 138_357_544
 
 
 def test_convcalc_load_reads_zoo_names() -> None:
     spec = convcalc.load("zoo:resnet50")
     assert spec.name == "ResNet-50"
     assert [layer.name for layer in spec.layers] == \
-        [layer.name for layer in zoo.load("resnet50").layers]
+        [layer.name for layer in convcalc.load("zoo:resnet50").layers]
     diagnostics = convcalc.analyze(spec).warnings
     assert diagnostics[0].file == "zoo:resnet50" and diagnostics[0].line
 
@@ -263,7 +264,7 @@ def test_unknown_model_is_a_one_line_error_listing_the_models(name: str) -> None
 
 def test_unknown_model_suggests_the_closest() -> None:
     with pytest.raises(SpecError, match="did you mean 'resnet50'"):
-        zoo.load("resnet51")
+        convcalc.load("zoo:resnet51")
 
 
 # --- the command line -------------------------------------------------------------------------
@@ -305,7 +306,7 @@ def test_zoo_command_lists_every_model_with_totals() -> None:
         row = next(line for line in lines if line.startswith(name + " "))
         assert f"{params:,}" in row and f"{trainable:,}" in row
         assert str(list(shape_in)) in row and str(list(shape_out)) in row
-        assert row.split()[-1] == str(len(zoo.load(name).layers))
+        assert row.split()[-1] == str(len(convcalc.load(zoo.label(name)).layers))
 
 
 def test_zoo_command_json() -> None:

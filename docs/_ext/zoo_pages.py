@@ -94,9 +94,9 @@ def top_level_rows(report: Any) -> list[list[str]]:
 
 def model_rst(name: str) -> list[str]:
     """The RST of one model's section."""
-    from convcalc import analyze, zoo
+    from convcalc import analyze, load, zoo
 
-    spec = zoo.load(name)
+    spec = load(zoo.label(name))
     report = analyze(spec)
     title = f"{spec.name or name} (``zoo:{name}``)"
     lines = [f".. _zoo-{name}:", "", title, "-" * len(title), ""]

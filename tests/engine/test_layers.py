@@ -16,7 +16,6 @@ from engine.activations import (
     Sigmoid,
     Softmax,
     Tanh,
-    activation,
     softmax_cross_entropy,
 )
 from engine.layers import Dense, Dropout, Flatten, GlobalPool
@@ -36,7 +35,7 @@ def make(cls, model, dtype="float64", seed=0, **options):
 
 
 def relu():
-    return make(ReLU, specs.Activation, type="relu")
+    return make(ReLU, specs.ReLU, type="relu")
 
 
 def leaky(slope=0.1):
@@ -44,15 +43,15 @@ def leaky(slope=0.1):
 
 
 def sigmoid():
-    return make(Sigmoid, specs.Activation, type="sigmoid")
+    return make(Sigmoid, specs.Sigmoid, type="sigmoid")
 
 
 def tanh():
-    return make(Tanh, specs.Activation, type="tanh")
+    return make(Tanh, specs.Tanh, type="tanh")
 
 
 def softmax():
-    return make(Softmax, specs.Activation, type="softmax")
+    return make(Softmax, specs.Softmax, type="softmax")
 
 
 def global_pool(kind):
@@ -112,30 +111,9 @@ def assert_gradients(layer, x, before_forward=lambda: None, tolerance=1e-6):
         assert rel_error(analytic[name], numerical_gradient(loss, param)) < tolerance, name
 
 
-SMOOTH_OR_SAFE = {
-    "relu": relu,
-    "leaky_relu": leaky,
-    "sigmoid": sigmoid,
-    "tanh": tanh,
-    "softmax": softmax,
-    "global_avgpool": lambda: global_pool("avg"),
-    "global_maxpool": lambda: global_pool("max"),
-    "flatten": flatten,
-    "batchnorm": batchnorm,
-    "lrn": lambda: lrn(size=3, alpha=0.5, beta=0.75, k=2.0),
-}
-NEEDS_FEATURE_MAP = {"global_avgpool", "global_maxpool"}
-
-
-@pytest.mark.parametrize("dims", [1, 2, 3])
-@pytest.mark.parametrize("kind", sorted(SMOOTH_OR_SAFE))
-def test_gradients_on_feature_maps(kind, dims):
-    assert_gradients(SMOOTH_OR_SAFE[kind](), away_from_zero(SPATIAL_SHAPES[dims], dims))
-
-
-@pytest.mark.parametrize("kind", sorted(set(SMOOTH_OR_SAFE) - NEEDS_FEATURE_MAP))
-def test_gradients_on_flat_vectors(kind):
-    assert_gradients(SMOOTH_OR_SAFE[kind](), away_from_zero(FLAT_SHAPE, 5))
+# Every kind's gradients in 1, 2 and 3 spatial axes and on flat vectors are checked
+# against centred differences through its examples (tests/test_kinds.py); the tests
+# here cover what examples cannot: fixed masks, eval mode, chosen values.
 
 
 @pytest.mark.parametrize("bias", [True, False])
@@ -199,12 +177,6 @@ def test_sigmoid_does_not_overflow():
     with np.errstate(all="raise"):
         y = sigmoid().forward(np.array([[-1e4, 1e4]]))
     assert y.tolist() == [[0.0, 1.0]]
-
-
-def test_activation_factory_picks_by_type():
-    for tag, cls in [("relu", ReLU), ("sigmoid", Sigmoid), ("tanh", Tanh), ("softmax", Softmax)]:
-        layer = activation(specs.Activation(type=tag, name=tag), rng(), "float32")
-        assert type(layer) is cls
 
 
 def test_softmax_over_channels_matches_a_loop():
@@ -424,61 +396,8 @@ def test_against_torch_when_installed():
     np.testing.assert_allclose(bn.buffers["running_var"], tbn.running_var.numpy(), rtol=1e-12)
 
 
-# --- properties every layer has ----------------------------------------------------------
-
-
-ALL_LAYERS = {
-    **SMOOTH_OR_SAFE,
-    "dense": dense,
-    "dropout": dropout,
-}
-
-
-def input_for(kind, dims):
-    if kind == "dense":
-        return FLAT_SHAPE
-    return SPATIAL_SHAPES.get(dims, FLAT_SHAPE)
-
-
-@pytest.mark.parametrize("dims", [0, 2])
-@pytest.mark.parametrize("kind", sorted(ALL_LAYERS))
-def test_layers_never_modify_their_arguments(kind, dims):
-    if kind in NEEDS_FEATURE_MAP and dims == 0 or kind == "dense" and dims:
-        pytest.skip("input kind not accepted by this layer")
-    layer = ALL_LAYERS[kind]()
-    x = away_from_zero(input_for(kind, dims), 27)
-    x_before = x.copy()
-    y = layer.forward(x)
-    dout = rng(28).standard_normal(y.shape)
-    dout_before = dout.copy()
-    layer.backward(dout)
-    assert np.array_equal(x, x_before) and np.array_equal(dout, dout_before)
-
-
-@pytest.mark.parametrize("dims", [0, 1, 2, 3])
-@pytest.mark.parametrize("kind", sorted(ALL_LAYERS))
-def test_layers_work_on_an_empty_batch(kind, dims):
-    if kind in NEEDS_FEATURE_MAP and dims == 0 or kind == "dense" and dims:
-        pytest.skip("input kind not accepted by this layer")
-    layer = ALL_LAYERS[kind]()
-    shape = (0, *input_for(kind, dims)[1:])
-    y = layer.forward(np.zeros(shape))
-    assert y.shape[0] == 0
-    assert layer.backward(np.zeros(y.shape)).shape == shape
-    for name, grad in layer.grads.items():
-        assert grad.shape == layer.params[name].shape
-
-
-def test_float32_in_float32_out():
-    x = rng(29).standard_normal((2, 3, 4, 4)).astype(np.float32)
-    for kind in sorted(ALL_LAYERS):
-        if kind == "dense":
-            continue
-        layer = ALL_LAYERS[kind]()
-        layer.dtype = np.dtype(np.float32)
-        y = layer.forward(x)
-        assert y.dtype == np.float32, kind
-        assert layer.backward(np.ones_like(y)).dtype == np.float32, kind
+# Properties every layer has (leaves its arguments alone, takes an empty batch, keeps
+# float32) are checked on every kind's examples in tests/test_kinds.py.
 
 
 @pytest.mark.parametrize("layer, x, message", [

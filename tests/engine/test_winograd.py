@@ -1,5 +1,6 @@
 """Winograd F(4×4, 3×3) (engine/winograd.py) against naive loops, the im2col path and
-numerical gradients; and the rule that picks it, against the calculator's memory model."""
+numerical gradients.  The rule that picks it is held to the calculator's memory model in
+tests/test_engine_rules.py."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from references import as_pairs, assert_leaves_arguments_alone
 from test_conv import conv_layer, naive_conv
 
 import convcalc
-from convcalc.memory import WINOGRAD_KEEP_TRANSFORMED, WINOGRAD_MIN_CHANNELS, takes_winograd
 from engine import winograd
 from engine.conv import Conv
 
@@ -121,36 +121,6 @@ def test_float32_stays_within_float32_rounding_of_float64():
     for low, high in pairs:
         assert low.dtype == np.float32
         assert np.abs(low - high).max() / np.abs(high).max() < 1e-4
-
-
-@pytest.mark.parametrize("options, channels, expected", [
-    (dict(filters=16, padding=1), 16, True),
-    (dict(filters=64, padding="same", bias=False), 64, True),
-    (dict(filters=15, padding=1), 16, False),                 # too few filters
-    (dict(filters=16, padding=1), 3, False),                  # too few channels
-    (dict(filters=16, stride=2, padding=1), 16, False),
-    (dict(filters=16, dilation=2, padding=2), 16, False),
-    (dict(filters=16, groups=2, padding=1), 16, False),
-])
-def test_the_engine_and_the_memory_model_pick_the_same_path(options, channels, expected):
-    """convcalc/memory.py cannot import the engine, so it restates the rule; both must
-    agree on every layer (and the 1-D / 3-D / 5×5 cases below)."""
-    assert WINOGRAD_MIN_CHANNELS == winograd.MIN_CHANNELS
-    assert WINOGRAD_KEEP_TRANSFORMED == winograd.KEEP_TRANSFORMED
-    layer = conv_layer(kernel=3, **options)
-    x = np.zeros((1, channels, 8, 8))
-    y = layer.forward(x)
-    assert (layer._cache[0] == "winograd") is expected
-    assert takes_winograd(layer.spec, x.shape[1:], y.shape[1:]) is expected
-
-
-@pytest.mark.parametrize("shape, kernel", [((1, 16, 9), 3), ((1, 16, 5, 5, 5), 3),
-                                           ((1, 16, 9, 9), 5)])
-def test_other_dimensions_and_kernels_use_im2col(shape, kernel):
-    layer = conv_layer(filters=16, kernel=kernel, padding=1)
-    y = layer.forward(np.zeros(shape))
-    assert layer._cache[0] == "im2col"
-    assert not takes_winograd(layer.spec, shape[1:], y.shape[1:])
 
 
 def test_forcing_winograd_where_it_does_not_apply_is_a_clear_error():

@@ -1,0 +1,165 @@
+"""Convolution and transposed convolution.
+
+``conv``: ``(C, *n) → (F, *out)`` with ``out = (n + pb + pa − e) / s + 1`` per axis
+(``e = d·(k − 1) + 1``); weights ``F · C/g · prod(k)`` plus ``F`` biases; MACs
+``prod(out) · F · C/g · prod(k)``.
+
+``conv_transpose``: ``(C, *n) → (F, *out)`` with ``out = (n − 1)·s − pb − pa + e +
+output_padding``; weights ``C · F/g · prod(k)`` plus ``F`` biases; MACs
+``prod(n) · C · F/g · prod(k)`` (every input value times every tap it scatters to).
+"""
+
+from __future__ import annotations
+
+from math import prod
+from typing import Any
+
+from .. import geometry
+from ..axes import AXIS_NAMES, AxisCountError, Window, per_axis
+from ..engine_rules import (
+    dx_by_correlation,
+    keeps_padded_input,
+    padded_output_gradient,
+    takes_winograd,
+)
+from ..spec import Conv, ConvTranspose
+from .base import Context, Cost, Kind, Outcome, State, size_of, spatial
+from .sliding import slide
+
+
+def resolve_groups(ctx: Context, groups: Any, channels: int, filters: int) -> int:
+    """The number of channel groups (``depthwise``: one per input channel); both the
+    channels and the filters must divide by it."""
+    g = channels if groups == "depthwise" else groups
+    if channels % g:
+        raise ctx.fatal(f"{g} groups do not divide the {channels} input channels", "groups")
+    if filters % g:
+        raise ctx.fatal(f"{g} groups do not divide the {filters} filters"
+                        + (" (depthwise: filters must be a multiple of the input channels)"
+                           if groups == "depthwise" else ""), "groups")
+    return g
+
+
+def padded_sizes(window: Window, in_shape: tuple[int, ...], out_shape: tuple[int, ...]
+                 ) -> list[int]:
+    """Per spatial axis, the size of the padded input the windows run over, the ceil
+    overhang included: ``max(n + pb + pa, (out − 1)·s + e)``."""
+    return [max(n + pb + pa, (o - 1) * s + e) for n, (pb, pa), o, s, e in
+            zip(in_shape[1:], window.padding, out_shape[1:], window.stride, window.extent)]
+
+
+class ConvKind(Kind):
+    models = (Conv,)
+
+    def rule(self, layer: Conv, inputs: tuple[State, ...], ctx: Context) -> Outcome:
+        (x,) = inputs
+        channels, sizes = x.shape[0], spatial(ctx, x.shape)
+        groups = resolve_groups(ctx, layer.groups, channels, layer.filters)
+        window = ctx.window(layer, sizes, layer.stride)
+        out = slide(ctx, window, sizes)
+        field = x.field.through_window(window.kernel, window.stride, window.pad_before,
+                                       window.dilation)
+        per_output = channels // groups * prod(window.kernel)
+        params = layer.filters * per_output + (layer.filters if layer.bias else 0)
+        return Outcome((layer.filters, *out), field, params=params,
+                       macs=prod(out) * layer.filters * per_output, window=window)
+
+    def cost(self, layer: Conv, row: Any) -> Cost:
+        """Either path keeps the padded input as a workspace; the rest is the path's."""
+        in_shape, out_shape, window = row.input_shapes[0], row.output_shape, row.window
+        padded = padded_sizes(window, in_shape, out_shape)
+        grown = keeps_padded_input(padded, in_shape)
+        padded_values = in_shape[0] * prod(padded)
+        channels = in_shape[0]
+        groups = channels if layer.groups == "depthwise" else layer.groups
+        if takes_winograd(window, groups, channels, layer.filters):
+            cost = _winograd_cost(in_shape, out_shape)
+        else:
+            cost = _im2col_cost(layer, row, padded, padded_values, grown)
+        return Cost(kept=cost.kept + (padded_values if grown else 0), columns=cost.columns,
+                    transient=cost.transient, transformed=cost.transformed)
+
+
+def _im2col_cost(layer: Conv, row: Any, padded: list[int], padded_values: int,
+                 grown: bool) -> Cost:
+    """Workspaces the layer keeps: columns ``C·K·P``, their gradient and (by correlation)
+    the padded output gradient.  Backward's temporaries: the weight product per example,
+    and the input gradient — by correlation its product and the batch-first copy; by
+    col2im ``dy`` laid out twice (as rows for the weight product: matmul copies a
+    strided view; as matrices), the padded input gradient and its cropped copy."""
+    in_shape, out_shape, window = row.input_shapes[0], row.output_shape, row.window
+    n_in, n_out = size_of(in_shape), size_of(out_shape)
+    columns = in_shape[0] * prod(window.kernel) * prod(out_shape[1:])
+    weights = row.params - (layer.filters if layer.bias else 0)
+    if dx_by_correlation(window, in_shape, out_shape):
+        return Cost(kept=2 * columns + padded_output_gradient(window, in_shape, out_shape,
+                                                              padded),
+                    columns=2 * columns, transient=weights + 2 * n_in)
+    return Cost(kept=2 * columns, columns=2 * columns,
+                transient=weights + 2 * n_out + padded_values + (n_in if grown else 0))
+
+
+def _winograd_cost(in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> Cost:
+    """Values per example of the Winograd path, with ``T`` 4×4 output tiles per example:
+    kept — the tile workspaces ``36·T`` per input channel (tiles, transformed tiles, their
+    gradient) and ``(2·36 + 2·16)·T`` per filter (products and their gradient, output
+    tiles and output-gradient tiles); transient — the padded input grown to whole tiles,
+    the uncropped output (or grown output gradient), the output, and the input gradient
+    before cropping (one tile row and column more); fixed — the transformed filters
+    ``36·F·C``."""
+    channels, filters = in_shape[0], out_shape[0]
+    rows, cols = (-(-n // 4) for n in out_shape[1:])
+    tiles = rows * cols
+    kept = (3 * 36 * channels + (2 * 36 + 2 * 16) * filters) * tiles
+    transient = (channels * (4 * rows + 2) * (4 * cols + 2) + 16 * filters * tiles
+                 + size_of(out_shape) + channels * 16 * (rows + 1) * (cols + 1))
+    return Cost(kept=kept, columns=kept, transient=transient,
+                transformed=36 * filters * channels)
+
+
+class ConvTransposeKind(Kind):
+    models = (ConvTranspose,)
+
+    def rule(self, layer: ConvTranspose, inputs: tuple[State, ...], ctx: Context) -> Outcome:
+        (x,) = inputs
+        channels, sizes = x.shape[0], spatial(ctx, x.shape)
+        groups = resolve_groups(ctx, layer.groups, channels, layer.filters)
+        if layer.padding in ("same", "full"):
+            raise ctx.fatal(f"padding {layer.padding!r} is not defined for conv_transpose; "
+                            "give the padding as numbers", "padding")
+        window = ctx.window(layer, sizes, layer.stride)
+        try:
+            out_pad = per_axis(layer.output_padding, len(sizes), "output_padding")
+        except AxisCountError as error:
+            raise ctx.fatal(str(error), error.option) from None
+        out = []
+        for axis, n, s, d, e, (pb, pa), op in zip(AXIS_NAMES[len(sizes)], sizes,
+                                                  window.stride, window.dilation,
+                                                  window.extent, window.padding, out_pad):
+            if op >= max(s, d):
+                raise ctx.fatal(f"{axis}: output_padding {op} must be smaller than the "
+                                "stride or the dilation", "output_padding")
+            size = geometry.transposed_size(n, s, pb, pa, e, op)
+            if size < 1:
+                raise ctx.fatal(f"{axis}: padding {pb} + {pa} crops the whole output "
+                                f"({size} left)", "padding")
+            out.append(size)
+        field = x.field.through_transposed(window.kernel, window.stride, window.pad_before,
+                                           window.dilation)
+        per_input = layer.filters // groups * prod(window.kernel)
+        params = channels * per_input + (layer.filters if layer.bias else 0)
+        return Outcome((layer.filters, *out), field, params=params,
+                       macs=prod(sizes) * channels * per_input, window=window)
+
+    def cost(self, layer: ConvTranspose, row: Any) -> Cost:
+        """Transient only: the columns ``F·K·prod(n)``, the uncropped output and the
+        output (forward), or the uncropped output gradient, its columns, the weight
+        product and the input gradient (backward)."""
+        in_shape, out_shape, window = row.input_shapes[0], row.output_shape, row.window
+        columns = layer.filters * prod(window.kernel) * prod(in_shape[1:])
+        full = [o + pb + pa for o, (pb, pa) in zip(out_shape[1:], window.padding)]
+        n_out = size_of(out_shape)
+        uncropped = n_out + out_shape[0] * (prod(full) - prod(out_shape[1:]))
+        weights = row.params - (layer.filters if layer.bias else 0)
+        return Cost(transient=max(columns + uncropped + n_out,
+                                  uncropped + columns + weights + size_of(in_shape)))

@@ -1,0 +1,108 @@
+"""Sliding a window along every spatial axis: output sizes, rounding and its problems.
+
+Shared by the windowed kinds (``conv``, the pools).  Per axis the output is
+``(n + pb + pa − e) / s + 1`` windows; when that is not whole the layer does not tile
+its input and the rounding decides (``exact``: an error with the nearest fixes, then
+floor; ``floor``/``ceil``: a warning saying what the rounding costs).  Axes with the
+same geometry are reported together ("H, W: …").
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+from .. import geometry
+from ..axes import AXIS_NAMES, AXIS_NOUNS, Window
+from ..fixes import describe_fixes, nearest_fixes
+from .base import Context, Fatal, Shape
+
+
+def _fraction_text(size: int, pb: int, pa: int, eff: int, stride: int, value: Fraction) -> str:
+    pads = "" if pb == pa == 0 else (f" + 2·{pb}" if pb == pa else f" + {pb} + {pa}")
+    return f"({size}{pads} − {eff}) / {stride} + 1 = {value}"
+
+
+def _plural(noun: str, count: int) -> str:
+    return noun if count == 1 else "/".join(n + "s" for n in noun.split("/"))
+
+
+def axis_output(ctx: Context, axes: tuple[str, ...], size: int, pb: int, pa: int,
+                kernel: int, dilation: int, stride: int, ceil_mode: bool,
+                is_pool: bool) -> int:
+    """Output size along the axes that share this geometry, reporting any rounding or
+    impossibility once for all of them."""
+    eff = dilation * (kernel - 1) + 1
+    padded = size + pb + pa
+    span = padded - eff
+    if span >= 0 and span % stride == 0:           # the common case: it tiles
+        return span // stride + 1
+    label = ", ".join(axes)
+    details: dict[str, Any] = {"axes": list(axes)}
+    if span < 0:
+        window = f"window {eff}" + (f" (kernel {kernel} dilated by {dilation})"
+                                    if dilation > 1 else "")
+        where = f"padded input {size} + {pb + pa} = {padded}" if pb + pa else f"input {size}"
+        raise ctx.fatal(f"{label}: {window} is larger than the {where}", "kernel", **details)
+    exact = geometry.window_positions(size, pb, pa, eff, stride)
+    text = _fraction_text(size, pb, pa, eff, stride, exact)
+    details["fraction"] = str(exact)
+    mode = "ceil" if ceil_mode else ctx.rounding
+    floor = span // stride + 1
+    noun = "/".join(AXIS_NOUNS[a] for a in axes)
+    if mode == "exact":
+        # a pool must pad less than its window on each side
+        max_padding = 2 * (eff - 1) if is_pool else None
+        fixes = nearest_fixes(size, pb + pa, eff, stride, max_padding)
+        ctx.error(f"{label}: {text} is not a whole number: the windows do not tile the "
+                  f"input. Fix: {describe_fixes(fixes)}; or set rounding: floor|ceil "
+                  f"(continuing with floor = {floor})", applied="floor",
+                  fixes={k: [list(f) for f in v] for k, v in fixes.items()}, **details)
+        return floor
+    how = "ceil_mode: true" if ceil_mode else f"rounding: {mode}"
+    ceil = geometry.ceil_positions(size, pb, pa, eff, stride)
+    option = "ceil_mode" if ceil_mode else None
+    if mode == "ceil" and ceil > floor:
+        over = geometry.overhang_of_ceil(size, pb, pa, eff, stride)
+        ctx.warn(f"{label}: {text} rounded up to {ceil} ({how}): the last window hangs "
+                 f"{over} {_plural(noun, over)} past the padded input", option,
+                 applied="ceil", overhang=over, **details)
+        return ceil
+    left, lost = geometry.uncovered_by_floor(size, pb, pa, eff, stride)
+    if lost:
+        cost = (f"the last {lost} input {_plural(noun, lost)} "
+                f"{'is' if lost == 1 else 'are'} never covered")
+    else:
+        cost = (f"only {left} padding {_plural(noun, left)} at the end "
+                f"{'is' if left == 1 else 'are'} unused")
+    if mode == "ceil":
+        cost += " (ceil would add a window starting in the padding, which is dropped)"
+    ctx.warn(f"{label}: {text} rounded down to {floor} ({how}): {cost}", option,
+             applied="floor", uncovered=lost, **details)
+    return floor
+
+
+def slide(ctx: Context, window: Window, sizes: Shape, ceil_mode: bool = False,
+          is_pool: bool = False) -> Shape:
+    """Output sizes of a window over spatial ``sizes``.  Axes with the same geometry are
+    checked together, so a square problem is reported once for "H, W"; every axis is
+    checked before a fatal problem ends the layer."""
+    geometries = list(zip(sizes, window.padding, window.kernel, window.dilation, window.stride))
+    if len(geometries) > 1 and all(g == geometries[0] for g in geometries):
+        distinct = geometries[:1]
+    else:
+        distinct = list(dict.fromkeys(geometries))
+    names = AXIS_NAMES[len(sizes)]
+    out: dict[Any, int] = {}
+    fatal = None
+    for geo in distinct:
+        axes = names if len(distinct) == 1 else tuple(
+            name for name, g in zip(names, geometries) if g == geo)
+        n, (pb, pa), k, d, s = geo
+        try:
+            out[geo] = axis_output(ctx, axes, n, pb, pa, k, d, s, ceil_mode, is_pool)
+        except Fatal as exc:  # check every axis before giving up
+            fatal = exc
+    if fatal is not None:
+        raise fatal
+    return tuple(out[g] for g in geometries)
