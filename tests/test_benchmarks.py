@@ -58,3 +58,97 @@ def test_steady_heap_takes_on_glibc() -> None:
         [sys.executable, "-c", "import bench_conv; print(bench_conv.steady_heap())"],
         cwd=Path(bench_conv.__file__).parent, capture_output=True, text=True, check=True)
     assert child.stdout.strip() == "True"
+
+
+# --- bench_analyze.py and the PyTorch zoo it times against --------------------------------
+
+import json  # noqa: E402
+
+import bench_analyze  # noqa: E402  (imports torch only if it is installed)
+
+import convcalc  # noqa: E402
+
+
+@pytest.fixture
+def no_matmul(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The matmul reference takes seconds (and waits for an idle machine): stub it."""
+    monkeypatch.setattr(bench_analyze.bench_conv, "matmul_gflops", lambda rounds: 123.0)
+    monkeypatch.setattr(bench_analyze.bench_conv, "cpu_busy", lambda seconds=0.25: 0.0)
+    monkeypatch.setattr(bench_analyze.time, "sleep", lambda seconds: None)
+
+
+def test_bench_analyze_prints_a_row_per_model_and_the_targets(
+        no_matmul: None, capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench_analyze.main(["--repeat", "1", "--warmup", "0",
+                               "--only", "lenet5,simple_convnet"]) == 0
+    out = capsys.readouterr().out
+    assert "numpy.matmul 2048×2048 float32: 123.0 GFLOP/s" in out
+    assert f"python {sys.version.split()[0]}" in out
+    rows = re.findall(r"^(lenet5|simple_convnet) +(\d+) ", out, re.MULTILINE)
+    assert rows == [("lenet5", "13"), ("simple_convnet", "8")]
+    # ResNet-50 and GoogLeNet were not run: their targets say so instead of ✓/✗.
+    assert out.count("not measured in this run") == 4
+
+
+def test_bench_analyze_json_has_the_ratio_and_the_verdicts(
+        no_matmul: None, capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench_analyze.main(["--repeat", "1", "--warmup", "0", "--json",
+                               "--only", "lenet5,resnet50"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["matmul_gflops"] == 123.0 and doc["repeat"] == 1
+    assert [m["model"] for m in doc["models"]] == ["lenet5", "resnet50"]
+    resnet = doc["models"][1]
+    assert resnet["layers"] == len(convcalc.load("zoo:resnet50").layers)
+    assert resnet["analyze_us_per_layer"] == pytest.approx(
+        resnet["analyze_ms"] * 1e3 / resnet["layers"])
+    verdicts = {(t["model"], t["target"][:2]): t["ok"] for t in doc["targets"]}
+    assert verdicts[("resnet50", "an")] in (True, False)
+    assert verdicts[("googlenet", "an")] is None
+    if bench_analyze.torch is None:
+        assert resnet["meta_ms"] is None and verdicts[("resnet50", "≥ ")] is None
+    else:
+        assert resnet["meta_over_analyze"] == pytest.approx(
+            resnet["meta_ms"] / resnet["analyze_ms"])
+        assert verdicts[("resnet50", "≥ ")] in (True, False)
+
+
+def _torch_models():
+    pytest.importorskip("torch")
+    import torch_models
+
+    return torch_models
+
+
+@pytest.mark.parametrize("name", convcalc.zoo.names())
+def test_pytorch_model_agrees_with_the_zoo(name: str) -> None:
+    """The PyTorch definition (as torchvision / Keras / the paper writes it) and the zoo
+    file are independent: the same parameter count, buffers (batchnorm running mean and
+    variance; not PyTorch's batch counter), output shape, and the same convs and dense
+    layers in the same order (parameters and output size of each)."""
+    torch_models = _torch_models()
+    import torch
+
+    if name not in torch_models.MODELS:
+        pytest.skip(f"benchmarks/torch_models.py has no PyTorch definition of {name}")
+
+    report = convcalc.analyze(convcalc.load(f"zoo:{name}"))
+    model = torch_models.build(name, "meta")
+    assert sum(p.numel() for p in model.parameters()) == report.total_params
+    assert sum(b.numel() for key, b in model.named_buffers()
+               if not key.endswith("num_batches_tracked")) == report.total_buffers
+
+    seen: list[tuple[int, int]] = []
+
+    def record(module: torch.nn.Module, inputs: object, output: torch.Tensor) -> None:
+        seen.append((sum(p.numel() for p in module.parameters()), output[0].numel()))
+
+    for module in model.modules():
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+            module.register_forward_hook(record)
+    with torch.no_grad():
+        out = model(torch.empty((1, *report.input_shape), device="meta"))
+    assert tuple(out.shape) == (1, *report.output_shape)
+    # Keras' classifier is a 1×1 conv on a 1×1 map where the zoo has dense: so compare
+    # parameters and output sizes, not kinds and shapes.
+    assert seen == [(row.params, row.activations) for row in report.layers
+                    if row.type in ("conv", "dense")]
