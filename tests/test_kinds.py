@@ -50,7 +50,7 @@ def missing_parts(tag: str) -> list[str]:
 
 @pytest.mark.parametrize("tag", TYPES)
 def test_every_type_has_every_part(tag: str) -> None:
-    assert not missing_parts(tag), f"{tag} has no " + ", no ".join(missing_parts(tag))
+    assert not missing_parts(tag), f"{tag} lacks " + ", ".join(missing_parts(tag))
 
 
 def test_every_model_is_in_both_registries_and_nothing_else_is() -> None:
