@@ -8,7 +8,9 @@ by killing that process; the next request gets a new worker.
 
 - :class:`VerifyPool` holds at most ``size`` workers; :meth:`VerifyPool.reserve` takes
   a slot without waiting (:class:`Busy` when all are taken), :meth:`VerifyPool.run`
-  (blocking: call it from a thread) runs one job in the slot and frees it.
+  (blocking: call it from a thread) runs one job in the slot and frees it, and
+  :meth:`VerifyPool.cancel` (from any thread: when the client has left) kills the
+  slot's worker at once, so ``run`` returns (:class:`Cancelled`) and frees the slot.
 - A worker limits its own address space (``RLIMIT_AS``) to its size after start-up plus
   the memory budget, and runs NumPy's BLAS on one thread (one verification per core).
 - Processes are started with ``spawn``: forking a server that has threads is unsafe.
@@ -40,6 +42,10 @@ class Timeout(Exception):
 
 class WorkerDied(Exception):
     """The worker process ended without answering (killed from outside, or crashed)."""
+
+
+class Cancelled(Exception):
+    """The job was cancelled (:meth:`VerifyPool.cancel`); its worker was killed."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,7 @@ def run_job(job: Job) -> tuple[str, Any]:
     "problems"})`` for a ConvCalcError (the same diagnostics the CLI prints)."""
     from ..errors import ConvCalcError
     from ..loading import loads
+    from ..render import render_verification_json
     from ..verification import verify
 
     try:
@@ -100,7 +107,7 @@ def run_job(job: Job) -> tuple[str, Any]:
              "line": None}]
         return "error", {"error": type(error).__name__, "detail": str(error),
                          "problems": problems}
-    return "ok", result.to_json()
+    return "ok", render_verification_json(result)
 
 
 def serve_jobs(conn: Any, budget: int) -> None:
@@ -182,7 +189,12 @@ class Worker:
 
 
 class Slot:
-    """A reserved place in the pool: the right to run one job."""
+    """A reserved place in the pool: the right to run one job, and the worker running
+    it (so that :meth:`VerifyPool.cancel` can stop it)."""
+
+    def __init__(self) -> None:
+        self.worker: Worker | None = None
+        self.cancelled = False
 
 
 class VerifyPool:
@@ -195,8 +207,8 @@ class VerifyPool:
         self._reserved = 0
         self._closed = False
         #: counters for the health check and the tests
-        self.stats = {"jobs": 0, "timeouts": 0, "workers_started": 0, "workers_killed": 0,
-                      "busy_refusals": 0}
+        self.stats = {"jobs": 0, "timeouts": 0, "cancelled": 0, "workers_started": 0,
+                      "workers_killed": 0, "busy_refusals": 0}
 
     @property
     def busy(self) -> int:
@@ -224,12 +236,14 @@ class VerifyPool:
     def run(self, slot: Slot, job: Job) -> tuple[str, Any]:
         """Run ``job`` in the reserved ``slot`` (blocking), then free the slot.
 
-        Raises :class:`Timeout` (the worker was killed) or :class:`WorkerDied`.
+        Raises :class:`Timeout` (the worker was killed), :class:`Cancelled` (it was
+        killed by :meth:`cancel`) or :class:`WorkerDied`.
         """
         worker: Worker | None = None
         healthy = False
         try:
             worker = self._take_worker()
+            self._attach(slot, worker)
             worker.wait_ready()
             answer = worker.run(job, self.timeout)
             healthy = True
@@ -238,17 +252,45 @@ class VerifyPool:
             with self._lock:
                 self.stats["timeouts"] += 1
             raise
+        except WorkerDied:
+            if slot.cancelled:
+                raise Cancelled() from None
+            raise
         finally:
-            with self._lock:
-                self.stats["jobs"] += 1
-                self._reserved -= 1
-                keep = healthy and not self._closed and worker is not None
-                if keep:
-                    self._idle.append(worker)  # type: ignore[arg-type]
-                elif worker is not None:
-                    self.stats["workers_killed"] += 1
-            if worker is not None and not keep:
-                worker.kill()
+            self._release(slot, worker, healthy)
+
+    def _attach(self, slot: Slot, worker: Worker) -> None:
+        """Record the slot's worker, or stop here if the slot was cancelled already."""
+        with self._lock:
+            slot.worker = worker
+            if slot.cancelled:
+                raise Cancelled()
+
+    def _release(self, slot: Slot, worker: Worker | None, healthy: bool) -> None:
+        """Free the slot; keep a healthy worker for the next job, kill any other."""
+        with self._lock:
+            self.stats["jobs"] += 1
+            self._reserved -= 1
+            slot.worker = None
+            if slot.cancelled:
+                self.stats["cancelled"] += 1
+            keep = healthy and not slot.cancelled and not self._closed and worker is not None
+            if keep:
+                self._idle.append(worker)  # type: ignore[arg-type]
+            elif worker is not None:
+                self.stats["workers_killed"] += 1
+        if worker is not None and not keep:
+            worker.kill()
+
+    def cancel(self, slot: Slot) -> None:
+        """Stop the slot's job now: its worker process is killed (SIGKILL), so the
+        thread in :meth:`run` returns at once with :class:`Cancelled` and frees the
+        slot.  Before the job has a worker, :meth:`run` stops as soon as it gets one."""
+        with self._lock:
+            slot.cancelled = True
+            worker = slot.worker
+        if worker is not None and worker.alive():
+            worker.process.kill()
 
     def warm(self) -> None:
         """Start one worker ahead of the first request (in the background)."""
@@ -269,6 +311,11 @@ class VerifyPool:
                     self._idle.append(worker)
 
         threading.Thread(target=start, name="convcalc-verify-warm", daemon=True).start()
+
+    def open(self) -> None:
+        """Take jobs again after :meth:`close` (an app's lifespan can start again)."""
+        with self._lock:
+            self._closed = False
 
     def close(self) -> None:
         """Kill every idle worker; running jobs end with their request."""
