@@ -1,7 +1,7 @@
 """Pydantic models of the service's JSON answers, for the OpenAPI document only.
 
 The answers themselves are the dicts convcalc already produces (:meth:`Report.to_dict`,
-:meth:`VerificationResult.to_dict`, :meth:`convcalc.zoo.Summary.to_dict`), sent as they
+:meth:`VerificationResult.to_dict`, :meth:`convcalc.catalog.Summary.to_dict`), sent as they
 are, so the service and the CLI cannot drift apart; these models describe them, and the
 schemathesis test checks every answer against them.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Optional, Union
 
-from convcalc.zoo import Summary
+from convcalc.catalog import Summary
 from pydantic import BaseModel, ConfigDict, Field
 
 Number = Union[int, float]

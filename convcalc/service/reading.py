@@ -1,0 +1,134 @@
+"""Reading a spec from a request: its media type, its body (bounded in size and in
+time), and the spec parsed and validated as the CLI reads a file.
+
+Each step refuses with a :class:`~convcalc.service.problems.ProblemError` (415, 400,
+413, 408, 422, 503) before any costlier step runs.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable
+
+import anyio
+from fastapi import Request
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
+
+from ..blocks import MAX_LAYERS
+from ..errors import Diagnostic, SpecError
+from ..loading import loads
+from ..memory import format_bytes
+from ..spec import Spec
+from .limits import Limits
+from .problems import ClientGone, ProblemError, diagnostics
+
+JSON_TYPES = ("application/json",)
+YAML_TYPES = ("application/yaml", "text/yaml", "application/x-yaml", "text/x-yaml")
+#: The file name diagnostics give a request body (as ``<stdin>`` for the CLI).
+BODY_NAME = "<request>"
+
+
+def _unsupported(detail: str) -> ProblemError:
+    return ProblemError(415, "unsupported-media-type", "Unsupported media type", detail)
+
+
+def media_type(request: Request) -> str:
+    """The body's media type, refused (415) unless JSON or YAML in UTF-8."""
+    header = request.headers.get("content-type")
+    if not header:
+        raise _unsupported("no Content-Type: send the spec as application/json or "
+                           "application/yaml (text/yaml)")
+    media, *params = (part.strip().lower() for part in header.split(";"))
+    if media not in JSON_TYPES + YAML_TYPES:
+        raise _unsupported(f"Content-Type {media!r} is not accepted: send the spec as "
+                           "application/json or application/yaml (text/yaml)")
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip() == "charset" and value.strip().strip('"') not in ("utf-8", "utf8"):
+            raise _unsupported(f"charset {value.strip()!r} is not accepted: specs are UTF-8")
+    return media
+
+
+def _too_large(size: str, limit: int) -> ProblemError:
+    return ProblemError(413, "body-too-large", "Request body too large",
+                        f"the body has {size} bytes; a spec may have at most {limit} "
+                        f"({format_bytes(limit)})")
+
+
+def declared_length(request: Request, limit: int) -> int | None:
+    """The body's ``Content-Length``: refused (400) if not a number, (413) if over
+    ``limit``; None for a chunked body."""
+    length = request.headers.get("content-length")
+    if length is None:
+        return None
+    if not length.strip().isdigit():
+        raise ProblemError(400, "bad-request", "Bad request",
+                           f"Content-Length {length!r} is not a number")
+    if int(length) > limit:
+        raise _too_large(length.strip(), limit)
+    return int(length)
+
+
+async def read_body(request: Request, limits: Limits) -> bytes:
+    """The request body, refused as soon as it is known to exceed ``max_body_bytes``
+    (413), or unless it arrives whole within ``body_timeout`` seconds (408, and the
+    connection is closed: the rest of the body is never read).  A client that leaves
+    meanwhile raises :class:`ClientGone`."""
+    media_type(request)
+    declared = declared_length(request, limits.max_body_bytes)
+    body = bytearray()
+    try:
+        with anyio.fail_after(limits.body_timeout):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limits.max_body_bytes:
+                    raise _too_large(f"more than {limits.max_body_bytes}",
+                                     limits.max_body_bytes)
+    except TimeoutError:
+        expected = "" if declared is None else f" of {declared}"
+        raise ProblemError(
+            408, "body-timeout", "Request body too slow",
+            f"the body did not arrive within {limits.body_timeout:g} s (got "
+            f"{len(body)}{expected} bytes); the connection is closed",
+            headers={"Connection": "close"}) from None
+    except ClientDisconnect:
+        raise ClientGone(f"while sending its body ({len(body)} bytes received)") from None
+    return bytes(body)
+
+
+def load_spec(body: bytes, limits: Limits) -> Spec:
+    """Parse and validate a body as the CLI reads a file; refuse too many layers."""
+    try:
+        spec = loads(body, filename=BODY_NAME)
+    except SpecError as error:
+        raise ProblemError(422, "invalid-spec", "Invalid spec", str(error),
+                           diagnostics(error)) from None
+    count = len(spec.layers)
+    if count > limits.max_layers:
+        line = spec._source.line_of(("layers",)) if getattr(spec, "_source", None) else None
+        message = (f"the spec expands to {count} layers; this service analyses at most "
+                   f"{limits.max_layers} (the CLI and the library at most {MAX_LAYERS:,})")
+        diagnostic = Diagnostic("error", message, file=BODY_NAME, line=line, field="layers")
+        raise ProblemError(422, "too-many-layers", "Too many layers", str(diagnostic),
+                           [diagnostic.to_dict()])
+    return spec
+
+
+async def parse_off_loop(request: Request, work: Callable[..., Any], body: bytes,
+                         *args: Any) -> Any:
+    """``work(body, *args)`` in a thread; bodies over ``large_body_bytes`` one at a
+    time (503 while another runs), so a few huge specs cannot hold every thread."""
+    limits: Limits = request.app.state.limits
+    gate: threading.BoundedSemaphore = request.app.state.large_parses
+    large = len(body) > limits.large_body_bytes
+    if large and not gate.acquire(blocking=False):
+        raise ProblemError(503, "busy", "Busy",
+                           f"another large spec (over {format_bytes(limits.large_body_bytes)})"
+                           " is being parsed; try again shortly",
+                           headers={"Retry-After": "1"})
+    try:
+        return await run_in_threadpool(work, body, *args)
+    finally:
+        if large:
+            gate.release()
