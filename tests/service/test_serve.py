@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,3 +58,81 @@ def test_package_data_ships_the_page():
     assert '"convcalc.service" = ["static/*"]' in text
     static = ROOT / "convcalc" / "service" / "static"
     assert {p.name for p in static.iterdir()} >= {"index.html", "app.js", "style.css"}
+
+
+# --- the serve command's options --------------------------------------------------------------
+
+
+def _serve_options(monkeypatch, *args: str):
+    """What ``convcalc serve ARGS`` would run the server with (nothing is started)."""
+    from click.testing import CliRunner
+
+    import convcalc.service.server as server
+    from convcalc.cli import main
+
+    calls = []
+    monkeypatch.setattr(server, "run", lambda **options: calls.append(options))
+    result = CliRunner().invoke(main, ["serve", *args])
+    return result, (calls[0] if calls else None)
+
+
+@pytest.mark.parametrize("args, names", [
+    ((), ("127.0.0.1", "localhost", "[::1]")),
+    (("--host", "localhost"), ("127.0.0.1", "localhost", "[::1]")),
+    (("--host", "::1"), ("127.0.0.1", "localhost", "[::1]")),
+    (("--host", "192.168.1.5"), ("192.168.1.5",)),
+    (("--host", "0.0.0.0", "--allowed-host", "calc.example", "--allowed-host", "10.0.0.2"),
+     ("calc.example", "10.0.0.2")),
+    (("--allowed-host", "calc.example"), ("calc.example",)),
+])
+def test_serve_answers_the_bound_names_or_the_allowed_hosts(monkeypatch, args, names):
+    result, options = _serve_options(monkeypatch, *args)
+    assert result.exit_code == 0, result.output
+    assert options["allowed_hosts"] == names and options["workers"] == 1
+    assert "warning" not in result.output
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::"])
+def test_serve_on_every_interface_needs_allowed_hosts(monkeypatch, host):
+    result, options = _serve_options(monkeypatch, "--host", host)
+    assert result.exit_code == 2 and options is None
+    assert (f"Error: --host {host} listens on every interface, so the names clients will "
+            "use are unknown: give each with --allowed-host NAME (repeatable), or "
+            "--allowed-host '*' to answer any Host (open to DNS rebinding)") in result.output
+
+
+def test_serve_any_host_is_a_warning(monkeypatch):
+    result, options = _serve_options(monkeypatch, "--host", "0.0.0.0", "--allowed-host", "*")
+    assert result.exit_code == 0 and options["allowed_hosts"] == ("*",)
+    assert ("warning: --allowed-host '*' answers any Host header: a web page elsewhere can "
+            "reach this service through DNS rebinding") in result.output
+
+
+def test_serve_workers_option(monkeypatch):
+    result, options = _serve_options(monkeypatch, "--workers", "3")
+    assert result.exit_code == 0 and options["workers"] == 3
+    result, options = _serve_options(monkeypatch, "--workers", "0")
+    assert result.exit_code == 2 and options is None
+
+
+def test_serve_with_two_worker_processes(tmp_path, server_process):
+    """``--workers 2``: uvicorn's supervisor and two server processes, each with its
+    share of the verification slots, answering on one port."""
+    server = server_process(tmp_path / "serve.log", ("--workers", "2"))
+    try:
+        text = (ROOT / "examples" / "simple-convnet.yaml").read_bytes()
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            report = client.post("/api/v1/analyse", content=text,
+                                 headers={"Content-Type": "text/yaml"})
+            health = client.get("/api/v1/health").json()
+        assert report.status_code == 200 and report.json()["total_params"] == 433_890
+        assert health["limits"]["verify_workers"] == 1 and health["verify"]["workers"] == 1
+        log = server.wait_for_log("Application startup complete.")
+        deadline = time.monotonic() + 30
+        while log.count("Application startup complete.") < 2:
+            assert time.monotonic() < deadline, log
+            time.sleep(0.1)
+            log = server.log_text()
+        assert "Started parent process" in log and log.count("Started server process") == 2
+    finally:
+        server.stop()

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 import convcalc
 from convcalc import zoo
+from convcalc.catalog import summary
 from convcalc.cli import main
 from convcalc.service.app import PROBLEM_BASE
 from convcalc.service.limits import Limits
@@ -178,7 +179,9 @@ def test_too_many_layers_is_422(client, make_client):
     body = assert_problem(client.post("/api/v1/analyse", content=text, headers=YAML),
                           422, "too-many-layers")
     assert body["problems"][0]["field"] == "layers" and body["problems"][0]["line"] == 2
-    assert "2001 layers" in body["detail"] and "at most 2000" in body["detail"]
+    assert body["detail"] == ("<request>:2: layers: the spec expands to 2001 layers; this "
+                              "service analyses at most 2000 (the CLI and the library at "
+                              "most 10,000)")
     assert client.post("/api/v1/analyse", content=text.replace("2001", "2000"),
                        headers=YAML).status_code == 200
     # the spec language's own bound (10,000 after expansion) is a spec error
@@ -294,6 +297,20 @@ def test_busy_then_timeout_then_a_new_worker(make_client):
         assert health["timeouts"] == 1 and health["busy_refusals"] == 1
 
 
+def test_an_app_started_again_verifies_again():
+    """Its lifespan closes the pool; a new lifespan (schemathesis starts one per test)
+    opens it again instead of answering every verification 503."""
+    from fastapi.testclient import TestClient
+
+    from convcalc.service.app import create_app
+
+    app = create_app(Limits(verify_workers=1), warm=False)
+    for _ in range(2):
+        with TestClient(app) as again:
+            response = again.post("/api/v1/verify?batch=1", content=SMALL, headers=YAML)
+            assert response.status_code == 200, response.text
+
+
 def test_a_worker_is_capped_below_what_an_estimate_could_miss():
     """The address-space limit stops a run the estimate let through: here a worker with a
     64 MiB budget (so a cap of its size + 352 MiB) is sent, bypassing the service's check,
@@ -337,7 +354,7 @@ def test_zoo_model(client, name):
     model = response.json()
     assert model["text"] == zoo.text(name) and model["header"] == zoo.header(name)
     assert model["spec"] == yaml.safe_load(zoo.text(name))
-    assert model["summary"] == zoo.summary(name).to_dict()
+    assert model["summary"] == summary(name).to_dict()
     raw = client.get(f"/api/v1/zoo/{name}/spec.yaml")
     assert raw.headers["content-type"].startswith("application/yaml")
     assert raw.text == zoo.text(name)
@@ -365,6 +382,58 @@ def test_health(client):
     assert body["status"] == "ok" and body["version"] == convcalc.__version__
     assert body["limits"] == Limits().to_dict()
     assert body["verify"]["workers"] == 2
+    assert set(body["verify"]) == {"workers", "busy", "idle", "timeout_seconds", "jobs",
+                                   "timeouts", "cancelled", "workers_started",
+                                   "workers_killed", "busy_refusals"}
+
+
+def test_limits_documented_values():
+    assert Limits().to_dict() == {
+        "max_body_bytes": 1 << 20, "max_layers": 2000, "large_body_bytes": 64 << 10,
+        "large_parses": 1, "body_timeout": 20.0, "verify_max_memory": 2 << 30,
+        "verify_timeout": 60.0, "verify_workers": 2, "max_batch": 64,
+        "keep_alive_timeout": 5.0, "header_timeout": 10.0, "max_header_bytes": 16 << 10,
+        "max_connections": 100, "shutdown_timeout": 10.0}
+    assert Limits(verify_workers=5).per_process(2).verify_workers == 2
+    assert Limits(verify_workers=1).per_process(4).verify_workers == 1
+
+
+def test_an_unexpected_exception_is_a_500_problem_and_leaves_the_app(monkeypatch):
+    """Answered by the app itself (nothing re-raised to the server, which would log the
+    traceback again and drop the connection)."""
+    from fastapi.testclient import TestClient
+
+    import convcalc.service.routes as routes
+    from convcalc.service.app import create_app
+
+    def fail(body, limits):
+        raise RuntimeError("planted")
+
+    monkeypatch.setattr(routes, "analyse_text", fail)
+    with TestClient(create_app(warm=False), raise_server_exceptions=True) as strict:
+        body = assert_problem(strict.post("/api/v1/analyse", content=SMALL, headers=YAML),
+                              500, "internal-error")
+    assert body["detail"] == "the service failed: RuntimeError"
+
+
+def test_host_allow_list_of_an_app(make_client):
+    """``create_app(allowed_hosts=...)``: other Host headers are 400 on every path."""
+    from fastapi.testclient import TestClient
+
+    from convcalc.service.app import create_app
+
+    app = create_app(warm=False, allowed_hosts=["calc.example", "[::1]"])
+    with TestClient(app, base_url="http://calc.example:8000") as named:
+        assert named.get("/api/v1/health").status_code == 200
+        assert named.get("/", headers={"Host": "[::1]:8000"}).status_code == 200
+        for host in ("testserver", "calc.example.evil", "127.0.0.1"):
+            for path in ("/api/v1/health", "/", "/api/v1/nothing", "/openapi.json"):
+                body = assert_problem(named.get(path, headers={"Host": host}), 400,
+                                      "host-not-allowed")
+                assert body["detail"].startswith(f"Host {host!r} is not answered here: "
+                                                 "this service answers to calc.example, [::1]")
+    with make_client() as any_host:   # the default: no allow-list
+        assert any_host.get("/api/v1/health", headers={"Host": "x.example"}).status_code == 200
 
 
 def test_openapi_document(client):
@@ -375,7 +444,10 @@ def test_openapi_document(client):
     analyse = document["paths"]["/api/v1/analyse"]["post"]
     assert set(analyse["requestBody"]["content"]) == {"application/json", "application/yaml",
                                                       "text/yaml"}
-    assert set(analyse["responses"]) == {"200", "400", "413", "415", "422", "503"}
+    assert set(analyse["responses"]) == {"200", "400", "408", "413", "415", "422", "503"}
+    verify = document["paths"]["/api/v1/verify"]["post"]
+    assert set(verify["responses"]) == {"200", "400", "408", "413", "415", "422", "503",
+                                        "504"}
     assert set(analyse["responses"]["422"]["content"]) == {PROBLEM}
     assert "spec.Spec" in document["components"]["schemas"]
     assert "$defs" not in json.dumps(document)
