@@ -15,13 +15,17 @@ For every model of :func:`convcalc.zoo.names` it prints
 * meta — when torch imports and :data:`torch_models.MODELS` has the model: the same
   network written in plain PyTorch as torchvision defines it, run forward on PyTorch's
   meta device (``torch.empty((1, *input), device="meta")``, under ``torch.no_grad()``,
-  in eval mode): shape propagation through PyTorch's dispatcher and its meta kernels,
-  no arithmetic and no memory for values;
+  in eval mode, as for inference — ``--torch-mode train`` times training mode, where
+  every batchnorm also updates its running statistics and PyTorch is 1.5–3× slower):
+  shape propagation through PyTorch's dispatcher and its meta kernels, no arithmetic and
+  no memory for values;
 * meta / analyze — how many times faster convcalc is, measured in the same run.
 
 Every time is the median of ``--repeat`` runs after ``--warmup`` runs; analyze and the
 meta forward are timed alternately (one run of each in turn), so that the ratio does not
-depend on the machine getting busier between them.  Absolute times are printed beside
+depend on the machine getting busier between them; each model waits first (up to 30 s)
+for the other processes to leave the CPUs alone, and the models it waited for in vain
+are named.  Absolute times are printed beside
 the machine's 2048×2048 float32 ``numpy.matmul`` GFLOP/s, measured in the same run with
 ``bench_conv.matmul_gflops``.  Targets (issue 10): on ResNet-50 and GoogLeNet, analyze
 ≤ 20 µs per layer and ≥ 30× faster than the meta forward; ✓/✗ is printed per target.
@@ -80,12 +84,13 @@ def median_times(runners: dict[str, Callable[[], object]], repeat: int,
     return {name: statistics.median(times) for name, times in samples.items()}
 
 
-def meta_forward(name: str, input_shape: list[int]) -> Callable[[], object] | None:
+def meta_forward(name: str, input_shape: list[int], mode: str = "eval"
+                 ) -> Callable[[], object] | None:
     """One forward pass of the PyTorch model on the meta device, or None without torch
     or without a PyTorch definition of ``name``."""
     if torch is None or name not in torch_models.MODELS:
         return None
-    model = torch_models.build(name, "meta")
+    model = torch_models.build(name, "meta").train(mode == "train")
     x = torch.empty((1, *input_shape), device="meta")
 
     def run() -> object:
@@ -94,14 +99,16 @@ def meta_forward(name: str, input_shape: list[int]) -> Callable[[], object] | No
     return run
 
 
-def bench_model(name: str, repeat: int, warmup: int) -> dict[str, Any]:
+def bench_model(name: str, repeat: int, warmup: int, mode: str = "eval"
+                ) -> dict[str, Any]:
     label = zoo.label(name)
     gc.collect()
+    bench_conv.wait_until_idle(name)
     load = median_times({"load": lambda: convcalc.load(label)}, repeat, warmup)["load"]
     spec = convcalc.load(label)
     layers = len(spec.layers)
     runners: dict[str, Callable[[], object]] = {"analyze": lambda: convcalc.analyze(spec)}
-    forward = meta_forward(name, list(spec.input))
+    forward = meta_forward(name, list(spec.input), mode)
     if forward is not None:
         runners["meta"] = forward
     gc.collect()
@@ -162,9 +169,11 @@ def render(info: dict[str, Any], results: list[dict[str, Any]],
         f"{m['platform']}, {m['cpu']} ({m['cpu_count']} CPUs, {m['usable_cores']} usable), "
         f"python {m['python']}, torch {m['torch'] or 'not installed'}",
         f"numpy.matmul 2048×2048 float32: {info['matmul_gflops']:.1f} GFLOP/s; "
-        f"CPUs busy before the run: {info['cpu_busy']:.0%}",
+        f"CPUs busy before the run: {info['cpu_busy']:.0%}"
+        + ("; other processes kept the CPUs busy while it was measured"
+           if info["matmul_not_idle"] else ""),
         f"median of {info['repeat']} runs after {info['warmup']} warm-up runs; analyze and "
-        "the meta forward timed alternately",
+        f"the meta forward ({info['torch_mode']} mode) timed alternately",
         "",
     ]
     header = (f"{'model':<15} {'layers':>6} {'load ms':>8} {'analyze ms':>10} "
@@ -184,6 +193,9 @@ def render(info: dict[str, Any], results: list[dict[str, Any]],
         value = (f"{c['value']:.1f} µs per layer" if "µs" in c["target"]
                  else f"{c['value']:.1f}×")
         lines.append(f"{'✓' if c['ok'] else '✗'} {c['model']}: {c['target']} ({value})")
+    if info["not_idle"]:
+        lines.append(f"\nnote: other processes kept the CPUs busy while timing: "
+                     f"{', '.join(info['not_idle'])}")
     return "\n".join(lines)
 
 
@@ -195,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="untimed runs before each measurement")
     parser.add_argument("--only", default=",".join(zoo.names()),
                         help="comma-separated zoo models (default: all)")
+    parser.add_argument("--torch-mode", choices=("eval", "train"), default="eval",
+                        help="the PyTorch models' mode (default eval, as for inference)")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON document instead of the table")
     args = parser.parse_args(argv)
@@ -204,10 +218,13 @@ def main(argv: list[str] | None = None) -> int:
     busy = bench_conv.cpu_busy()
     gflops = bench_conv.matmul_gflops(5)
     time.sleep(0.3)                         # let BLAS's threads stop spinning
-    results = [bench_model(name, args.repeat, args.warmup) for name in names]
+    results = [bench_model(name, args.repeat, args.warmup, args.torch_mode)
+               for name in names]
     checks = check_targets(results)
     info = {"machine": machine(), "matmul_gflops": gflops, "cpu_busy": busy,
-            "repeat": args.repeat, "warmup": args.warmup}
+            "repeat": args.repeat, "warmup": args.warmup, "torch_mode": args.torch_mode}
+    info["not_idle"] = [n for n in bench_conv.NOT_IDLE if n != "mm"]
+    info["matmul_not_idle"] = "mm" in bench_conv.NOT_IDLE
     if args.json:
         print(json.dumps({**info, "models": results, "targets": checks}, indent=2,
                          ensure_ascii=False))

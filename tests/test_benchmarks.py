@@ -75,13 +75,16 @@ def no_matmul(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bench_analyze.bench_conv, "matmul_gflops", lambda rounds: 123.0)
     monkeypatch.setattr(bench_analyze.bench_conv, "cpu_busy", lambda seconds=0.25: 0.0)
     monkeypatch.setattr(bench_analyze.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(bench_analyze.bench_conv, "wait_until_idle",
+                        lambda label, limit=30.0: None)
 
 
 def test_bench_analyze_prints_a_row_per_model_and_the_targets(
         no_matmul: None, capsys: pytest.CaptureFixture[str]) -> None:
-    assert bench_analyze.main(["--repeat", "1", "--warmup", "0",
+    assert bench_analyze.main(["--repeat", "1", "--warmup", "0", "--torch-mode", "train",
                                "--only", "lenet5,simple_convnet"]) == 0
     out = capsys.readouterr().out
+    assert "the meta forward (train mode)" in out
     assert "numpy.matmul 2048×2048 float32: 123.0 GFLOP/s" in out
     assert f"python {sys.version.split()[0]}" in out
     rows = re.findall(r"^(lenet5|simple_convnet) +(\d+) ", out, re.MULTILINE)
