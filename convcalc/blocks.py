@@ -13,15 +13,34 @@ file and which block instances it belongs to.
 [('p.0.conv1', ['input']), ('p.0.relu1', ['p.0.conv1']), ('p.1.conv1', ['p.0.relu1']), ('p.1.relu1', ['p.1.conv1'])]
 >>> flat.layers[0]["filters"], flat.groups[2]
 (8, (('p', 'pair ×2'), ('p.1', 'pair')))
+
+Limits, each checked *before* the work it bounds: the copies of a ``repeat`` all cost
+what the first one cost (same item, same parameters), so after the first copy the cost
+of the rest is known — ``(repeat − 1) × (cost of one copy)`` in layers, copies and
+values — and a ``repeat`` that would pass a limit stops there, whatever its nesting.
+
+- ``MAX_LAYERS`` (10,000; a caller may ask for fewer): layers after expansion.
+- ``MAX_COPIES`` (10 × the layer limit): copies made, counting block uses that emit
+  no layer (a block that uses itself); reported as too many layers, as a layer bomb.
+- ``MAX_LAYER_VALUES`` (500,000): values (options, list entries) of the expanded layers
+  in all — a block with a long list, used many times.
+- ``MAX_EXPRESSION_LENGTH`` (200 characters) and ``EXPRESSION_BOUND`` (2**40): the text
+  of a ``$`` expression, and every number it reads or computes.
+- ``MAX_HINT_EFFORT`` (200,000 comparisons): the "did you mean" suggestions and cycle
+  traces of one spec's messages; past it, a message leaves its suggestion out.
+
+>>> expand({"input": [4], "layers": [{"type": "relu", "repeat": 10**9}]}).problems
+[(('layers',), 'expands to more than 10000 layers')]
 """
 
 from __future__ import annotations
 
 import ast
 import difflib
+import itertools
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,16 +48,31 @@ from .spec import MODEL_BY_TYPE
 
 #: A spec may expand to at most this many layers.
 MAX_LAYERS = 10_000
+#: Copies a spec may make, per allowed layer (so block uses that emit nothing are bounded).
+COPIES_PER_LAYER = 10
+MAX_COPIES = COPIES_PER_LAYER * MAX_LAYERS
+#: Values (options and list entries, counted as :func:`count_values` does) of all the
+#: expanded layers together.
+MAX_LAYER_VALUES = 500_000
+#: Characters of a ``$`` expression (``"$channels * 4"``).
+MAX_EXPRESSION_LENGTH = 200
+#: Every number an expression reads or computes lies within ± this (about 10**12).
+EXPRESSION_BOUND = 1 << 40
+#: Candidate comparisons for suggestions and cycle traces in one spec's messages.
+MAX_HINT_EFFORT = 200_000
+#: Names listed in one message at most.
+MAX_LISTED = 20
 #: Keys a block use takes besides the block's own params.
 CALL_KEYS = ("type", "name", "inputs", "repeat")
 
 Path = tuple[Any, ...]
 Group = tuple[str, str]
+Suggest = Callable[[str, Collection[Any]], "str | None"]
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
 class _TooLarge(Exception):
-    pass
+    """The expansion passes a limit; the message says which."""
 
 
 @dataclass
@@ -51,20 +85,77 @@ class Expansion:
     problems: list[tuple[Path, str]] = field(default_factory=list)
 
 
-def evaluate(text: str, env: Mapping[str, Any]) -> Any:
+def listing(names: Collection[Any], limit: int = MAX_LISTED, prefix: str = "") -> str:
+    """``"a, b"``; past ``limit`` names ``"a, b, … (and 5 more)"``: a message listing a
+    file's names stays short, and costs ``limit`` names, however many it has.
+
+    >>> listing(["a", "b"]), listing("abcd", limit=2, prefix="$")
+    ('a, b', '$a, $b (and 2 more)')
+    """
+    shown = ", ".join(f"{prefix}{name}" for name in itertools.islice(names, limit))
+    return shown if len(names) <= limit else f"{shown} (and {len(names) - limit} more)"
+
+
+def suggest(word: str, candidates: Collection[Any]) -> str | None:
+    """The closest candidate (as text) to a misspelt ``word`` (difflib's), or ``None``."""
+    close = difflib.get_close_matches(word, [str(c) for c in candidates], n=1)
+    return close[0] if close else None
+
+
+class HintBudget:
+    """:func:`suggest` within ``effort`` comparisons in all: one spec with thousands of
+    misspelt names among thousands of names costs at most ``effort`` comparisons, not
+    their product; past it, no suggestion.
+
+    >>> budget = HintBudget(effort=3)
+    >>> budget.suggest("conv", ["conv1", "relu1"]), budget.suggest("conv", ["conv1", "relu1"])
+    ('conv1', None)
+    """
+
+    def __init__(self, effort: int = MAX_HINT_EFFORT):
+        self.effort = effort
+
+    def spend(self, amount: int) -> bool:
+        """Take ``amount`` from the budget if it has that much left."""
+        if amount > self.effort:
+            return False
+        self.effort -= amount
+        return True
+
+    def suggest(self, word: str, candidates: Collection[Any]) -> str | None:
+        """:func:`suggest`, if the budget has ``len(candidates)`` comparisons left
+        (checked before the candidates are looked at)."""
+        return suggest(word, candidates) if self.spend(len(candidates)) else None
+
+
+def evaluate(text: str, env: Mapping[str, Any], *, hints: Suggest = suggest) -> Any:
     """``"$name"`` → the param's value; ``"$channels * 4"`` → integer arithmetic
     (+, −, *, //, parentheses) on int params.  Raises ``ValueError`` with a reason.
 
+    ``text`` has at most ``MAX_EXPRESSION_LENGTH`` characters, and every number the
+    arithmetic reads (constants and params) or computes lies within
+    ±``EXPRESSION_BOUND``; each param's value is put in parentheses, so ``"$a$b"`` is
+    refused rather than read as digits run together.
+
     >>> evaluate("$c * 4", {"c": 16}), evaluate("$k", {"k": [3, 5]})
     (64, [3, 5])
+    >>> evaluate("$c * $c", {"c": 1 << 21})
+    Traceback (most recent call last):
+    ...
+    ValueError: '$c * $c' is too large
     """
+    if not isinstance(text, str):
+        raise TypeError(f"evaluate(text): expected str, got {type(text).__name__}")
+    if len(text) > MAX_EXPRESSION_LENGTH:
+        raise ValueError(f"expression too long: {len(text)} characters "
+                         f"(at most {MAX_EXPRESSION_LENGTH})")
     whole = _PARAM.fullmatch(text)
     names = _PARAM.findall(text)
     for name in names:
         if name not in env:
-            close = difflib.get_close_matches(name, list(env), n=1)
-            hint = f" — did you mean ${close[0]}?" if close else ""
-            known = ", ".join(f"${p}" for p in env) or "none"
+            close = hints(name, env)
+            hint = f" — did you mean ${close}?" if close else ""
+            known = listing(env, prefix="$") or "none"
             raise ValueError(f"unknown parameter ${name}{hint} (this block has: {known})")
         if env[name] is None:
             raise ValueError(f"parameter ${name} has no value")
@@ -74,51 +165,109 @@ def evaluate(text: str, env: Mapping[str, Any]) -> Any:
         value = env[name]
         if not isinstance(value, int) or isinstance(value, bool):
             raise ValueError(f"${name} is {value!r}: only whole numbers can be computed with")
-    expression = _PARAM.sub(lambda m: str(env[m.group(1)]), text)
+        if abs(value) > EXPRESSION_BOUND:
+            raise ValueError(f"{text!r} is too large")
+    expression = _PARAM.sub(lambda m: f"({env[m.group(1)]})", text)
     try:
         tree = ast.parse(expression, mode="eval")
-    except SyntaxError:
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
         raise ValueError(f"cannot read the expression {text!r}") from None
     return _arithmetic(tree.body, text)
 
 
+def _bounded(value: int, text: str) -> int:
+    if abs(value) > EXPRESSION_BOUND:
+        raise ValueError(f"{text!r} is too large")
+    return value
+
+
 def _arithmetic(node: ast.AST, text: str) -> int:
+    """The value of an expression tree of whole numbers, unary −, + − * // (each number
+    read or computed within ±``EXPRESSION_BOUND``)."""
     if isinstance(node, ast.Constant) and isinstance(node.value, int) \
             and not isinstance(node.value, bool):
-        return node.value
+        return _bounded(node.value, text)
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
         return -_arithmetic(node.operand, text)
     if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult,
                                                           ast.FloorDiv)):
         left, right = _arithmetic(node.left, text), _arithmetic(node.right, text)
         if isinstance(node.op, ast.Add):
-            return left + right
+            return _bounded(left + right, text)
         if isinstance(node.op, ast.Sub):
-            return left - right
+            return _bounded(left - right, text)
         if isinstance(node.op, ast.Mult):
-            if abs(left) > 1 << 40 or abs(right) > 1 << 40:
-                raise ValueError(f"{text!r} is too large")
-            return left * right
+            return _bounded(left * right, text)
         if right == 0:
             raise ValueError(f"{text!r} divides by zero")
-        return left // right
+        return _bounded(left // right, text)
     raise ValueError(f"{text!r}: only whole numbers, params, + − * // and parentheses "
                      "are allowed")
 
 
+def count_values(value: Any) -> int:
+    """Values in ``value``: 1, plus those of each list entry and mapping value (keys are
+    not counted) — what validating it walks.
+
+    >>> count_values({"type": "conv", "kernel": [3, 3], "filters": 8})
+    6
+    """
+    count, pending = 0, [value]
+    while pending:
+        item = pending.pop()
+        count += 1
+        if isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, Mapping):
+            pending.extend(item.values())
+    return count
+
+
+@dataclass(frozen=True)
+class _Tally:
+    """What an expansion has made so far."""
+
+    layers: int
+    copies: int
+    values: int
+
+
 class _Expander:
-    def __init__(self, blocks: Mapping[str, Any], out: Expansion):
+    def __init__(self, blocks: Mapping[str, Any], out: Expansion, max_layers: int,
+                 hints: HintBudget):
         self.blocks = blocks
         self.out = out
-        self.work = 0  # copies expanded, to bound repeats of blocks that emit nothing
+        self.max_layers = max_layers
+        self.max_copies = COPIES_PER_LAYER * max_layers
+        self.hints = hints
+        self.copies = 0  # copies expanded, to bound repeats of blocks that emit nothing
+        self.values = 0  # values of the emitted layers
+        self._reads: dict[int, dict[str, list[str]]] = {}
 
     def problem(self, path: Path, message: str) -> None:
         self.out.problems.append((path, message))
 
+    def too_many_layers(self) -> _TooLarge:
+        return _TooLarge(f"expands to more than {self.max_layers} layers")
+
+    def tally(self) -> _Tally:
+        return _Tally(len(self.out.layers), self.copies, self.values)
+
+    def reserve(self, more: int, before: _Tally) -> None:
+        """Refuse ``more`` copies of what was made since ``before`` if they would pass a
+        limit — before making any of them."""
+        now = self.tally()
+        if now.layers + more * (now.layers - before.layers) > self.max_layers \
+                or now.copies + more * (now.copies - before.copies) > self.max_copies:
+            raise self.too_many_layers()
+        if now.values + more * (now.values - before.values) > MAX_LAYER_VALUES:
+            raise _TooLarge(f"expands to more than {MAX_LAYER_VALUES} values (options "
+                            "and list entries of its layers)")
+
     def substitute(self, value: Any, env: Mapping[str, Any] | None, path: Path) -> Any:
         if isinstance(value, str) and "$" in value and env is not None:
             try:
-                return evaluate(value, env)
+                return evaluate(value, env, hints=self.hints.suggest)
             except ValueError as exc:
                 self.problem(path, str(exc))
                 return value
@@ -162,21 +311,28 @@ class _Expander:
                                   previous, scope_input)
             is_block = isinstance(kind, str) and kind in self.blocks and kind not in MODEL_BY_TYPE
             outer = groups + (((prefix + local, f"{kind} ×{repeat}"),) if repeat > 1 else ())
+            values = 0 if is_block else count_values(item)  # the same for every copy
+            before = self.tally()
             for copy in range(repeat):
-                self.work += 1
-                if self.work > 10 * MAX_LAYERS:
-                    raise _TooLarge()
+                if copy == 1:
+                    self.reserve(repeat - 1, before)
+                self.count_copy()
                 name = f"{local}.{copy}" if repeat > 1 else local
                 if is_block:
                     output = self.call(item, item_path, prefix + name, inputs, stack, outer)
                 else:
                     self.emit({**item, "name": prefix + name, "inputs": inputs}, item_path,
-                              outer)
+                              outer, values)
                     output = prefix + name
                 names[name] = output
                 inputs = [output]
             names[local] = previous = inputs[0]
         return previous
+
+    def count_copy(self) -> None:
+        self.copies += 1
+        if self.copies > self.max_copies:
+            raise self.too_many_layers()
 
     def resolve(self, raw: Any, path: Path, local: str, names: Mapping[str, str],
                 later: Mapping[Any, int], items: list[Any], previous: str,
@@ -195,14 +351,22 @@ class _Expander:
             elif isinstance(entry, str) and entry in names:
                 resolved.append(names[entry])
             elif isinstance(entry, str) and entry in later:
-                cycle = _cycle(entry, local, items)
+                cycle = _cycle(entry, local, self.reads(items), self.hints)
                 self.problem(where, f"cycle: {' → '.join(cycle)}" if cycle else
                              f"{entry!r} is defined later: a layer reads earlier layers only")
             else:
-                close = difflib.get_close_matches(str(entry), list(names) + ["input"], n=1)
-                hint = f" — did you mean {close[0]!r}?" if close else ""
+                close = self.hints.suggest(str(entry), _Names(names, "input"))
+                hint = f" — did you mean {close!r}?" if close else ""
                 self.problem(where, f"unknown layer {entry!r}{hint}")
         return resolved or [previous]
+
+    def reads(self, items: list[Any]) -> dict[str, list[str]]:
+        """Per named item of one list of layers, the names its ``inputs`` give (built
+        once per list, not once per problem)."""
+        key = id(items)
+        if key not in self._reads:
+            self._reads[key] = _reads(items)
+        return self._reads[key]
 
     def call(self, item: Mapping[str, Any], path: Path, instance: str, inputs: list[str],
              stack: tuple[str, ...], groups: tuple[Group, ...]) -> str:
@@ -220,40 +384,71 @@ class _Expander:
             if key in CALL_KEYS:
                 continue
             if key not in declared:
-                close = difflib.get_close_matches(str(key), list(declared), n=1)
-                hint = f" — did you mean {close[0]!r}?" if close else ""
+                close = self.hints.suggest(str(key), declared)
+                hint = f" — did you mean {close!r}?" if close else ""
                 self.problem(path + (key,), f"block {kind!r} has no parameter {key!r}{hint} "
-                             f"(it has: {', '.join(declared) or 'none'})")
+                             f"(it has: {listing(declared) or 'none'})")
             env[key] = value
         missing = [p for p, v in env.items() if v is None]
         if missing:
-            self.problem(path, f"block {kind!r} needs {', '.join(missing)}")
+            self.problem(path, f"block {kind!r} needs {listing(missing)}")
             return inputs[0]
         return self.scope(block.get("layers"), ("blocks", kind, "layers"), instance + ".",
                           inputs[0], env, stack + (kind,), groups + ((instance, kind),))
 
-    def emit(self, layer: Any, origin: Path, groups: tuple[Group, ...]) -> None:
-        if len(self.out.layers) >= MAX_LAYERS:
-            raise _TooLarge()
+    def emit(self, layer: Any, origin: Path, groups: tuple[Group, ...],
+             values: int | None = None) -> None:
+        if len(self.out.layers) >= self.max_layers:
+            raise self.too_many_layers()
+        self.values += count_values(layer) if values is None else values
+        if self.values > MAX_LAYER_VALUES:
+            raise _TooLarge(f"expands to more than {MAX_LAYER_VALUES} values (options "
+                            "and list entries of its layers)")
         self.out.layers.append(layer)
         self.out.origins.append(origin)
         self.out.groups.append(groups)
 
 
-def _cycle(start: str, target: str, items: list[Any]) -> list[str] | None:
-    """The path of ``inputs`` from ``start`` back to ``target``, if there is one."""
+class _Names(Collection[str]):
+    """A scope's names and one more, sized without copying them."""
+
+    def __init__(self, names: Mapping[str, str], extra: str):
+        self.names, self.extra = names, extra
+
+    def __len__(self) -> int:
+        return len(self.names) + 1
+
+    def __iter__(self) -> Any:
+        yield from self.names
+        yield self.extra
+
+    def __contains__(self, name: object) -> bool:
+        return name == self.extra or name in self.names
+
+
+def _reads(items: list[Any]) -> dict[str, list[str]]:
     reads: dict[str, list[str]] = {}
     for item in items:
         if isinstance(item, Mapping) and isinstance(item.get("name"), str):
             raw = item.get("inputs")
             reads[item["name"]] = [raw] if isinstance(raw, str) else \
                 [r for r in raw if isinstance(r, str)] if isinstance(raw, list) else []
+    return reads
+
+
+def _cycle(start: str, target: str, reads: Mapping[str, list[str]],
+           hints: HintBudget | None = None) -> list[str] | None:
+    """The path of ``inputs`` from ``start`` back to ``target``, if there is one (each
+    step spends the names it looks at from ``hints``; an exhausted budget finds none)."""
     if start == target:
         return [target, target]
     trail = [target, start]
     seen = {start}
     while True:
-        following = [n for n in reads.get(trail[-1], []) if n == target or n not in seen]
+        options = reads.get(trail[-1], [])
+        if hints is not None and not hints.spend(len(options) + 1):
+            return None
+        following = [n for n in options if n == target or n not in seen]
         if not following:
             return None
         if target in following:
@@ -262,9 +457,21 @@ def _cycle(start: str, target: str, items: list[Any]) -> list[str] | None:
         seen.add(following[0])
 
 
-def expand(data: Mapping[str, Any]) -> Expansion:
-    """Expand ``data["layers"]`` (blocks, repeat, inputs) into flat layer dicts."""
+def expand(data: Mapping[str, Any], *, max_layers: int = MAX_LAYERS) -> Expansion:
+    """Expand ``data["layers"]`` (blocks, repeat, inputs) into flat layer dicts.
+
+    Stops, with the problem ``expands to more than N layers`` (or values), before the
+    work of a ``repeat`` that would pass ``max_layers`` (at most ``MAX_LAYERS``) or
+    another limit of this module.
+    """
+    if not isinstance(data, Mapping):
+        raise TypeError(f"expand(data): expected a mapping, got {type(data).__name__}")
+    if not isinstance(max_layers, int) or isinstance(max_layers, bool) \
+            or not 1 <= max_layers <= MAX_LAYERS:
+        raise ValueError(f"expand(max_layers): must be from 1 to {MAX_LAYERS} "
+                         f"(got {max_layers!r})")
     out = Expansion()
+    hints = HintBudget()
     raw_blocks = data.get("blocks")
     blocks = {name: block for name, block in raw_blocks.items() if isinstance(block, Mapping)} \
         if isinstance(raw_blocks, Mapping) else {}
@@ -273,29 +480,31 @@ def expand(data: Mapping[str, Any]) -> Expansion:
             out.problems.append((("blocks", name),
                                  f"a block cannot be called {name!r}: that is a layer type"))
     for name, block in blocks.items():
-        _check_parameters(block, name, out)
-    expander = _Expander(blocks, out)
+        _check_parameters(block, name, out, hints)
+    expander = _Expander(blocks, out, max_layers, hints)
     try:
         expander.scope(data.get("layers"), ("layers",), "", "input", None, (), ())
-    except _TooLarge:
-        out.problems.append((("layers",), f"expands to more than {MAX_LAYERS} layers"))
+    except _TooLarge as exc:
+        out.problems.append((("layers",), str(exc)))
     except RecursionError:
         out.problems.append((("blocks",), "blocks nested too deeply"))
     out.problems = list(dict.fromkeys(out.problems))  # each instance repeats its block's
     return out
 
 
-def _check_parameters(block: Mapping[str, Any], name: str, out: Expansion) -> None:
+def _check_parameters(block: Mapping[str, Any], name: str, out: Expansion,
+                      hints: HintBudget) -> None:
     """Every ``$param`` a block's layers use must be declared, whether or not (and however
     often) the block is used."""
     params = block.get("params") if isinstance(block.get("params"), Mapping) else {}
+    zeros = {p: 0 for p in params}
 
     def walk(value: Any, path: Path) -> None:
         if isinstance(value, str):
             for used in _PARAM.findall(value):
                 if used not in params:
                     try:
-                        evaluate(value, {p: 0 for p in params})
+                        evaluate(value, zeros, hints=hints.suggest)
                     except ValueError as exc:
                         out.problems.append((path, str(exc)))
                     return
