@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
 import time
@@ -134,5 +136,36 @@ def test_serve_with_two_worker_processes(tmp_path, server_process):
             time.sleep(0.1)
             log = server.log_text()
         assert "Started parent process" in log and log.count("Started server process") == 2
+        _connections_are_spread(server)
     finally:
         server.stop()
+
+
+def _sockets_of_children(pid: int) -> dict[int, int]:
+    """Open sockets of each direct child process of ``pid`` (Linux's /proc)."""
+    counts = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1]
+                                            .split()[1]) == pid:
+                counts[int(entry.name)] = sum(
+                    1 for fd in (entry / "fd").iterdir()
+                    if os.readlink(fd).startswith("socket:"))
+        except OSError:   # gone meanwhile
+            continue
+    return counts
+
+
+def _connections_are_spread(server) -> None:
+    """32 connections opened at once reach both worker processes (each has its own
+    SO_REUSEPORT socket; with one shared socket the first to wake took them all)."""
+    before = _sockets_of_children(server.process.pid)
+    connections = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(32)]
+    try:
+        time.sleep(0.5)
+        after = _sockets_of_children(server.process.pid)
+    finally:
+        for connection in connections:
+            connection.close()
+    taken = sorted(after[pid] - before.get(pid, 0) for pid in after)
+    assert sum(taken) == 32 and taken[-2] >= 4, taken
