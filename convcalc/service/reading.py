@@ -8,6 +8,7 @@ Each step refuses with a :class:`~convcalc.service.problems.ProblemError` (415, 
 from __future__ import annotations
 
 import threading
+from contextlib import aclosing
 from typing import Any, Callable
 
 import anyio
@@ -80,11 +81,12 @@ async def read_body(request: Request, limits: Limits) -> bytes:
     body = bytearray()
     try:
         with anyio.fail_after(limits.body_timeout):
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > limits.max_body_bytes:
-                    raise _too_large(f"more than {limits.max_body_bytes}",
-                                     limits.max_body_bytes)
+            async with aclosing(request.stream()) as chunks:
+                async for chunk in chunks:
+                    body += chunk
+                    if len(body) > limits.max_body_bytes:
+                        raise _too_large(f"more than {limits.max_body_bytes}",
+                                         limits.max_body_bytes)
     except TimeoutError:
         expected = "" if declared is None else f" of {declared}"
         raise ProblemError(
