@@ -31,7 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 from math import gcd, lcm
-from typing import Optional
+from typing import Callable, Optional, Sequence
 
 Number = int | Fraction
 Edge = Optional[int]
@@ -181,6 +181,31 @@ class Field1D:
             hi.append(self._hi_over([source(h) for h in range(count)]))
         return Field1D(tuple(lo), tuple(hi), self.shift)
 
+    def through_reads(self, reads: "Callable[[int], Sequence[int]]", period: int,
+                      step: int) -> "Field1D":
+        """After any layer whose output ``o`` reads the input positions ``reads(o)``
+        (unbounded coordinates: padding positions are positions outside the input), with
+        ``reads(o + period) = reads(o) + step``: output ``o`` sees the union of their
+        fields.  An empty ``reads(o)`` sees nothing (``None``).
+
+        >>> conv = Field1D.identity().through_window(3, 2, 1)
+        >>> conv == Field1D.identity().through_reads(lambda o: [2 * o - 1 + t for t in range(3)], 1, 2)
+        True
+        >>> nearest = Field1D.identity().through_reads(lambda o: [o * 2 // 3], 3, 2)  # 2 → 3
+        >>> [nearest.edges(o) for o in range(4)], nearest.jump
+        ([(0, 0), (0, 0), (1, 1), (2, 2)], Fraction(2, 3))
+        """
+        repeats = self.period // gcd(self.period, step)  # so that the input moves by periods
+        outputs = period * repeats
+        if outputs > MAX_PERIOD:
+            raise FieldTooComplex(outputs)
+        lo, hi = [], []
+        for o in range(outputs):
+            positions = list(reads(o))
+            lo.append(self._lo_over(positions) if positions else None)
+            hi.append(self._hi_over(positions) if positions else None)
+        return Field1D(tuple(lo), tuple(hi), self.shift * (repeats * step // self.period))
+
     def whole(self, positions: int) -> "Field1D":
         """After a layer that reads every one of ``positions`` outputs (global pooling,
         flatten): one output whose field is the union of theirs.  The jump is kept as
@@ -244,6 +269,18 @@ class ReceptiveField:
             return self
         return ReceptiveField(tuple(f.through_window(*args) for f, *args in
                                     zip(self.axes, kernel, stride, pad_before, dilation)))
+
+    def through_reads(self, per_axis: "Sequence[tuple[Callable[[int], Sequence[int]], int, int]]"
+                      ) -> "ReceptiveField":
+        """:meth:`Field1D.through_reads` on every axis, with ``(reads, period, step)`` per
+        axis; a field that would need too long a period is not tracked (``None``)."""
+        if self.axes is None:
+            return self
+        try:
+            return ReceptiveField(tuple(f.through_reads(*args)
+                                        for f, args in zip(self.axes, per_axis)))
+        except FieldTooComplex:
+            return ReceptiveField(None)
 
     def through_transposed(self, kernel: tuple[int, ...], stride: tuple[int, ...],
                            pad_before: tuple[int, ...], dilation: tuple[int, ...]) -> "ReceptiveField":

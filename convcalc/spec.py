@@ -201,6 +201,7 @@ Padding = Annotated[
     WithJsonSchema(_PADDING_SCHEMA),
 ]
 PositiveInt = Annotated[int, Field(strict=True, ge=1, le=MAX_INT)]
+PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]
 
 
 def _real(*, ge: float | None = None, gt: float | None = None, le: float | None = None,
@@ -248,18 +249,97 @@ def _number_text(value: Any) -> str:
 Probability = _real(ge=0.0, lt=1.0)
 
 
+def _validate_scales(value: Any) -> float | tuple[float, ...]:
+    """A positive finite factor, or a list of 1–3 of them (one per spatial axis)."""
+    def one(item: Any, where: str) -> float:
+        if isinstance(item, bool) or not isinstance(item, (int, float)):
+            raise PydanticCustomError("scale", f"{where}must be a number (got {show(item)})")
+        number = float(item) if abs(item) < 1e300 else math.inf
+        if not math.isfinite(number) or number <= 0:
+            raise PydanticCustomError("scale", f"{where}must be a finite number > 0 "
+                                      f"(got {_number_text(item)})")
+        return number
+
+    if isinstance(value, (list, tuple)):
+        if not 1 <= len(value) <= MAX_SPATIAL_AXES:
+            raise PydanticCustomError("scale", "must be a number, or a list of 1–3 of them, "
+                                      f"one per spatial axis (got {show(value)})")
+        return tuple(one(item, f"entry {i} ") for i, item in enumerate(value))
+    return one(value, "")
+
+
+_SCALE = {"type": "number", "exclusiveMinimum": 0}
+Scales = Annotated[
+    Union[float, tuple[float, ...]], PlainValidator(_validate_scales),
+    WithJsonSchema({"oneOf": [_SCALE, {"type": "array", "items": _SCALE, "minItems": 1,
+                                       "maxItems": MAX_SPATIAL_AXES}]}),
+]
+
+
+def _validate_channel_range(value: Any) -> tuple[int, int]:
+    if (isinstance(value, (list, tuple)) and len(value) == 2
+            and all(_is_int(v) and 0 <= v <= MAX_INT for v in value)):
+        start, stop = value
+        if start >= stop:
+            raise PydanticCustomError("channel_range", f"start must be smaller than stop "
+                                      f"(got [{start}, {stop}]: no channels)")
+        return start, stop
+    raise PydanticCustomError("channel_range", "must be [start, stop], two whole numbers "
+                              f"with 0 ≤ start < stop (got {show(value)})")
+
+
+_CHANNEL = {"type": "integer", "minimum": 0, "maximum": MAX_INT}
+ChannelRange = Annotated[
+    tuple[int, int], PlainValidator(_validate_channel_range),
+    WithJsonSchema({"type": "array", "items": _CHANNEL, "minItems": 2, "maxItems": 2}),
+]
+
+
+def _validate_pad_amounts(value: Any) -> Any:
+    if isinstance(value, str):
+        raise PydanticCustomError(
+            "padding", f"must be numbers: a pad layer has no window for {show(value)} to "
+            "refer to (an int, or per axis an int or [before, after])")
+    return _validate_padding(value)
+
+
+PadAmounts = Annotated[
+    Union[int, tuple[Any, ...]], PlainValidator(_validate_pad_amounts),
+    WithJsonSchema({"oneOf": [_PADDING_SCHEMA["oneOf"][0], _PADDING_SCHEMA["oneOf"][2]]}),
+]
+
+
+def _one_target(layer: Any, options: tuple[str, ...], verb: str) -> None:
+    """A resizing layer takes its target from exactly one place: one of ``options``, or
+    a second input (the reference) — not several, not none."""
+    given = [name for name in options if getattr(layer, name) is not None]
+    with_reference = len(layer.inputs or ()) >= 2
+    if len(given) > 1:
+        raise PydanticCustomError("target", f"give {' or '.join(options)}, not both")
+    if given and with_reference:
+        raise PydanticCustomError("target", f"a second input (the reference) sets the size "
+                                  f"to {verb} to: drop {given[0]}")
+    if not given and not with_reference:
+        raise PydanticCustomError("target", f"needs {' or '.join(options)}, or "
+                                  "inputs: [x, reference] to take the reference's size")
+
+
 @dataclass(frozen=True)
 class Example:
     """One layer of a kind on an input shape: the case the docs show and every
     cross-check runs (calculator against engine, verify, gradient check, measured
-    receptive fields).  Merges read ``input`` more than once."""
+    receptive fields).  Merges read ``input`` more than once, or an output of the
+    layers ``before`` (which make, say, the ``(C, 1, 1)`` a broadcast needs); the
+    example's layer is always the last."""
 
     input: tuple[int, ...]
     layer: dict[str, Any]
+    before: tuple[dict[str, Any], ...] = ()
 
     def spec(self) -> dict[str, Any]:
-        """A whole spec holding the layer: ``{"input": [...], "layers": [layer]}``."""
-        return {"input": list(self.input), "layers": [dict(self.layer)]}
+        """A whole spec ending in the layer: ``{"input": [...], "layers": [..., layer]}``."""
+        return {"input": list(self.input),
+                "layers": [dict(layer) for layer in self.before] + [dict(self.layer)]}
 
 
 class LayerBase(BaseModel):
@@ -305,6 +385,12 @@ class Conv(LayerBase):
                         "bias": False}),
         ([4, 6, 6], {"type": "conv", "filters": 4, "kernel": 3, "groups": "depthwise",
                      "padding": [[0, 1], 1]}),
+        ([2, 5, 5], {"type": "conv", "filters": 3, "kernel": 3, "padding": 1,
+                     "padding_mode": "reflect"}),
+        ([2, 6], {"type": "conv", "filters": 2, "kernel": 3, "padding": [[2, 1]],
+                  "padding_mode": "replicate"}),
+        ([2, 4, 4], {"type": "conv", "filters": 2, "kernel": 3, "stride": 2, "padding": 1,
+                     "padding_mode": "circular"}),
     )
 
     type: Literal["conv"]
@@ -317,6 +403,10 @@ class Conv(LayerBase):
         default=1, description="Channel groups; 'depthwise' means one group per input channel."
     )
     bias: bool = Field(default=True, description="One learned bias per output channel or unit.")
+    padding_mode: PaddingMode = Field(
+        default="zeros", description="What the padding holds (PyTorch's padding_mode): zeros, "
+        "or the input reflected (without the edge), replicated (the edge repeated) or "
+        "wrapped around (circular).")
 
 
 class ConvTranspose(LayerBase):
@@ -395,11 +485,14 @@ class Dense(LayerBase):
     """Fully connected (affine) layer on a flat vector: ``in·units + units`` parameters."""
 
     examples = _examples(([12], {"type": "dense", "units": 5}),
-                         ([7], {"type": "dense", "units": 3, "bias": False}))
+                         ([7], {"type": "dense", "units": 3, "bias": False, "in_features": 7}))
 
     type: Literal["dense"]
     units: PositiveInt = Field(description="Output features.")
     bias: bool = Field(default=True, description="One learned bias per output channel or unit.")
+    in_features: Optional[PositiveInt] = Field(
+        default=None, description="The input width it is built for; default: whatever its "
+        "input has (then its parameter count follows the input size).")
 
 
 _ELEMENTWISE_INPUTS = ([3, 5, 5], [6], [2, 7], [2, 3, 3, 3])
@@ -464,6 +557,312 @@ class Identity(LayerBase):
     type: Literal["identity"]
 
 
+class ReLU6(LayerBase):
+    """``min(max(x, 0), 6)``, element-wise (MobileNetV2)."""
+
+    examples = _elementwise_examples({"type": "relu6"})
+    type: Literal["relu6"]
+
+
+class Hardswish(LayerBase):
+    """``x · relu6(x + 3) / 6``, element-wise (MobileNetV3)."""
+
+    examples = _elementwise_examples({"type": "hardswish"})
+    type: Literal["hardswish"]
+
+
+class Hardsigmoid(LayerBase):
+    """``relu6(x + 3) / 6``, element-wise (MobileNetV3's squeeze-and-excitation gate)."""
+
+    examples = _elementwise_examples({"type": "hardsigmoid"})
+    type: Literal["hardsigmoid"]
+
+
+class SiLU(LayerBase):
+    """``x · sigmoid(x)`` (swish), element-wise (EfficientNet)."""
+
+    examples = _elementwise_examples({"type": "silu"})
+    type: Literal["silu"]
+
+
+class Mish(LayerBase):
+    """``x · tanh(softplus(x))``, element-wise."""
+
+    examples = _elementwise_examples({"type": "mish"})
+    type: Literal["mish"]
+
+
+class SELU(LayerBase):
+    """``λ·x`` for ``x > 0``, else ``λ·α·(e^x − 1)``, with PyTorch's constants
+    ``α ≈ 1.6733``, ``λ ≈ 1.0507``; element-wise."""
+
+    examples = _elementwise_examples({"type": "selu"})
+    type: Literal["selu"]
+
+
+class LogSoftmax(LayerBase):
+    """``x_c − log Σ_c' e^(x_c')`` over the channel axis (the features of a flat
+    vector), at every spatial position."""
+
+    examples = _elementwise_examples({"type": "log_softmax"})
+    type: Literal["log_softmax"]
+
+
+class GELU(LayerBase):
+    """``x · Φ(x)`` with ``Φ`` the standard normal CDF (``approximate: tanh``:
+    ``x/2 · (1 + tanh(√(2/π)·(x + 0.044715·x³)))``), element-wise (ConvNeXt)."""
+
+    examples = _elementwise_examples({"type": "gelu"}) + _examples(
+        ([3, 4, 4], {"type": "gelu", "approximate": "tanh"}))
+    type: Literal["gelu"]
+    approximate: Literal["none", "tanh"] = Field(
+        default="none", description="none: the exact CDF; tanh: its tanh approximation.")
+
+
+class ELU(LayerBase):
+    """``x`` for ``x > 0``, else ``alpha·(e^x − 1)``, element-wise."""
+
+    examples = _elementwise_examples({"type": "elu", "alpha": 0.5})
+    type: Literal["elu"]
+    alpha: _real() = Field(default=1.0, description="The output for large negative x tends to −alpha.")
+
+
+class Softplus(LayerBase):
+    """``log(1 + e^(beta·x)) / beta``, and ``x`` itself where ``beta·x > threshold``
+    (PyTorch's rule, for numerical stability), element-wise."""
+
+    examples = _elementwise_examples({"type": "softplus", "beta": 2.0, "threshold": 1.5})
+    type: Literal["softplus"]
+    beta: _real(gt=0.0) = Field(default=1.0, description="Sharpness.")
+    threshold: _real() = Field(default=20.0, description="Where beta·x > threshold the output is x.")
+
+
+class DropPath(LayerBase):
+    """Stochastic depth: in training each example's whole tensor is zeroed with
+    probability ``rate`` and the others scaled by ``1/(1 − rate)``; the identity in
+    evaluation."""
+
+    examples = _elementwise_examples({"type": "drop_path", "rate": 0.25})
+    type: Literal["drop_path"]
+    rate: Probability = Field(default=0.0, description="Probability of dropping an example's tensor in training.")
+
+
+class PReLU(LayerBase):
+    """``max(x, 0) + a·min(x, 0)`` with a learned slope ``a`` (initially 0.25): one
+    parameter, or one per channel with ``per_channel: true``."""
+
+    examples = _examples(([3, 4, 4], {"type": "prelu"}),
+                         ([3, 4, 4], {"type": "prelu", "per_channel": True}),
+                         ([5], {"type": "prelu", "per_channel": True}),
+                         ([2, 6], {"type": "prelu"}))
+    type: Literal["prelu"]
+    per_channel: bool = Field(default=False, description="One slope per channel instead of one in all.")
+
+
+class LayerNorm(LayerBase):
+    """Normalise over the channel axis at every spatial position (ConvNeXt's
+    LayerNorm2d): ``(x − mean_c) / sqrt(var_c + eps)``, then ``gamma·x̂ + beta`` per
+    channel when ``affine`` (2·C parameters).  Any input with a channel axis:
+    ``(C, *spatial)``, ``(C, 1, 1)``, a flat ``(C,)``."""
+
+    examples = _examples(([4, 3, 3], {"type": "layernorm"}), ([6], {"type": "layernorm"}),
+                         ([4, 1, 1], {"type": "layernorm", "eps": 1e-6}),
+                         ([2, 5], {"type": "layernorm", "affine": False}),
+                         ([3, 2, 2, 2], {"type": "layernorm"}))
+    type: Literal["layernorm"]
+    eps: _real(gt=0.0) = Field(default=1e-5, description="Added to the variance before the square root.")
+    affine: bool = Field(default=True, description="Learn a per-channel scale (gamma) and shift (beta).")
+
+
+class GroupNorm(LayerBase):
+    """Normalise each example over groups of ``C / groups`` channels and every spatial
+    position; ``gamma``, ``beta`` per channel when ``affine`` (2·C parameters).  ``C``
+    must divide by ``groups``."""
+
+    examples = _examples(([4, 3, 3], {"type": "groupnorm", "groups": 2}),
+                         ([6], {"type": "groupnorm", "groups": 3}),
+                         ([4, 2, 2, 2], {"type": "groupnorm", "groups": 4, "affine": False}),
+                         ([6, 5], {"type": "groupnorm", "groups": 1, "eps": 1e-3}))
+    type: Literal["groupnorm"]
+    groups: PositiveInt = Field(description="Channel groups normalised together.")
+    eps: _real(gt=0.0) = Field(default=1e-5, description="Added to the variance before the square root.")
+    affine: bool = Field(default=True, description="Learn a per-channel scale (gamma) and shift (beta).")
+
+
+class InstanceNorm(LayerBase):
+    """Normalise each example's channels over their spatial positions (no running
+    statistics); ``gamma``, ``beta`` per channel when ``affine`` (2·C parameters).
+    Needs a feature map with more than one position (as PyTorch in training)."""
+
+    examples = _examples(([3, 4, 4], {"type": "instancenorm", "affine": True}),
+                         ([2, 6], {"type": "instancenorm"}),
+                         ([2, 3, 2, 3], {"type": "instancenorm", "eps": 1e-3}))
+    type: Literal["instancenorm"]
+    eps: _real(gt=0.0) = Field(default=1e-5, description="Added to the variance before the square root.")
+    affine: bool = Field(default=False, description="Learn a per-channel scale (gamma) and shift (beta).")
+
+
+class Scale(LayerBase):
+    """A learned per-channel multiplier (ConvNeXt's layer scale, Caffe's Scale): C
+    parameters, and a per-channel shift too with ``bias`` (2·C)."""
+
+    examples = _examples(([3, 4, 4], {"type": "scale"}), ([5], {"type": "scale", "bias": True}),
+                         ([2, 3, 3, 3], {"type": "scale", "bias": True}))
+    type: Literal["scale"]
+    bias: bool = Field(default=False, description="Also learn a per-channel shift.")
+
+
+class AdaptivePool(LayerBase):
+    """Average or max pooling to a fixed ``output`` size (PyTorch's windows): output
+    ``i`` of ``out`` covers inputs ``floor(i·in/out)`` … ``ceil((i+1)·in/out) − 1``;
+    channels kept.  When ``in`` is not a multiple of ``out`` the windows differ in size
+    (a warning under ``rounding: exact``); the receptive field uses the largest."""
+
+    examples = _examples(
+        ([3, 6, 6], {"type": "adaptive_avgpool", "output": 2}),
+        ([2, 5, 7], {"type": "adaptive_avgpool", "output": [3, 2]}),
+        ([2, 7], {"type": "adaptive_maxpool", "output": 1}),
+        ([2, 6, 4], {"type": "adaptive_maxpool", "output": [3, 2]}),
+        ([2, 4, 4, 4], {"type": "adaptive_avgpool", "output": 2}),
+    )
+    type: Literal["adaptive_avgpool", "adaptive_maxpool"]
+    output: _per_axis_ints(1, "an output size") = Field(
+        description="Output size: one int for every spatial axis, or one per axis.")
+
+
+class Mul(LayerBase):
+    """Element-wise product of two or more ``inputs``.  Like ``add`` it broadcasts
+    size-1 axes as NumPy does (shapes aligned at their last axis): ``(C, 1, 1) ×
+    (C, H, W) → (C, H, W)``, as in squeeze-and-excitation."""
+
+    examples = (
+        Example((3, 4, 4), {"type": "mul", "inputs": ["input", "input"]}),
+        Example((3, 4, 4), {"type": "mul", "inputs": ["gate", "input"]},
+                ({"name": "gate", "type": "adaptive_avgpool", "output": 1},)),
+        Example((2, 5), {"type": "mul", "inputs": ["input", "gate", "input"]},
+                ({"name": "gate", "type": "adaptive_maxpool", "output": 1},)),
+    )
+    type: Literal["mul"]
+
+
+class ChannelShuffle(LayerBase):
+    """ShuffleNet's channel shuffle: the channels, seen as ``(groups, C / groups)``,
+    transposed; shape unchanged.  ``C`` must divide by ``groups``."""
+
+    examples = _examples(([4, 3, 3], {"type": "channel_shuffle", "groups": 2}),
+                         ([6], {"type": "channel_shuffle", "groups": 3}),
+                         ([6, 2, 2, 2], {"type": "channel_shuffle", "groups": 2}))
+    type: Literal["channel_shuffle"]
+    groups: PositiveInt = Field(description="Channel groups to interleave.")
+
+
+class Slice(LayerBase):
+    """Channels ``start`` … ``stop − 1`` of the input (ShuffleNet's channel split)."""
+
+    examples = _examples(([4, 3, 3], {"type": "slice", "channels": [1, 3]}),
+                         ([5], {"type": "slice", "channels": [0, 2]}),
+                         ([4, 2, 3], {"type": "slice", "channels": [2, 4]}))
+    type: Literal["slice"]
+    channels: ChannelRange = Field(description="[start, stop]: the channels start … stop − 1.")
+
+
+class Upsample(LayerBase):
+    """Resize the spatial axes: to ``floor(in·scale)``, to ``size``, or with ``inputs:
+    [x, ref]`` to ``ref``'s spatial size (channels from ``x``).  ``nearest`` reads
+    source ``floor(dst·in/out)`` (PyTorch's ``nearest``); ``linear`` is bi- or
+    tri-linear by the number of axes, ``cubic`` PyTorch's bicubic convolution
+    (``A = −0.75``) along each axis; with ``align_corners`` the corner samples align
+    (``src = dst·(in − 1)/(out − 1)``), else ``src = (dst + ½)·in/out − ½``."""
+
+    examples = (
+        Example((2, 3, 3), {"type": "upsample", "scale": 2}),
+        Example((2, 3), {"type": "upsample", "size": [5], "mode": "linear"}),
+        Example((2, 3, 4), {"type": "upsample", "scale": [2, 1.5], "mode": "linear",
+                            "align_corners": True}),
+        Example((2, 3, 3), {"type": "upsample", "scale": 2, "mode": "cubic"}),
+        Example((1, 2, 3, 2), {"type": "upsample", "scale": 2, "mode": "linear"}),
+        Example((2, 6, 6), {"type": "upsample", "inputs": ["down", "input"], "mode": "linear"},
+                ({"name": "down", "type": "maxpool", "kernel": 2},)),
+    )
+    type: Literal["upsample"]
+    scale: Optional[Scales] = Field(default=None, description="Factor per axis (one number, or one per axis); output floor(in·scale).")
+    size: Optional[_per_axis_ints(1, "an output size")] = Field(
+        default=None, description="Output size: one int for every spatial axis, or one per axis.")
+    mode: Literal["nearest", "linear", "cubic"] = Field(default="nearest", description="How values between samples are found.")
+    align_corners: bool = Field(default=False, description="linear/cubic: align the corner samples of input and output.")
+
+    @model_validator(mode="after")
+    def _one_size(self) -> "Upsample":
+        _one_target(self, ("scale", "size"), "resize")
+        if self.align_corners and self.mode == "nearest":
+            raise PydanticCustomError("align_corners", "align_corners applies to linear and "
+                                      "cubic only")
+        return self
+
+
+class PixelShuffle(LayerBase):
+    """Sub-pixel convolution's rearrangement: ``(C·r^d, *S) → (C, *S·r)`` for ``d``
+    spatial axes (ESPCN); the channels must divide by ``r^d``."""
+
+    examples = _examples(([8, 3, 3], {"type": "pixel_shuffle", "factor": 2}),
+                         ([4, 3], {"type": "pixel_shuffle", "factor": 2}),
+                         ([8, 2, 2, 2], {"type": "pixel_shuffle", "factor": 2}),
+                         ([9, 2, 2], {"type": "pixel_shuffle", "factor": 3}))
+    type: Literal["pixel_shuffle"]
+    factor: PositiveInt = Field(description="The upscaling factor r.")
+
+
+class PixelUnshuffle(LayerBase):
+    """The inverse of ``pixel_shuffle``: ``(C, *S) → (C·r^d, *S/r)``; every spatial size
+    must divide by ``r`` (an error naming the nearest sizes that do otherwise)."""
+
+    examples = _examples(([2, 4, 6], {"type": "pixel_unshuffle", "factor": 2}),
+                         ([1, 6], {"type": "pixel_unshuffle", "factor": 3}),
+                         ([1, 2, 4, 2], {"type": "pixel_unshuffle", "factor": 2}))
+    type: Literal["pixel_unshuffle"]
+    factor: PositiveInt = Field(description="The downscaling factor r.")
+
+
+class Pad(LayerBase):
+    """Pad the spatial axes: ``zeros`` (the constant ``value``), ``reflect`` (mirrored
+    without the edge; padding < size), ``replicate`` (the edge repeated) or
+    ``circular`` (wrapped around; padding ≤ size), as ``F.pad``."""
+
+    examples = _examples(([2, 4, 4], {"type": "pad", "padding": 1}),
+                         ([2, 4, 4], {"type": "pad", "padding": [[1, 2], [0, 1]], "mode": "reflect"}),
+                         ([3, 5], {"type": "pad", "padding": 2, "mode": "replicate"}),
+                         ([2, 3, 3, 3], {"type": "pad", "padding": 1, "mode": "circular"}),
+                         ([2, 3, 3], {"type": "pad", "padding": [0, [2, 0]], "value": 0.5}))
+    type: Literal["pad"]
+    padding: PadAmounts = Field(description="An int (every side), or per axis an int or [before, after].")
+    mode: PaddingMode = Field(default="zeros", description="What the padding holds.")
+    value: _real() = Field(default=0.0, description="The constant of zeros mode.")
+
+
+class Crop(LayerBase):
+    """Cut the spatial axes to ``size``, or with ``inputs: [x, ref]`` to ``ref``'s
+    spatial size (U-Net's copy and crop); ``anchor: center`` keeps the middle (offset
+    ``floor((in − out)/2)``), ``start`` the beginning.  A crop larger than its input is
+    an error."""
+
+    examples = (
+        Example((2, 5, 6), {"type": "crop", "size": [3, 3]}),
+        Example((3, 5), {"type": "crop", "size": 2, "anchor": "start"}),
+        Example((2, 7, 7), {"type": "crop", "inputs": ["input", "small"]},
+                ({"name": "small", "type": "conv", "filters": 2, "kernel": 3},)),
+        Example((1, 4, 5, 4), {"type": "crop", "size": [2, 3, 3]}),
+    )
+    type: Literal["crop"]
+    size: Optional[_per_axis_ints(1, "an output size")] = Field(
+        default=None, description="Output size: one int for every spatial axis, or one per axis.")
+    anchor: Literal["center", "start"] = Field(default="center", description="Which part is kept.")
+
+    @model_validator(mode="after")
+    def _one_size(self) -> "Crop":
+        _one_target(self, ("size",), "crop")
+        return self
+
+
 class BatchNorm(LayerBase):
     """Per-channel normalisation: gamma and beta are parameters (2·C), the running mean
     and variance are buffers (2·C; Keras lists them as "non-trainable params")."""
@@ -526,8 +925,33 @@ LAYER_MODELS: tuple[type[LayerBase], ...] = (
     BatchNorm,
     LRN,
     Identity,
+    ReLU6,
+    Hardswish,
+    Hardsigmoid,
+    SiLU,
+    Mish,
+    SELU,
+    LogSoftmax,
+    GELU,
+    ELU,
+    Softplus,
+    DropPath,
+    PReLU,
+    LayerNorm,
+    GroupNorm,
+    InstanceNorm,
+    Scale,
+    AdaptivePool,
+    ChannelShuffle,
+    Slice,
+    Upsample,
+    PixelShuffle,
+    PixelUnshuffle,
+    Pad,
+    Crop,
     Add,
     Concat,
+    Mul,
 )
 
 

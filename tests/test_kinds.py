@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import tracemalloc
 from math import prod
+from typing import Any
 
 import pytest
 from torch_reference import REFERENCES
@@ -111,31 +112,56 @@ def test_memory_estimate_covers_a_run_of_the_example(example: Example) -> None:
     assert arrays <= 2 * peak, (peak, arrays)
 
 
+class Case:
+    """An example built by the engine (float64 unless asked), run up to its layer: the
+    layer, and the arrays it reads (a batch of 3, random, from the layers before)."""
+
+    def __init__(self, example: Example, dtype: str = "float64", batch: int = 3):
+        import numpy as np
+
+        self.spec = convcalc.validate(example.spec())
+        self.net = engine.build(self.spec, seed=1, dtype=dtype)
+        self.layer = self.net.layers[-1]
+        x = np.random.default_rng(5).standard_normal((batch, *example.input)).astype(dtype)
+        values = self.net.evaluate({"input": x})
+        self.inputs = [values[name] for name in self.net.sources[-1]]
+
+    def forward(self) -> Any:
+        return self.layer.forward(self.inputs if self.layer.many_inputs else self.inputs[0])
+
+    def backward(self, dy: Any) -> list:
+        grads = self.layer.backward(dy)
+        return list(grads) if self.layer.many_inputs else [grads]
+
+
 @pytest.mark.parametrize("example", EXAMPLES)
 def test_example_matches_pytorch(example: Example) -> None:
-    """The engine's forward values, input gradient, parameter gradients (and updated
+    """The layer's forward values, input gradients, parameter gradients (and updated
     buffers) equal PyTorch's CPU op's on random inputs, in float64."""
     torch = pytest.importorskip("torch")
     import numpy as np
 
-    spec = convcalc.validate(example.spec())
-    net = engine.build(spec, seed=3, dtype="float64")
-    layer, layer_spec = net.layers[0], spec.layers[0]
+    case = Case(example)
+    layer = case.layer
     for key, value in layer.params.items():       # no parameter left at a special value
         value[...] = np.random.default_rng(4).uniform(0.5, 1.5, value.shape)
     before = {key: torch.tensor(value.copy()) for key, value in layer.buffers.items()}
-    rng = np.random.default_rng(5)
-    x = rng.standard_normal((3, *example.input))
-    y = net.forward(x)
-    dy = rng.standard_normal(y.shape)
-    dx = net.backward(dy)
-    xt = torch.tensor(x, requires_grad=True)
+    y = case.forward()
+    dy = np.random.default_rng(6).standard_normal(y.shape)
+    dxs = case.backward(dy)
+    leaves = {}                                   # one leaf per distinct input array
+    inputs = [leaves.setdefault(id(x), torch.tensor(x, requires_grad=True))
+              for x in case.inputs]
     params = {key: torch.tensor(value, requires_grad=True) for key, value in layer.params.items()}
-    inputs = [xt] * len(layer_spec.inputs or ["input"])
-    yt = REFERENCES[layer_spec.type](layer_spec, params, before, inputs, layer)
+    yt = REFERENCES[layer.spec.type](layer.spec, params, before, inputs, layer)
     yt.backward(torch.tensor(dy))
     np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-10, atol=1e-12)
+    summed: dict[int, Any] = {}                   # an input read twice gets both shares
+    for x, dx in zip(case.inputs, dxs):
+        summed[id(x)] = summed.get(id(x), 0) + dx
+    for key, leaf in leaves.items():
+        expected = leaf.grad.numpy() if leaf.grad is not None else np.zeros(leaf.shape)
+        np.testing.assert_allclose(summed[key], expected, rtol=1e-10, atol=1e-12)
     for key, value in params.items():
         np.testing.assert_allclose(layer.grads[key], value.grad.numpy(), rtol=1e-10,
                                    atol=1e-12, err_msg=key)
@@ -143,32 +169,21 @@ def test_example_matches_pytorch(example: Example) -> None:
         np.testing.assert_allclose(layer.buffers[key], value.numpy(), rtol=1e-10, err_msg=key)
 
 
-def engine_layer(example: Example, dtype: str = "float64"):
-    """The example's layer as the engine builds it (parameters allocated)."""
-    net = engine.build(convcalc.validate(example.spec()), seed=1, dtype=dtype)
-    return net, net.layers[0]
-
-
-def forward(layer, x):
-    return layer.forward([x] * len(layer.spec.inputs)) if layer.many_inputs else layer.forward(x)
-
-
 @pytest.mark.parametrize("example", EXAMPLES)
 def test_engine_layer_leaves_its_arguments_alone(example: Example) -> None:
-    """Two forward/backward passes (the second reuses workspaces) change neither ``x``
-    nor ``dy``."""
+    """Two forward/backward passes (the second reuses workspaces) change neither the
+    inputs nor ``dy``."""
     import numpy as np
 
-    _, layer = engine_layer(example)
-    rng = np.random.default_rng(7)
-    x = rng.standard_normal((2, *example.input))
-    x_before = x.copy()
-    dy = rng.standard_normal(forward(layer, x).shape)
+    case = Case(example)
+    before = [x.copy() for x in case.inputs]
+    dy = np.random.default_rng(7).standard_normal(case.forward().shape)
     dy_before = dy.copy()
     for _ in range(2):
-        forward(layer, x)
-        layer.backward(dy)
-    np.testing.assert_array_equal(x, x_before)
+        case.forward()
+        case.backward(dy)
+    for x, x_before in zip(case.inputs, before):
+        np.testing.assert_array_equal(x, x_before)
     np.testing.assert_array_equal(dy, dy_before)
 
 
@@ -176,20 +191,21 @@ def test_engine_layer_leaves_its_arguments_alone(example: Example) -> None:
 def test_engine_layer_takes_an_empty_batch(example: Example) -> None:
     import numpy as np
 
-    net, layer = engine_layer(example)
-    y = net.forward(np.zeros((0, *example.input)))
-    assert y.shape == (0, *net.observed_shapes[layer.name])
-    assert net.backward(np.zeros(y.shape)).shape == (0, *example.input)
-    for name, grad in layer.grads.items():
-        assert grad.shape == layer.params[name].shape
+    case = Case(example, batch=0)
+    y = case.forward()
+    assert y.shape == (0, *case.net.observed_shapes[case.layer.name])
+    for x, dx in zip(case.inputs, case.backward(np.zeros(y.shape))):
+        assert dx.shape == x.shape
+    for name, grad in case.layer.grads.items():
+        assert grad.shape == case.layer.params[name].shape
 
 
 @pytest.mark.parametrize("example", EXAMPLES)
 def test_engine_layer_keeps_float32(example: Example) -> None:
     import numpy as np
 
-    net, layer = engine_layer(example, "float32")
-    y = net.forward(np.random.default_rng(8).standard_normal((2, *example.input)))
+    case = Case(example, "float32")
+    y = case.forward()
     assert y.dtype == np.float32
-    assert net.backward(np.ones_like(y)).dtype == np.float32
-    assert all(grad.dtype == np.float32 for grad in layer.grads.values())
+    assert all(dx.dtype == np.float32 for dx in case.backward(np.ones_like(y)))
+    assert all(grad.dtype == np.float32 for grad in case.layer.grads.values())

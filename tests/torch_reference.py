@@ -181,3 +181,15 @@ def concat(layer: Any, params: dict, buffers: dict, inputs: list, engine_layer: 
     import torch
 
     return torch.cat(inputs, dim=1)
+
+
+def _load_families() -> None:
+    """Every ``tests/torch_reference_<family>.py`` registers its references too."""
+    import importlib
+    from pathlib import Path
+
+    for path in sorted(Path(__file__).parent.glob("torch_reference_*.py")):
+        importlib.import_module(path.stem)
+
+
+_load_families()
