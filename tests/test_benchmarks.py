@@ -81,38 +81,48 @@ def no_matmul(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_bench_analyze_prints_a_row_per_model_and_the_targets(
         no_matmul: None, capsys: pytest.CaptureFixture[str]) -> None:
-    assert bench_analyze.main(["--repeat", "1", "--warmup", "0", "--torch-mode", "train",
+    assert bench_analyze.main(["--repeat", "1", "--warmup", "0",
                                "--only", "lenet5,simple_convnet"]) == 0
     out = capsys.readouterr().out
-    assert "the meta forward (train mode)" in out
     assert "numpy.matmul 2048×2048 float32: 123.0 GFLOP/s" in out
     assert f"python {sys.version.split()[0]}" in out
     rows = re.findall(r"^(lenet5|simple_convnet) +(\d+) ", out, re.MULTILINE)
     assert rows == [("lenet5", "13"), ("simple_convnet", "8")]
-    # ResNet-50 and GoogLeNet were not run: their targets say so instead of ✓/✗.
-    assert out.count("not measured in this run") == 4
+    # ResNet-50 and GoogLeNet were not run: their 2 × 3 targets say so instead of ✓/✗.
+    assert out.count("not measured in this run") == 6
 
 
-def test_bench_analyze_json_has_the_ratio_and_the_verdicts(
+def test_bench_analyze_json_has_the_ratios_and_the_verdicts(
         no_matmul: None, capsys: pytest.CaptureFixture[str]) -> None:
-    assert bench_analyze.main(["--repeat", "1", "--warmup", "0", "--json",
+    assert bench_analyze.main(["--repeat", "2", "--warmup", "0", "--json",
                                "--only", "lenet5,resnet50"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["matmul_gflops"] == 123.0 and doc["repeat"] == 1
+    assert doc["matmul_gflops"] == 123.0 and doc["repeat"] == 2
     assert [m["model"] for m in doc["models"]] == ["lenet5", "resnet50"]
     resnet = doc["models"][1]
     assert resnet["layers"] == len(convcalc.load("zoo:resnet50").layers)
     assert resnet["analyze_us_per_layer"] == pytest.approx(
         resnet["analyze_ms"] * 1e3 / resnet["layers"])
-    verdicts = {(t["model"], t["target"][:2]): t["ok"] for t in doc["targets"]}
-    assert verdicts[("resnet50", "an")] in (True, False)
-    assert verdicts[("googlenet", "an")] is None
-    if bench_analyze.torch is None:
-        assert resnet["meta_ms"] is None and verdicts[("resnet50", "≥ ")] is None
-    else:
-        assert resnet["meta_over_analyze"] == pytest.approx(
-            resnet["meta_ms"] / resnet["analyze_ms"])
-        assert verdicts[("resnet50", "≥ ")] in (True, False)
+    verdicts = {(t["model"], t["target"].split(",")[-1].split()[0]): t["ok"]
+                for t in doc["targets"]}
+    assert verdicts[("resnet50", "analyze")] in (True, False)
+    assert verdicts[("googlenet", "analyze")] is None
+    for mode in bench_analyze.MODES:
+        if bench_analyze.torch is None:
+            assert resnet[f"meta_{mode}_ms"] is None and verdicts[("resnet50", mode)] is None
+        else:
+            assert resnet[f"meta_{mode}_over_analyze"] == pytest.approx(
+                resnet[f"meta_{mode}_ms"] / resnet["analyze_ms"])
+            assert verdicts[("resnet50", mode)] in (True, False)
+
+
+def test_median_times_spreads_the_runs_over_blocks_that_take_turns() -> None:
+    order: list[str] = []
+    times = bench_analyze.median_times({"a": lambda: order.append("a"),
+                                        "b": lambda: order.append("b")}, 7, 1)
+    assert set(times) == {"a", "b"}
+    # three blocks each (3 + 2 + 2 timed runs, one warm-up run before each block)
+    assert "".join(order) == "aaaa" "bbbb" "aaa" "bbb" "aaa" "bbb"
 
 
 def _torch_models():
