@@ -71,18 +71,23 @@ def padded(size: int) -> bytes:
     return head + b"x" * (size - len(head))
 
 
+#: Lists nested in :func:`aliased` (libyaml allows 1,000 levels; PyYAML's pure-Python
+#: parser, used without libyaml, recurses per level).
+DEPTH = 990 if hasattr(yaml, "CSafeLoader") else 100
+
+
 def aliased(values: int) -> str:
     """A valid spec whose document has exactly ``values`` values once its aliases are
     expanded (as ``MAX_NODES`` counts them: scalars, lists, mappings; not plain keys),
-    most of them 990 lists deep: the former line map copied each value's path, so it
-    needed ~values × 990 slots (1.6 GB at the limit).
+    most of them ``DEPTH`` (990) lists deep: the former line map copied each value's
+    path, so it needed ~values × 990 slots (1.6 GB at the limit).
 
     The document: the root mapping (1), ``input`` (4), ``layers`` (2), ``blocks`` (1),
     ``b`` (1), its ``layers`` (2), ``params`` (1) — 12 — then ``w``: a list of 199
-    zeros (200); ``deep``: 990 nested lists, the innermost holding ``n`` aliases of
-    ``w`` (990 + 200·n); ``pad``: a list of ``p`` zeros (1 + p).
+    zeros (200); ``deep``: ``DEPTH`` nested lists, the innermost holding ``n`` aliases
+    of ``w`` (``DEPTH`` + 200·n); ``pad``: a list of ``p`` zeros (1 + p).
     """
-    fixed, width, depth = 12 + 200 + 1, 200, 990
+    fixed, width, depth = 12 + 200 + 1, 200, DEPTH
     n, p = divmod(values - fixed - depth, width)
     assert n >= 1, values
     deep = "[" * depth + ", ".join(["*w"] * n) + "]" * depth
