@@ -70,9 +70,10 @@ def matmul_gflops(size: int = 1024, repeats: int = 5) -> float:
 
 
 def start_server(port: int, workers: int, log: IO[bytes]) -> subprocess.Popen[bytes]:
+    more = ["--workers", str(workers)] if workers > 1 else []
     return subprocess.Popen(
         [sys.executable, "-c", "from convcalc.cli import main; main()", "serve",
-         "--host", HOST, "--port", str(port), "--no-access-log", "--workers", str(workers)],
+         "--host", HOST, "--port", str(port), "--no-access-log", *more],
         stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
 
 
