@@ -38,6 +38,7 @@ PUBLISHED = {
     "resnet18": (11_689_512, 11_689_512, 9_600, (3, 224, 224), (1000,)),
     "resnet50": (25_557_032, 25_557_032, 53_120, (3, 224, 224), (1000,)),
     "simple_convnet": (433_890, 433_890, 0, (1, 28, 28), (10,)),
+    "unet_same": (31_037_698, 31_037_698, 11_776, (3, 128, 128), (2, 128, 128)),
     "vgg16": (138_357_544, 138_357_544, 0, (3, 224, 224), (1000,)),
 }
 
@@ -48,10 +49,12 @@ EXPECTED_WARNINGS = {
     "resnet18": ["layer2.0.downsample.0", "layer3.0.downsample.0", "layer4.0.downsample.0"],
     "resnet50": ["layer2.0.downsample.0", "layer3.0.downsample.0", "layer4.0.downsample.0"],
     "googlenet": ["maxpool1", "maxpool2", "maxpool3"],
+    # U-Net's concats: the upsampled map's fields are half a pixel off the skip's
+    "unet_same": ["up1.cat", "up2.cat", "up3.cat", "up4.cat"],
 }
 
 #: Models whose architecture repeats: their files use blocks.
-WITH_BLOCKS = {"vgg16", "googlenet", "resnet18", "resnet50", "mobilenet_v1"}
+WITH_BLOCKS = {"vgg16", "googlenet", "resnet18", "resnet50", "mobilenet_v1", "unet_same"}
 
 
 def report(name: str) -> convcalc.Report:
@@ -84,6 +87,8 @@ def test_analyses_without_errors_and_only_the_documented_warnings(name: str) -> 
     assert result.ok, [str(p) for p in result.errors]
     assert [p.layer for p in result.warnings] == EXPECTED_WARNINGS.get(name, [])
     for warning in result.warnings:   # each rounds by one row/column, as the header says
+        if warning.field.endswith(".inputs"):   # or is a merge of misaligned fields
+            continue
         assert warning.details.get("uncovered", warning.details.get("overhang")) == 1
 
 
