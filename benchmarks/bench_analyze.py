@@ -204,6 +204,8 @@ def render(info: dict[str, Any], results: list[dict[str, Any]],
         value = (f"{c['value']:.1f} µs per layer" if "µs" in c["target"]
                  else f"{c['value']:.1f}×")
         lines.append(f"{'✓' if c['ok'] else '✗'} {c['model']}: {c['target']} ({value})")
+    for name, error in info["failed"].items():
+        lines.append(f"✗ {name}: not timed, loading or analysing it raised {error}")
     if info["not_idle"]:
         lines.append(f"\nnote: other processes kept the CPUs busy while timing: "
                      f"{', '.join(info['not_idle'])}")
@@ -227,12 +229,17 @@ def main(argv: list[str] | None = None) -> int:
     busy = bench_conv.cpu_busy()
     gflops = bench_conv.matmul_gflops(5)
     time.sleep(0.3)                         # let BLAS's threads stop spinning
-    results = [bench_model(name, args.repeat, args.warmup) for name in names]
+    results, failed = [], {}
+    for name in names:
+        try:
+            results.append(bench_model(name, args.repeat, args.warmup))
+        except Exception as exc:  # a model that cannot be analysed is reported, not timed
+            failed[name] = f"{type(exc).__name__}: {exc}"
     checks = check_targets(results)
     info = {"machine": machine(), "matmul_gflops": gflops, "cpu_busy": busy,
             "repeat": args.repeat, "warmup": args.warmup,
             "matmul_not_idle": "mm" in bench_conv.NOT_IDLE,
-            "not_idle": [n for n in bench_conv.NOT_IDLE if n != "mm"]}
+            "not_idle": [n for n in bench_conv.NOT_IDLE if n != "mm"], "failed": failed}
     if args.json:
         print(json.dumps({**info, "models": results, "targets": checks}, indent=2,
                          ensure_ascii=False))

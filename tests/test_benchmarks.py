@@ -116,6 +116,24 @@ def test_bench_analyze_json_has_the_ratios_and_the_verdicts(
             assert verdicts[("resnet50", mode)] in (True, False)
 
 
+def test_bench_analyze_reports_a_model_it_cannot_analyse_and_goes_on(
+        no_matmul: None, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    real = bench_analyze.bench_model
+
+    def bench_model(name: str, repeat: int, warmup: int) -> dict:
+        if name == "lenet5":
+            raise ValueError("no kind for Tanh")
+        return real(name, repeat, warmup)
+    monkeypatch.setattr(bench_analyze, "bench_model", bench_model)
+    assert bench_analyze.main(["--repeat", "1", "--warmup", "0",
+                               "--only", "lenet5,simple_convnet"]) == 0
+    out = capsys.readouterr().out
+    assert "✗ lenet5: not timed, loading or analysing it raised ValueError: no kind for Tanh" \
+        in out
+    assert re.search(r"^simple_convnet +8 ", out, re.MULTILINE)
+
+
 def test_median_times_spreads_the_runs_over_blocks_that_take_turns() -> None:
     order: list[str] = []
     times = bench_analyze.median_times({"a": lambda: order.append("a"),
