@@ -39,6 +39,7 @@ PUBLISHED = {
     "mobilenet_v1": (4_231_976, 4_231_976, 21_888, (3, 224, 224), (1000,)),
     "resnet18": (11_689_512, 11_689_512, 9_600, (3, 224, 224), (1000,)),
     "resnet50": (25_557_032, 25_557_032, 53_120, (3, 224, 224), (1000,)),
+    "resnext50_32x4d": (25_028_904, 25_028_904, 68_224, (3, 224, 224), (1000,)),
     "simple_convnet": (433_890, 433_890, 0, (1, 28, 28), (10,)),
     "unet_same": (31_037_698, 31_037_698, 11_776, (3, 128, 128), (2, 128, 128)),
     "vgg16": (138_357_544, 138_357_544, 0, (3, 224, 224), (1000,)),
@@ -51,23 +52,26 @@ EXPECTED_WARNINGS = {
     "resnet18": ["layer2.0.downsample.0", "layer3.0.downsample.0", "layer4.0.downsample.0"],
     "resnet50": ["layer2.0.downsample.0", "layer3.0.downsample.0", "layer4.0.downsample.0"],
     "googlenet": ["maxpool1", "maxpool2", "maxpool3"],
+    "resnext50_32x4d": ["layer2.0.downsample.0", "layer3.0.downsample.0",
+                        "layer4.0.downsample.0"],
     # U-Net's concats: the upsampled map's fields are half a pixel off the skip's
     "unet_same": ["up1.cat", "up2.cat", "up3.cat", "up4.cat"],
 }
 
 #: Models whose architecture repeats: their files use blocks.
 WITH_BLOCKS = {"vgg16", "googlenet", "resnet18", "resnet50", "mobilenet_v1", "unet_same"}
-WITH_BLOCKS |= {"densenet121"}
+WITH_BLOCKS |= {"densenet121", "resnext50_32x4d"}
 
 #: torchvision's published GFLOPS (``weights.meta["_ops"]``: the multiply-accumulates of
 #: the conv and dense weights, convcalc's MACs) → convcalc's exact MACs.
 TORCHVISION_MACS = {
     "densenet121": (2.834, 2_834_161_664),
+    "resnext50_32x4d": (4.23, 4_230_479_872),
 }
 
 #: Verified by hand (``convcalc verify``, times in docs/zoo.rst), not in the default suite:
 #: each run takes 10 s or more (CONVCALC_SLOW=1 runs them).  name → the batch it verifies at.
-SLOW_VERIFY = {"densenet121": 1}
+SLOW_VERIFY = {"densenet121": 1, "resnext50_32x4d": 1}
 
 
 def report(name: str) -> convcalc.Report:
