@@ -215,11 +215,31 @@ class Field1D:
         lo, hi = self._lo_over(first), self._hi_over(last)
         return Field1D((lo,) * self.period, (hi,) * self.period, self.shift)
 
+    @property
+    def constant(self) -> bool:
+        """Whether every output sees the same positions (shift 0, one pair of edges): a
+        field that carries no position, as after :meth:`spread`."""
+        return self.shift == 0 and len(set(self.lo)) == 1 and len(set(self.hi)) == 1
 
-def merge_fields(fields: list[Field1D]) -> tuple[Field1D, bool]:
-    """Where paths meet (add, concat): the union of their fields, and whether they are
-    aligned — same jump and, output by output, the same field centre.  Misaligned paths
-    with different jumps have no periodic union; the largest field is kept then.
+    def spread(self, positions: int) -> "Field1D":
+        """After a layer each of whose outputs reads all ``positions`` outputs of this
+        one (group or instance norm's statistics), or along a size-1 axis broadcast to
+        many (``positions = 1``): every output sees their union.  The field is the same
+        for every output, so its shift is 0 (its jump shows 0: neighbouring outputs'
+        fields start at the same place), and it stays exact through any later layer.
+
+        >>> field = Field1D.identity().through_window(3, 1, 1).spread(5)
+        >>> [field.edges(o) for o in (0, 4, 9)], field.jump, field.constant
+        ([(-1, 5), (-1, 5), (-1, 5)], 0, True)
+        """
+        whole = self.whole(positions)
+        return Field1D(whole.lo[:1], whole.hi[:1], 0)
+
+
+def merge_fields(fields: list[Field1D], outputs: int | None = None) -> tuple[Field1D, bool]:
+    """Where paths meet (add, concat, mul): the union of their fields, and whether they
+    are aligned — same jump and, output by output, the same field centre.  Misaligned
+    paths with different jumps have no periodic union; the largest field is kept then.
 
     >>> three = Field1D.identity().through_window(3, 1, 1)      # 3×3 conv, pad 1
     >>> one = Field1D.identity()                                  # identity shortcut
@@ -229,14 +249,35 @@ def merge_fields(fields: list[Field1D]) -> tuple[Field1D, bool]:
     >>> shifted = Field1D.identity().through_window(3, 1, 0)    # 3×3 conv, no pad
     >>> merge_fields([shifted, one])[1]
     False
+
+    A *constant* path — every output sees the same positions (:attr:`Field1D.constant`:
+    a size-1 axis broadcast, a group norm's statistics) — carries no position: it is
+    never misaligned, and its one field joins every output's.  That union is exact for
+    the ``outputs`` positions along the axis (one period of the other paths when not
+    given); when it is not periodic its period is ``outputs`` (:func:`_join_constant`).
+
+    >>> gate = Field1D.identity().spread(4)                 # a gate pooled from 4 positions
+    >>> merged, aligned = merge_fields([gate, one], outputs=4)   # gate × x
+    >>> [merged.edges(o) for o in range(4)], aligned
+    ([(0, 3), (0, 3), (0, 3), (0, 3)], True)
     """
     if all(len(f.lo) == 1 for f in fields):     # the common case: one field per path
-        if len({f.shift for f in fields}) > 1:
+        shifts = {f.shift for f in fields}
+        if len(shifts) == 1:
+            present = [f for f in fields if f.lo[0] is not None and f.hi[0] is not None]
+            aligned = fields[0].shift == 0 or \
+                len({f.lo[0] + f.hi[0] for f in present}) <= 1  # type: ignore[operator]
+            return Field1D((_min([f.lo[0] for f in fields]),),
+                           (_max([f.hi[0] for f in fields]),), fields[0].shift), aligned
+        if 0 not in shifts:
             return max(fields, key=lambda f: f.size), False
-        present = [f for f in fields if f.lo[0] is not None and f.hi[0] is not None]
-        aligned = len({f.lo[0] + f.hi[0] for f in present}) <= 1  # type: ignore[operator]
+    constant = [f for f in fields if f.constant]
+    if len(constant) == len(fields):
         return Field1D((_min([f.lo[0] for f in fields]),), (_max([f.hi[0] for f in fields]),),
-                       fields[0].shift), aligned
+                       0), True
+    if constant:
+        union, aligned = merge_fields([f for f in fields if not f.constant], outputs)
+        return _join_constant(union, constant, outputs), aligned
     jumps = {f.jump for f in fields}
     if len(jumps) > 1:
         return max(fields, key=lambda f: f.size), False
@@ -251,6 +292,40 @@ def merge_fields(fields: list[Field1D]) -> tuple[Field1D, bool]:
     lo = tuple(_min([e[r][0] for e in edges]) for r in range(period))
     hi = tuple(_max([e[r][1] for e in edges]) for r in range(period))
     return Field1D(lo, hi, shift), aligned
+
+
+def _join_constant(union: Field1D, constant: list[Field1D], outputs: int | None) -> Field1D:
+    """``union`` (the moving paths' field) joined, output by output, with the constant
+    paths' one field, for the ``outputs`` positions that exist.  When the join is the
+    constant field everywhere it stays constant (shift 0: what a padding position next to
+    them would add is already there); when it is ``union`` everywhere, ``union``;
+    otherwise it is not periodic and is stored for ``outputs`` positions (the least
+    multiple of them over which the moving paths' shift is whole: their jump is kept).
+
+    >>> conv = Field1D.identity().through_window(3, 1, 1)          # sees [o − 1, o + 1]
+    >>> narrow = Field1D((1,), (2,), 0)                            # a gate seeing [1, 2]
+    >>> joined = _join_constant(conv, [narrow], 4)
+    >>> [joined.edges(o) for o in range(4)], joined.jump
+    ([(-1, 2), (0, 2), (1, 3), (1, 4)], 1)
+    """
+    lo_c, hi_c = _min([f.lo[0] for f in constant]), _max([f.hi[0] for f in constant])
+    count = union.period if outputs is None else outputs
+
+    def joined(o: int) -> tuple[Edge, Edge]:
+        lo, hi = union.edges(o)
+        return _min([lo_c, lo]), _max([hi_c, hi])
+
+    edges = [joined(o) for o in range(count)]
+    if all(e == (lo_c, hi_c) for e in edges):
+        return Field1D((lo_c,), (hi_c,), 0)
+    if all(e == union.edges(o) for o, e in enumerate(edges)):
+        return union
+    period = count * (union.period // gcd(union.period, union.shift * count))
+    if period > MAX_PERIOD:
+        raise FieldTooComplex(period)
+    edges += [joined(o) for o in range(count, period)]
+    return Field1D(tuple(lo for lo, _ in edges), tuple(hi for _, hi in edges),
+                   union.shift * period // union.period)
 
 
 @dataclass(frozen=True)
@@ -297,15 +372,39 @@ class ReceptiveField:
             return self
         return ReceptiveField(tuple(f.whole(n) for f, n in zip(self.axes, sizes)))
 
+    def spread(self, sizes: tuple[int, ...]) -> "ReceptiveField":
+        """:meth:`Field1D.spread` on every axis: each output sees every one of the
+        ``sizes`` positions (a normalisation over the spatial axes)."""
+        if self.axes is None:
+            return self
+        return ReceptiveField(tuple(f.spread(n) for f, n in zip(self.axes, sizes)))
+
     @staticmethod
-    def merge(fields: list["ReceptiveField"]) -> tuple["ReceptiveField", list[int]]:
-        """Union of several paths' fields, and the axes on which they are misaligned."""
+    def merge(fields: list["ReceptiveField"], sizes: tuple[int, ...] | None = None,
+              broadcast: "Sequence[Sequence[int]]" = ()) -> tuple["ReceptiveField", list[int]]:
+        """Union of several paths' fields, and the axes on which they are misaligned.
+
+        ``sizes``: the output's spatial sizes (``()`` for a flat output, one position),
+        for which a join with a constant path is exact (:func:`merge_fields`);
+        ``broadcast[i]``: the axes along which path ``i`` is broadcast from size 1 — its
+        one field (its output 0's) joins every output there, and it is not compared for
+        alignment (a gate from a global pool is not misaligned).
+
+        >>> x = ReceptiveField.identity(2)
+        >>> gate = x.whole((4, 4))                          # (C, 1, 1) from a 4×4 map
+        >>> field, misaligned = ReceptiveField.merge([gate, x], (4, 4), [(0, 1), ()])
+        >>> field.to_dict(), misaligned
+        ({'size': [4, 4], 'jump': [0, 0], 'padding': [0, 0]}, [])
+        """
         if any(f.axes is None for f in fields) or len({len(f.axes or ()) for f in fields}) > 1:
             return ReceptiveField(None), []
         merged, misaligned = [], []
         try:
             for axis, per_path in enumerate(zip(*(f.axes for f in fields))):  # type: ignore[misc]
-                field, aligned = merge_fields(list(per_path))
+                paths = [f.spread(1) if index < len(broadcast) and axis in broadcast[index]
+                         else f for index, f in enumerate(per_path)]
+                outputs = None if sizes is None else (sizes[axis] if axis < len(sizes) else 1)
+                field, aligned = merge_fields(paths, outputs)
                 merged.append(field)
                 if not aligned:
                     misaligned.append(axis)

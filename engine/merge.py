@@ -1,10 +1,12 @@
-"""Layers with several inputs: element-wise sum and channel concatenation.
+"""Layers with several inputs: element-wise sum and product, and channel concatenation.
 
 Their ``forward`` takes a *list* of arrays and their ``backward`` returns a *list* of
 gradients, one per input, in the order of the spec's ``inputs`` (:class:`engine.Network`
-routes them).  Neither has parameters.
+routes them).  None has parameters.
 
-- :class:`Add`     ``[(N, *s), (N, *s), ...] → (N, *s)``: every input of one shape.
+- :class:`Add`     ``[(N, *s_0), (N, *s_1), ...] → (N, *s)``: ``s`` the shapes broadcast
+  as NumPy does, without the batch axis, aligned at the last axis (sizes equal or 1).
+- :class:`Mul`     the same shapes, the element-wise product.
 - :class:`Concat`  ``[(N, C_i, *s), ...] → (N, ΣC_i, *s)``: joined along axis 1 (the
   channels), spatial sizes equal; flat vectors ``(N, F_i)`` give ``(N, ΣF_i)``.
 
@@ -64,10 +66,54 @@ class Merge(Layer):
         raise NotImplementedError
 
 
-class Add(Merge):
-    """Element-wise sum ``y = x_0 + x_1 + …``; every input must have the same shape
-    (batch included) — no broadcasting.  Backward: each input's gradient is ``dy``
-    itself (the same array for all; :class:`engine.Network` never writes into it).
+def _expanded(arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Each ``(N, *s)`` array as a view of the largest rank, with axes of size 1 inserted
+    after the batch axis: NumPy's broadcasting of the shapes without the batch, aligned
+    at their last axis."""
+    rank = max(x.ndim for x in arrays)
+    return [x.reshape(x.shape[:1] + (1,) * (rank - x.ndim) + x.shape[1:]) for x in arrays]
+
+
+def _reduced(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``grad`` (the output's shape) summed over the axes an input of ``shape`` was
+    broadcast along, in that input's shape (``grad`` itself when nothing was)."""
+    if grad.shape == shape:
+        return grad
+    rank = grad.ndim
+    padded = shape[:1] + (1,) * (rank - len(shape)) + shape[1:]
+    axes = tuple(axis for axis in range(1, rank) if padded[axis] == 1 and grad.shape[axis] != 1)
+    return grad.sum(axis=axes, keepdims=True).reshape(shape)
+
+
+class Broadcasting(Merge):
+    """Base of :class:`Add` and :class:`Mul`: ``[(N, *s_0), (N, *s_1), …] → (N, *s)``
+    where ``s`` is NumPy's broadcast of the ``s_i`` aligned at their last axis (the
+    batch axes must be equal)."""
+
+    def _mismatch(self, shapes: list[tuple[int, ...]]) -> str:
+        return (f"{self.name}: {self.spec.type} needs inputs whose shapes broadcast (sizes "
+                f"equal, or 1, axis by axis from the last), but got {_listed(self, shapes)}")
+
+    def _broadcast(self, xs: Sequence[np.ndarray]) -> tuple[list[np.ndarray], tuple[int, ...]]:
+        """The inputs as views of one rank, and the output's shape (batch included)."""
+        arrays = self._arrays(xs)
+        shapes = [x.shape for x in arrays]
+        if any(x.ndim < 2 for x in arrays) or len({shape[0] for shape in shapes}) > 1:
+            raise ValueError(self._mismatch(shapes))
+        expanded = _expanded(arrays)
+        try:
+            out = np.broadcast_shapes(*(x.shape for x in expanded))
+        except ValueError:
+            raise ValueError(self._mismatch(shapes)) from None
+        self._shapes = shapes
+        return expanded, out
+
+
+class Add(Broadcasting):
+    """Element-wise sum ``y = x_0 + x_1 + …``, broadcasting as :class:`Broadcasting`
+    says.  Backward: an input of the output's shape gets ``dy`` itself (the same array
+    for all; :class:`engine.Network` never writes into it), a broadcast one ``dy``
+    summed over the axes it was broadcast along.
 
     >>> import numpy as np
     >>> from convcalc.spec import Add as AddSpec
@@ -77,24 +123,68 @@ class Add(Merge):
     Traceback (most recent call last):
     ...
     ValueError: add1: add needs inputs of one shape, but got a [4, 2, 2], b [4, 3, 3]
+    >>> add.forward([np.ones((1, 2, 1, 1)), np.ones((1, 2, 2, 2))]).shape
+    (1, 2, 2, 2)
+    >>> [g.shape for g in add.backward(np.ones((1, 2, 2, 2)))]
+    [(1, 2, 1, 1), (1, 2, 2, 2)]
     """
 
     spec_model = specs.Add
 
+    def _mismatch(self, shapes: list[tuple[int, ...]]) -> str:
+        return f"{self.name}: add needs inputs of one shape, but got {_listed(self, shapes)}"
+
     def forward(self, xs: Sequence[np.ndarray]) -> np.ndarray:  # type: ignore[override]
-        arrays = self._arrays(xs)
-        shapes = [x.shape for x in arrays]
-        if len(set(shapes)) > 1:
-            raise ValueError(f"{self.name}: add needs inputs of one shape, but got "
-                             f"{_listed(self, shapes)}")
-        self._count = len(arrays)
-        y = arrays[0] + arrays[1]          # a new array: the inputs are never written
-        for x in arrays[2:]:
-            y += x
+        expanded, out = self._broadcast(xs)
+        y = np.empty(out, dtype=np.result_type(*expanded))   # the inputs are never written
+        np.add(expanded[0], expanded[1], out=y)
+        for x in expanded[2:]:
+            np.add(y, x, out=y)
         return y
 
     def backward(self, dout: np.ndarray) -> list[np.ndarray]:  # type: ignore[override]
-        return [dout] * self._count
+        return [_reduced(dout, shape) for shape in self._shapes]
+
+
+class Mul(Broadcasting):
+    """Element-wise product ``y = x_0 · x_1 · …``, broadcasting as
+    :class:`Broadcasting` says (a ``(N, C, 1, 1)`` gate times ``(N, C, H, W)``).  The
+    inputs are kept for backward (references, no copies).  Backward: input ``k`` gets
+    ``dy · Π_{j≠k} x_j``, summed over the axes it was broadcast along.
+
+    >>> import numpy as np
+    >>> from convcalc.spec import Mul as MulSpec
+    >>> mul = Mul(MulSpec(type="mul", name="mul1", inputs=["gate", "x"]),
+    ...           np.random.default_rng(0), "float64")
+    >>> gate, x = np.array([[[[2.0]], [[3.0]]]]), np.ones((1, 2, 2, 2))
+    >>> mul.forward([gate, x])[0, :, 0, 0].tolist()
+    [2.0, 3.0]
+    >>> dgate, dx = mul.backward(np.ones((1, 2, 2, 2)))
+    >>> dgate.ravel().tolist(), dx[0, :, 0, 0].tolist()      # 4 positions of ones; the gate
+    ([4.0, 4.0], [2.0, 3.0])
+    """
+
+    spec_model = specs.Mul
+
+    def forward(self, xs: Sequence[np.ndarray]) -> np.ndarray:  # type: ignore[override]
+        expanded, out = self._broadcast(xs)
+        y = np.empty(out, dtype=np.result_type(*expanded))
+        np.multiply(expanded[0], expanded[1], out=y)
+        for x in expanded[2:]:
+            np.multiply(y, x, out=y)
+        self._inputs = expanded
+        return y
+
+    def backward(self, dout: np.ndarray) -> list[np.ndarray]:  # type: ignore[override]
+        grads = []
+        for k, shape in enumerate(self._shapes):
+            others = [x for j, x in enumerate(self._inputs) if j != k]
+            grad = np.multiply(dout, others[0])
+            for x in others[1:]:
+                np.multiply(grad, x, out=grad)
+            grads.append(_reduced(grad, shape))
+            del grad
+        return grads
 
 
 class Concat(Merge):

@@ -1,9 +1,13 @@
-"""Batch normalisation and local response normalisation; both keep the input shape.
+"""Batch, layer, group and instance normalisation and local response normalisation; all
+keep the input shape.
 
 :class:`BatchNorm` normalises each channel over the batch and spatial axes of
 ``(N, C, *spatial)`` (each feature over the batch of ``(N, F)``).  :class:`LRN` is
 PyTorch's ``LocalResponseNorm``: each value divided by a power of the summed squares of
-its neighbouring channels.
+its neighbouring channels.  :class:`LayerNorm` (over the channels at each position),
+:class:`GroupNorm` (over groups of channels and every position) and
+:class:`InstanceNorm` (over each channel's positions) standardise each example on its
+own, with an optional per-channel affine map, and keep no running statistics.
 
 >>> import numpy as np
 >>> from convcalc.spec import BatchNorm as BatchNormSpec
@@ -176,3 +180,169 @@ class LRN(Layer):
                                               (self.size - 1) // 2, self.size // 2)
         return dout * scale ** -self.beta \
             - (2.0 * self.alpha * self.beta / self.size) * x * through_windows
+
+
+def _standardise(x: np.ndarray, axes: tuple[int, ...], eps: float
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """``x̂ = (x − mean) / sqrt(var + eps)`` over ``axes`` (the biased variance), and
+    ``1/sqrt(var + eps)`` (``x``'s shape with ``axes`` of size 1).  ``x̂`` is one new
+    array, the squared deviations one temporary."""
+    mean = x.mean(axis=axes, keepdims=True)
+    xhat = np.subtract(x, mean)
+    squares = np.square(xhat)
+    var = squares.mean(axis=axes, keepdims=True)
+    del squares
+    inv_std = 1.0 / np.sqrt(var + eps)
+    xhat *= inv_std
+    return xhat, inv_std
+
+
+def _standardise_backward(dxhat: np.ndarray, xhat: np.ndarray, inv_std: np.ndarray,
+                          axes: tuple[int, ...]) -> np.ndarray:
+    """``dx = (dx̂ − mean(dx̂) − x̂ · mean(dx̂ · x̂)) / σ``, the means over ``axes``: the
+    gradient through :func:`_standardise`.  One new array (``dx``)."""
+    mean = dxhat.mean(axis=axes, keepdims=True)
+    dx = np.multiply(dxhat, xhat)
+    projection = dx.mean(axis=axes, keepdims=True)
+    np.multiply(xhat, projection, out=dx)
+    np.subtract(dxhat, dx, out=dx)
+    dx -= mean
+    dx *= inv_std
+    return dx
+
+
+class _ChannelNorm(Layer):
+    """Base of :class:`LayerNorm`, :class:`GroupNorm` and :class:`InstanceNorm`: the
+    input ``(N, C, *spatial)`` (or ``(N, C)``) seen as ``grouped(x)``, standardised over
+    ``axes`` of that view, then ``y = gamma_c · x̂ + beta_c`` per channel when ``affine``
+    (``gamma`` ones, ``beta`` zeros, shape ``(C,)`` read off the first input).  No
+    buffers, and training and evaluation alike (no running statistics).
+
+    Backward: ``dgamma = Σ dy·x̂``, ``dbeta = Σ dy`` (over every axis but the channels),
+    ``dx̂ = gamma_c · dy``, and ``dx`` by :func:`_standardise_backward`.  Keeps ``x̂``
+    (which is the output itself when not affine) and ``1/σ``.
+    """
+
+    #: the axes of :meth:`grouped`'s view that the statistics run over
+    axes: tuple[int, ...] = ()
+
+    def __init__(self, spec: Any, rng: np.random.Generator, dtype: Any = np.float64, **kw: Any):
+        super().__init__(spec, rng, dtype, **kw)
+        self.eps = float(spec.eps)
+        self.affine = bool(spec.affine)
+
+    def grouped(self, x: np.ndarray) -> np.ndarray:
+        """The view of ``x`` (or of ``dy``) the statistics are taken on."""
+        return x
+
+    def check(self, x: np.ndarray) -> None:
+        """Raise ``ValueError`` for an input this norm cannot take."""
+        if x.ndim < 2:
+            raise ValueError(f"{self.name}: needs (N, C, ...) but its input has shape {x.shape}")
+
+    def _per_channel(self, values: np.ndarray, ndim: int) -> np.ndarray:
+        return values.reshape((1, -1) + (1,) * (ndim - 2))
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.check(x)
+        if self.affine and not self.params:
+            self.params["gamma"] = np.ones(x.shape[1], dtype=self.dtype)
+            self.params["beta"] = np.zeros(x.shape[1], dtype=self.dtype)
+            self.zero_grads()
+        xhat, self._inv_std = _standardise(self.grouped(x), self.axes, self.eps)
+        self._xhat = xhat.reshape(x.shape)
+        if not self.affine:
+            return self._xhat
+        y = np.multiply(self._xhat, self._per_channel(self.params["gamma"], x.ndim))
+        y += self._per_channel(self.params["beta"], x.ndim)
+        return y
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        xhat = self._xhat
+        dxhat = dout
+        if self.affine:
+            others = (0,) + tuple(range(2, dout.ndim))
+            product = np.multiply(dout, xhat)
+            self.grads["gamma"][...] = product.sum(axis=others)
+            del product
+            self.grads["beta"][...] = dout.sum(axis=others)
+            dxhat = np.multiply(dout, self._per_channel(self.params["gamma"], dout.ndim))
+        dx = _standardise_backward(self.grouped(dxhat), self.grouped(xhat), self._inv_std,
+                                   self.axes)
+        return dx.reshape(dout.shape)
+
+
+class LayerNorm(_ChannelNorm):
+    """Layer normalisation over the channels at every position (ConvNeXt's LayerNorm2d,
+    PyTorch's ``LayerNorm((C,))`` on the channels-last input): ``(N, C, *spatial)`` or
+    ``(N, C)``, statistics over axis 1 alone.
+
+    >>> import numpy as np
+    >>> from convcalc.spec import LayerNorm as LayerNormSpec
+    >>> norm = LayerNorm(LayerNormSpec(type="layernorm", name="ln", eps=1e-12),
+    ...                  np.random.default_rng(0), "float64")
+    >>> np.round(norm.forward(np.array([[[1.0, 5.0], [3.0, 5.0]]])), 6)   # per column
+    array([[[-1.,  0.],
+            [ 1.,  0.]]])
+    """
+
+    spec_model = specs.LayerNorm
+    axes = (1,)
+
+
+class GroupNorm(_ChannelNorm):
+    """Group normalisation: the ``C`` channels in ``groups`` groups of ``C/groups``,
+    each example's group standardised over its channels and every position (the view
+    ``(N, groups, C/groups · prod(spatial))``, statistics over axis 2).  ``C`` must
+    divide by ``groups``.
+
+    >>> import numpy as np
+    >>> from convcalc.spec import GroupNorm as GroupNormSpec
+    >>> norm = GroupNorm(GroupNormSpec(type="groupnorm", name="gn", groups=2, eps=1e-12),
+    ...                  np.random.default_rng(0), "float64")
+    >>> np.round(norm.forward(np.array([[1.0, 3.0, 10.0, 30.0]])), 6)
+    array([[-1.,  1., -1.,  1.]])
+    """
+
+    spec_model = specs.GroupNorm
+    axes = (2,)
+
+    def check(self, x: np.ndarray) -> None:
+        super().check(x)
+        if x.shape[1] % self.spec.groups:
+            raise ValueError(f"{self.name}: {self.spec.groups} groups do not divide the "
+                             f"{x.shape[1]} channels")
+
+    def grouped(self, x: np.ndarray) -> np.ndarray:
+        return x.reshape(x.shape[0], self.spec.groups,
+                         int(np.prod(x.shape[1:])) // self.spec.groups)
+
+
+class InstanceNorm(_ChannelNorm):
+    """Instance normalisation: each example's channels standardised over their own
+    positions (the view ``(N, C, prod(spatial))``, statistics over axis 2); PyTorch's
+    ``InstanceNorm`` without running statistics, the same in training and evaluation.
+    Needs a feature map with more than one position (PyTorch refuses one).
+
+    >>> import numpy as np
+    >>> from convcalc.spec import InstanceNorm as InstanceNormSpec
+    >>> norm = InstanceNorm(InstanceNormSpec(type="instancenorm", name="in", eps=1e-12),
+    ...                     np.random.default_rng(0), "float64")
+    >>> np.round(norm.forward(np.array([[[1.0, 3.0], [0.0, 4.0]]])), 6)
+    array([[[-1.,  1.],
+            [-1.,  1.]]])
+    """
+
+    spec_model = specs.InstanceNorm
+    axes = (2,)
+
+    def check(self, x: np.ndarray) -> None:
+        if x.ndim < 3:
+            raise ValueError(f"{self.name}: instancenorm needs a feature map (N, C, *spatial) "
+                             f"but its input has shape {x.shape}")
+        if int(np.prod(x.shape[2:])) == 1:
+            raise ValueError(f"{self.name}: instancenorm needs more than one spatial "
+                             f"position per channel (input shape {x.shape})")
+
+    def grouped(self, x: np.ndarray) -> np.ndarray:
+        return x.reshape(x.shape[0], x.shape[1], int(np.prod(x.shape[2:])))
