@@ -715,8 +715,12 @@ class Scale(LayerBase):
 class AdaptivePool(LayerBase):
     """Average or max pooling to a fixed ``output`` size (PyTorch's windows): output
     ``i`` of ``out`` covers inputs ``floor(i·in/out)`` … ``ceil((i+1)·in/out) − 1``;
-    channels kept.  When ``in`` is not a multiple of ``out`` the windows differ in size
-    (a warning under ``rounding: exact``); the receptive field uses the largest."""
+    channels kept; ``out`` may exceed ``in``.  When neither of ``in`` and ``out`` is a
+    multiple of the other the windows differ in size and neighbours share a position:
+    a warning under ``rounding: exact`` names their sizes; under ``floor`` or ``ceil``
+    (which accept windows that do not tile) nothing is said — every position is still
+    read, none is lost.  The receptive field is exact; its size is the largest
+    window's."""
 
     examples = _examples(
         ([3, 6, 6], {"type": "adaptive_avgpool", "output": 2}),
@@ -724,6 +728,7 @@ class AdaptivePool(LayerBase):
         ([2, 7], {"type": "adaptive_maxpool", "output": 1}),
         ([2, 6, 4], {"type": "adaptive_maxpool", "output": [3, 2]}),
         ([2, 4, 4, 4], {"type": "adaptive_avgpool", "output": 2}),
+        ([2, 3, 4], {"type": "adaptive_maxpool", "output": [5, 6]}),
     )
     type: Literal["adaptive_avgpool", "adaptive_maxpool"]
     output: _per_axis_ints(1, "an output size") = Field(
@@ -732,8 +737,9 @@ class AdaptivePool(LayerBase):
 
 class Mul(LayerBase):
     """Element-wise product of two or more ``inputs``.  Like ``add`` it broadcasts
-    size-1 axes as NumPy does (shapes aligned at their last axis): ``(C, 1, 1) ×
-    (C, H, W) → (C, H, W)``, as in squeeze-and-excitation."""
+    size-1 axes as NumPy does (shapes without the batch, aligned at their last axis):
+    ``(C, 1, 1) × (C, H, W) → (C, H, W)``, as in squeeze-and-excitation; a flat
+    ``(F,)`` input lines up with the last axis (a warning when ``F > 1``)."""
 
     examples = (
         Example((3, 4, 4), {"type": "mul", "inputs": ["input", "input"]}),
@@ -741,6 +747,11 @@ class Mul(LayerBase):
                 ({"name": "gate", "type": "adaptive_avgpool", "output": 1},)),
         Example((2, 5), {"type": "mul", "inputs": ["input", "gate", "input"]},
                 ({"name": "gate", "type": "adaptive_maxpool", "output": 1},)),
+        Example((2, 4, 4, 4), {"type": "mul", "inputs": ["cube", "plane"]},
+                ({"name": "cube", "type": "adaptive_avgpool", "output": 2},
+                 {"name": "plane", "type": "adaptive_maxpool", "output": [1, 2, 1],
+                  "inputs": "input"})),
+        Example((4,), {"type": "mul", "inputs": ["input", "input"]}),
     )
     type: Literal["mul"]
 
@@ -751,7 +762,8 @@ class ChannelShuffle(LayerBase):
 
     examples = _examples(([4, 3, 3], {"type": "channel_shuffle", "groups": 2}),
                          ([6], {"type": "channel_shuffle", "groups": 3}),
-                         ([6, 2, 2, 2], {"type": "channel_shuffle", "groups": 2}))
+                         ([6, 2, 2, 2], {"type": "channel_shuffle", "groups": 2}),
+                         ([6, 4], {"type": "channel_shuffle", "groups": 3}))
     type: Literal["channel_shuffle"]
     groups: PositiveInt = Field(description="Channel groups to interleave.")
 
@@ -761,7 +773,9 @@ class Slice(LayerBase):
 
     examples = _examples(([4, 3, 3], {"type": "slice", "channels": [1, 3]}),
                          ([5], {"type": "slice", "channels": [0, 2]}),
-                         ([4, 2, 3], {"type": "slice", "channels": [2, 4]}))
+                         ([4, 2, 3], {"type": "slice", "channels": [2, 4]}),
+                         ([3, 5], {"type": "slice", "channels": [2, 3]}),
+                         ([4, 2, 3, 2], {"type": "slice", "channels": [0, 3]}))
     type: Literal["slice"]
     channels: ChannelRange = Field(description="[start, stop]: the channels start … stop − 1.")
 
@@ -892,10 +906,17 @@ class LRN(LayerBase):
 
 
 class Add(LayerBase):
-    """Element-wise sum of two or more ``inputs`` (all shapes equal)."""
+    """Element-wise sum of two or more ``inputs``; size-1 axes broadcast as for ``mul``
+    (``(C, 1, W) + (C, H, W) → (C, H, W)``)."""
 
     examples = _examples(([3, 4, 4], {"type": "add", "inputs": ["input", "input"]}),
-                         ([5], {"type": "add", "inputs": ["input", "input", "input"]}))
+                         ([5], {"type": "add", "inputs": ["input", "input", "input"]})) + (
+        Example((3, 8, 8), {"type": "add", "inputs": ["row", "grid"]},
+                ({"name": "row", "type": "adaptive_maxpool", "output": [1, 4]},
+                 {"name": "grid", "type": "adaptive_avgpool", "output": 4, "inputs": "input"})),
+        Example((2, 6), {"type": "add", "inputs": ["input", "gate"]},
+                ({"name": "gate", "type": "adaptive_avgpool", "output": 1},)),
+    )
     type: Literal["add"]
 
 

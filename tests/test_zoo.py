@@ -35,6 +35,7 @@ PUBLISHED = {
     "alexnet": (61_100_840, 61_100_840, 0, (3, 224, 224), (1000,)),
     "densenet121": (7_978_856, 7_978_856, 83_648, (3, 224, 224), (1000,)),
     "googlenet": (6_624_904, 6_624_904, 14_560, (3, 224, 224), (1000,)),
+    "inception_v3": (27_161_264, 27_161_264, 36_224, (3, 299, 299), (1000,)),   # aux head too
     "lenet5": (61_706, 61_706, 0, (1, 32, 32), (10,)),
     "mobilenet_v1": (4_231_976, 4_231_976, 21_888, (3, 224, 224), (1000,)),
     "resnet18": (11_689_512, 11_689_512, 9_600, (3, 224, 224), (1000,)),
@@ -52,6 +53,7 @@ EXPECTED_WARNINGS = {
     "resnet18": ["layer2.0.downsample.0", "layer3.0.downsample.0", "layer4.0.downsample.0"],
     "resnet50": ["layer2.0.downsample.0", "layer3.0.downsample.0", "layer4.0.downsample.0"],
     "googlenet": ["maxpool1", "maxpool2", "maxpool3"],
+    "inception_v3": ["AuxLogits.fc"],   # the auxiliary head, a branch nothing reads
     "resnext50_32x4d": ["layer2.0.downsample.0", "layer3.0.downsample.0",
                         "layer4.0.downsample.0"],
     # U-Net's concats: the upsampled map's fields are half a pixel off the skip's
@@ -60,18 +62,20 @@ EXPECTED_WARNINGS = {
 
 #: Models whose architecture repeats: their files use blocks.
 WITH_BLOCKS = {"vgg16", "googlenet", "resnet18", "resnet50", "mobilenet_v1", "unet_same"}
-WITH_BLOCKS |= {"densenet121", "resnext50_32x4d"}
+WITH_BLOCKS |= {"densenet121", "resnext50_32x4d", "inception_v3"}
 
 #: torchvision's published GFLOPS (``weights.meta["_ops"]``: the multiply-accumulates of
 #: the conv and dense weights, convcalc's MACs) → convcalc's exact MACs.
 TORCHVISION_MACS = {
     "densenet121": (2.834, 2_834_161_664),
     "resnext50_32x4d": (4.23, 4_230_479_872),
+    "inception_v3": (5.713, 5_713_216_096),   # the main network (without AuxLogits)
 }
 
 #: Verified by hand (``convcalc verify``, times in docs/zoo.rst), not in the default suite:
 #: each run takes 10 s or more (CONVCALC_SLOW=1 runs them).  name → the batch it verifies at.
-SLOW_VERIFY = {"densenet121": 1, "resnext50_32x4d": 1}
+SLOW_VERIFY = {"densenet121": 1, "resnext50_32x4d": 1,
+               "inception_v3": 2}   # at batch 1 its aux head's batchnorm sees 1 value a channel
 
 
 def report(name: str) -> convcalc.Report:
@@ -104,6 +108,9 @@ def test_analyses_without_errors_and_only_the_documented_warnings(name: str) -> 
     assert result.ok, [str(p) for p in result.errors]
     assert [p.layer for p in result.warnings] == EXPECTED_WARNINGS.get(name, [])
     for warning in result.warnings:   # each rounds by one row/column, as the header says
+        if warning.layer == "AuxLogits.fc":   # or is Inception v3's unused aux logits
+            assert "output is never used" in warning.message
+            continue
         if warning.field.endswith(".inputs"):   # or is a merge of misaligned fields
             continue
         assert warning.details.get("uncovered", warning.details.get("overhang")) == 1
@@ -146,6 +153,27 @@ def test_macs_equal_torchvisions_published_gflops(name: str) -> None:
     aux = sum(g.macs for g in result.group_summaries if g.name == "AuxLogits")
     assert result.total_macs - aux == macs    # Inception v3: the main network's
     assert round(macs / 10**9, 3) == gflops
+
+
+def test_inception_v3_main_network_and_auxiliary_head() -> None:
+    """torchvision's 27,161,264 count the auxiliary classifier, which it runs in training
+    only: the file has it as a branch off Mixed_6e that nothing reads, so both totals show
+    (the AuxLogits group's, and the file's minus it)."""
+    result = report("inception_v3")
+    aux = next(g for g in result.group_summaries if g.name == "AuxLogits")
+    assert (aux.params, aux.buffers, aux.macs, aux.output_shape) == \
+        (3_326_696, 1_792, 5_683_200, (1000,))          # torchvision's AuxLogits
+    main = result.total_params - aux.params
+    assert main == 23_834_568 and result.total_buffers - aux.buffers == 34_432
+    assert main + aux.params == result.total_params == 27_161_264
+    assert result.total_macs - aux.macs == 5_713_216_096   # torchvision's 5.713 GFLOPS
+    assert result.layer("AuxLogits.avg_pool").inputs == ("Mixed_6e.concat",)
+    assert result.layer("Mixed_7a.branch3x3_1.conv").inputs == ("Mixed_6e.concat",)
+    assert result.layers[-1].name == "fc" and result.output_shape == (1000,)
+    spec = convcalc.load("zoo:inception_v3")
+    kernels = {tuple(layer.kernel) for layer in spec.layers
+               if layer.type == "conv" and not isinstance(layer.kernel, int)}
+    assert {(1, 7), (7, 1), (1, 3), (3, 1)} <= kernels
 
 
 # --- the architectures, re-derived independently ------------------------------------------------
