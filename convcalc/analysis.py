@@ -14,7 +14,7 @@ channels first: ``(C, *spatial)``, or ``(F,)`` for a flat vector.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import Diagnostic
 from .kinds import REGISTRY, Context, Fatal, State, UnknownKind
@@ -73,6 +73,23 @@ class _Problems:
         return report
 
 
+def _open_input(spec: Spec, source: SourceMap, problems: list[Diagnostic]) -> Report:
+    """A report with no layer computed: the input has open sizes."""
+    from .axes import axis_names
+
+    names = axis_names(len(spec.input) - 1)
+    open_names = ", ".join(names[i] for i in spec.open_axes)
+    problems.append(Diagnostic(
+        "error", f"{open_names} {'is' if len(spec.open_axes) == 1 else 'are'} open (null): "
+        "analyse the network at a size (--input, Spec.with_input), or ask which sizes work "
+        "(convcalc sizes, convcalc.valid_sizes)", file=source.filename,
+        line=source.line_of(("input",)), field="input"))
+    rows = tuple(LayerRow(layer.name, layer.type, None, None,  # type: ignore[arg-type,attr-defined]
+                          inputs=tuple(layer.inputs or ())) for layer in spec.layers)
+    return Report(spec.name, tuple(spec.input), rows, tuple(problems),  # type: ignore[arg-type]
+                  file=source.filename)
+
+
 def _arity_problem(kind: Any, layer: Any, count: int) -> str | None:
     """The message when a layer reads a number of inputs its kind does not take."""
     if count < kind.min_inputs:
@@ -89,70 +106,118 @@ def _arity_problem(kind: Any, layer: Any, count: int) -> str | None:
     return None
 
 
-def analyze(spec: Spec | Any) -> Report:
+class _Step(NamedTuple):
+    """What the analysis needs of one layer that does not depend on the input."""
+
+    layer: Any
+    name: str
+    type: str
+    kind: Any
+    inputs: tuple[str, ...]
+    arity: str | None         # the message when it reads a number of inputs it cannot take
+    origin: tuple[Any, ...]
+    line: int | None
+    written: str
+    group: tuple[str, ...]
+
+
+class _Plan(NamedTuple):
+    """Every layer's step and the file-level problems (duplicate names, unused
+    outputs): the same for every input shape, so kept with the spec."""
+
+    layers: list[Any]
+    steps: tuple[_Step, ...]
+    problems: tuple[Diagnostic, ...]
+    groups: tuple[tuple[str, str], ...]
+
+
+def _plan(spec: Spec) -> _Plan:
+    """The spec's plan, made once per list of layers (copies of a spec on other inputs,
+    :meth:`Spec.with_input`, share it)."""
+    cached = spec.plan_cache
+    if cached is not None and cached.layers is spec.layers and \
+            len(cached.steps) == len(spec.layers):
+        return cached  # type: ignore[no-any-return]
+    source: SourceMap = spec.source or SourceMap()
+    origins, layer_groups = spec.origins(), spec.layer_groups()
+    problems: list[Diagnostic] = []
+    _duplicate_names(spec, origins, source, problems)
+    _unused_outputs(spec, origins, source, problems)
+    places: dict[tuple[Any, ...], tuple[int | None, str]] = {}
+    group_names: dict[tuple[Any, ...], tuple[str, ...]] = {}
+    steps = []
+    for index, layer in enumerate(spec.layers):
+        origin = origins[index]
+        place = places.get(origin)
+        if place is None:
+            place = places[origin] = (source.line_of(origin), format_path(origin))
+        groups = layer_groups[index]
+        group = group_names.get(groups)
+        if group is None:
+            group = group_names[groups] = tuple(instance for instance, _ in groups)
+        kind = REGISTRY.get(type(layer))
+        if kind is None:
+            raise UnknownKind(f"{layer.name}: the calculator has no kind for "
+                              f"{type(layer).__name__}")
+        inputs = tuple(layer.inputs or ())
+        steps.append(_Step(layer, layer.name, layer.type, kind, inputs,
+                           _arity_problem(kind, layer, len(inputs)), origin, *place, group))
+    groups_in_order = tuple(dict.fromkeys(g for groups in layer_groups for g in groups))
+    plan = _Plan(spec.layers, tuple(steps), tuple(problems), groups_in_order)
+    spec.plan_cache = plan
+    return plan
+
+
+def analyze(spec: Spec | Any, *, fields: bool = True) -> Report:
     """Analyse a spec (a :class:`~convcalc.spec.Spec`, or a dict that validates to one).
 
     Layers are computed in file order, which is a topological order of the graph (a layer
     reads earlier layers only).  Never raises for a problem in the network: every problem
     is in ``report.problems``, and layers downstream of a fatal one have ``None`` shapes.
     Use :meth:`~convcalc.report.Report.raise_for_errors` to turn errors into an exception.
+    ``fields=False`` skips the receptive fields (every row's is "not tracked"): faster,
+    for tools that only need shapes and counts (:mod:`convcalc.sizes`).
     """
     from .loading import validate
 
     spec = validate(spec)
     source: SourceMap = spec.source or SourceMap()
-    origins, layer_groups = spec.origins(), spec.layer_groups()
-    problems: list[Diagnostic] = []
-    _duplicate_names(spec, origins, source, problems)
-    _unused_outputs(spec, origins, source, problems)
+    plan = _plan(spec)
+    problems: list[Diagnostic] = list(plan.problems)
+    if spec.open_axes:
+        return _open_input(spec, source, problems)
     located = _Problems(source, problems)
     input_shape = tuple(spec.input)
-    states: dict[str, State | None] = {
-        "input": State(input_shape, ReceptiveField.identity(len(input_shape) - 1))}
-    places: dict[tuple[Any, ...], tuple[int | None, str]] = {}
-    group_names: dict[tuple[Any, ...], tuple[str, ...]] = {}
+    states: dict[str, State | None] = {"input": State(
+        input_shape, ReceptiveField.identity(len(input_shape) - 1) if fields
+        else ReceptiveField(None))}
+    rounding = spec.rounding
     rows = []
-    for index, layer in enumerate(spec.layers):
-        name, kind_name = layer.name, layer.type  # type: ignore[attr-defined]
-        origin = origins[index]
-        place = places.get(origin)
-        if place is None:
-            place = places[origin] = (source.line_of(origin), format_path(origin))
-        line, written = place
-        groups = layer_groups[index]
-        group = group_names.get(groups)
-        if group is None:
-            group = group_names[groups] = tuple(instance for instance, _ in groups)
-        inputs = tuple(layer.inputs or ())
-        incoming = [states.get(source_name) for source_name in inputs]
-        states[name] = None  # type: ignore[index]
-        kind = REGISTRY.get(type(layer))
-        if kind is None:
-            raise UnknownKind(f"{name}: the calculator has no kind for "
-                              f"{type(layer).__name__}")
-        if any(state is None for state in incoming):
-            rows.append(LayerRow(name, kind_name, None, None, line=line, inputs=inputs,
-                                 group=group, origin=written))
+    for step in plan.steps:
+        layer, name = step.layer, step.name
+        incoming = [states.get(source_name) for source_name in step.inputs]
+        states[name] = None
+        if None in incoming:
+            rows.append(LayerRow(name, step.type, None, None, line=step.line,
+                                 inputs=step.inputs, group=step.group, origin=step.written))
             continue
-        ctx = Context(spec.rounding, located.sink(origin, name))  # type: ignore[arg-type]
+        ctx = Context(rounding, located.sink(step.origin, name))
         single = incoming[0].shape if len(incoming) == 1 else None  # type: ignore[union-attr]
         try:
-            arity = _arity_problem(kind, layer, len(incoming))
-            if arity:
-                raise ctx.fatal(arity, "inputs")
-            outcome = kind.rule(layer, tuple(incoming), ctx)  # type: ignore[arg-type]
+            if step.arity:
+                raise ctx.fatal(step.arity, "inputs")
+            outcome = step.kind.rule(layer, tuple(incoming), ctx)
         except Fatal:
-            rows.append(LayerRow(name, kind_name, single, None, line=line, inputs=inputs,
-                                 group=group, origin=written))
+            rows.append(LayerRow(name, step.type, single, None, line=step.line,
+                                 inputs=step.inputs, group=step.group, origin=step.written))
             continue
         rows.append(LayerRow(
-            name, kind_name, single, outcome.shape, outcome.params,
+            name, step.type, single, outcome.shape, outcome.params,
             outcome.params if layer.trainable else 0, outcome.buffers, outcome.macs,
-            outcome.field, line, inputs, group,
-            tuple(state.shape for state in incoming),  # type: ignore[union-attr]
-            written, outcome.window))
-        states[name] = State(outcome.shape, outcome.field)  # type: ignore[index]
+            outcome.field, step.line, step.inputs, step.group,
+            tuple([state.shape for state in incoming]),  # type: ignore[union-attr]
+            step.written, outcome.window))
+        states[name] = State(outcome.shape, outcome.field)
     problems.sort(key=lambda p: (p.line or 0))
-    groups_in_order = tuple(dict.fromkeys(g for groups in layer_groups for g in groups))
     return Report(spec.name, input_shape, tuple(rows), tuple(problems), file=source.filename,
-                  groups=groups_in_order)
+                  groups=plan.groups)

@@ -22,7 +22,7 @@ from .memory import parse_bytes
 from .render import RENDERERS, render_table, render_verification, render_verification_json
 from .report import Report
 from .schema import spec_json_schema
-from .spec import LAYER_MODELS, Spec, layer_types
+from .spec import LAYER_MODELS, MAX_INT, Spec, layer_types
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 
@@ -40,14 +40,46 @@ Exit status: 0 clean, 1 errors (or warnings with --strict), 2 usage.
 """
 
 
-def read_spec(file: str) -> Spec:
+def read_spec(file: str, input_shape: list[int | None] | None = None) -> Spec:
     """Load FILE (``-`` for standard input, ``zoo:NAME`` for a zoo model) into a
-    validated spec."""
+    validated spec, on ``input_shape`` when given (``--input``)."""
     if file == "-":
-        return loads(sys.stdin.buffer.read(MAX_SPEC_BYTES + 1), filename="<stdin>")
-    from .loading import load
+        spec = loads(sys.stdin.buffer.read(MAX_SPEC_BYTES + 1), filename="<stdin>")
+    else:
+        from .loading import load
 
-    return load(file)
+        spec = load(file)
+    return spec if input_shape is None else spec.with_input(input_shape)
+
+
+class InputShape(click.ParamType):
+    """``3,512,512``: channels then spatial sizes (``null`` or ``?`` leaves one open)."""
+
+    name = "shape"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> list[int | None]:
+        if isinstance(value, list):
+            return value
+        parts = [part.strip() for part in str(value).split(",")]
+        shape: list[int | None] = []
+        for part in parts:
+            if part in ("null", "?", "") and shape:
+                shape.append(None)
+            elif part.isdigit() and 0 < int(part) <= MAX_INT:
+                shape.append(int(part))
+            else:
+                self.fail(f"{value!r} is not an input shape: channels then 0–3 spatial sizes, "
+                          "whole numbers separated by commas (null or ? for an open size), "
+                          "e.g. 3,224,224", param, ctx)
+        if not 1 <= len(shape) <= 4:
+            self.fail(f"{value!r} has {len(shape)} entries: channels then 0–3 spatial sizes",
+                      param, ctx)
+        return shape
+
+
+input_option = click.option(
+    "--input", "input_shape", type=InputShape(), default=None,
+    help="Set or override the input shape: channels then spatial sizes, e.g. 3,512,512.")
 
 
 def _message(error: ConvCalcError) -> str:
@@ -68,6 +100,42 @@ def fail(error: ConvCalcError, fmt: str = "table") -> NoReturn:
     else:
         click.echo(_message(error), err=True)
     sys.exit(EXIT_PROBLEMS)
+
+
+def resolve_open_sizes(spec: Spec, fmt: str) -> tuple[Spec, str | None]:
+    """A spec with open sizes, at its smallest valid size along each (and the lines
+    that say so); any other spec as it is."""
+    if not spec.open_axes:
+        return spec, None
+    from .render import render_sizes
+    from .sizes import SizesTooComplex, at_smallest, valid_sizes
+
+    try:
+        answers = valid_sizes(spec)
+    except SizesTooComplex as error:
+        return spec, f"which input sizes work could not be worked out: {error}"
+    chosen = at_smallest(spec, answers)
+    text = render_sizes(None, spec.input, answers)
+    if chosen is None:
+        return spec, text
+    shape = "[" + ", ".join(map(str, chosen.input)) + "]"
+    return chosen, f"{text}\n\nanalysed at the smallest valid size, {shape}:\n"
+
+
+def with_input_advice(spec: Spec, report: Report) -> Report:
+    """The report, with an error naming the nearest valid input sizes of the whole
+    network when the given ones are why it fails."""
+    if report.ok:
+        return report
+    from dataclasses import replace
+
+    from .sizes import input_advice
+
+    advice = input_advice(spec, report)
+    if advice is None:
+        return report
+    return replace(report, problems=tuple(sorted((*report.problems, advice),
+                                                 key=lambda p: p.line or 0)))
 
 
 def exit_code(report: Report, strict: bool) -> int:
@@ -176,11 +244,16 @@ def run_verify(spec: Spec, batch: int, seed: int, gradcheck: bool, max_memory: i
 @click.option("--verify", "then_verify", is_flag=True,
               help="Then build the network with the reference engine and check every "
                    "prediction (as `convcalc verify`).")
+@input_option
 @verify_options
-def check(file: str, fmt: str, strict: bool, depth: int | None, then_verify: bool, batch: int,
-          seed: int, gradcheck: bool, max_memory: int) -> None:
+def check(file: str, fmt: str, strict: bool, depth: int | None, then_verify: bool,
+          input_shape: list[int | None] | None, batch: int, seed: int, gradcheck: bool,
+          max_memory: int) -> None:
     """Analyse the network in FILE (YAML or JSON; - reads standard input; zoo:NAME
-    a model of the zoo, see `convcalc zoo`)."""
+    a model of the zoo, see `convcalc zoo`).
+
+    A spec whose input leaves sizes open (null) is analysed at its smallest valid size
+    (see `convcalc sizes`), or at --input."""
     ctx = click.get_current_context()
     if depth is not None and fmt != "table":
         raise click.UsageError("--depth applies to the table format only")
@@ -193,11 +266,14 @@ def check(file: str, fmt: str, strict: bool, depth: int | None, then_verify: boo
             if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT:
                 raise click.UsageError(f"--{name.replace('_', '-')} only applies with --verify")
     try:
-        spec = read_spec(file)
+        spec = read_spec(file, input_shape)
     except SpecError as error:
         fail(error, fmt)
-    report = analyze(spec)
+    spec, sizes_note = resolve_open_sizes(spec, fmt)
+    report = with_input_advice(spec, analyze(spec))
     code = exit_code(report, strict)
+    if sizes_note and fmt != "json":
+        click.echo(sizes_note)
     if not then_verify or report.errors:
         click.echo(render(report))
         if then_verify:
@@ -237,9 +313,10 @@ spec or a refused memory estimate; 2 usage.
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--format", "fmt", type=click.Choice(["json", "table"]), default="table",
               show_default=True, help="How to render the verification.")
+@input_option
 @verify_options
-def verify_command(file: str, fmt: str, batch: int, seed: int, gradcheck: bool,
-                   max_memory: int) -> None:
+def verify_command(file: str, fmt: str, input_shape: list[int | None] | None, batch: int,
+                   seed: int, gradcheck: bool, max_memory: int) -> None:
     """Build the network in FILE with the NumPy reference engine, run a random batch
     forward and backward, and check every predicted output shape, parameter count and
     gradient shape (with --gradcheck, the gradients too).
@@ -247,12 +324,63 @@ def verify_command(file: str, fmt: str, batch: int, seed: int, gradcheck: bool,
     The peak memory of the run is estimated first; a run above --max-memory is refused.
     """
     try:
-        result = run_verify(read_spec(file), batch, seed, gradcheck, max_memory)
+        spec, note = resolve_open_sizes(read_spec(file, input_shape), fmt)
+        if note and fmt != "json":
+            click.echo(note, err=True)
+        result = run_verify(spec, batch, seed, gradcheck, max_memory)
     except ConvCalcError as error:
         fail(error, fmt)
     click.echo(render_verification_json(result) if fmt == "json"
                else render_verification(result))
     sys.exit(EXIT_OK if result.ok else EXIT_PROBLEMS)
+
+
+SIZES_EPILOG = """\b
+Examples:
+  convcalc sizes zoo:unet                  # H = 16k + 124, k ≥ 4 ...
+  convcalc sizes net.yaml --near 500       # the valid sizes just below and above 500
+  convcalc sizes net.yaml --input 3,null,512
+  convcalc sizes net.yaml --format json | jq '.axes[0].smallest'
+
+\b
+Exit status: 0 some size works on every axis, 1 errors in the spec or no size works
+on some axis, 2 usage.
+"""
+
+
+@main.command(epilog=SIZES_EPILOG)
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "json"]),
+              default="table", show_default=True, help="How to render the answer.")
+@click.option("--near", type=click.IntRange(min=1, max=MAX_INT), default=None,
+              help="Also give the valid sizes just below and above this one.")
+@input_option
+def sizes(file: str, fmt: str, near: int | None, input_shape: list[int | None] | None) -> None:
+    """Which input sizes the network in FILE accepts: per spatial axis, the exact set
+    (residues modulo a period from a threshold on, and the exceptions below it), the
+    smallest, and the output size as a formula.
+
+    A size is valid when the network analyses without an error at it, under the spec's
+    rounding. Each axis's set assumes the other axes take a valid size (the given one
+    when it is valid, else their smallest)."""
+    from .render import render_sizes, render_sizes_markdown, sizes_to_dict
+    from .sizes import SizesTooComplex, valid_sizes
+
+    try:
+        spec = read_spec(file, input_shape)
+        answers = valid_sizes(spec)
+    except SpecError as error:
+        fail(error, fmt)
+    except SizesTooComplex as error:
+        fail(ConvCalcError(f"which input sizes work could not be worked out: {error}"), fmt)
+    if fmt == "json":
+        click.echo(json.dumps(sizes_to_dict(spec.name, spec.input, answers, near), indent=2,
+                              ensure_ascii=False))
+    elif fmt == "markdown":
+        click.echo(render_sizes_markdown(spec.name, spec.input, answers, near))
+    else:
+        click.echo(render_sizes(spec.name, spec.input, answers, near))
+    sys.exit(EXIT_PROBLEMS if any(a.empty for a in answers) else EXIT_OK)
 
 
 @main.command()

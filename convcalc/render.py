@@ -302,3 +302,89 @@ def render_zoo(summaries: "Sequence[Summary]") -> str:
     out += ["", "layers: after expanding blocks and repeat.  "
             "Analyse one with: convcalc check zoo:NAME"]
     return "\n".join(out)
+
+
+# --- valid input sizes ---------------------------------------------------------------------
+
+
+def sizes_to_dict(name: str | None, input_shape: Sequence[Any], answers: Sequence[Any],
+                  near: int | None = None) -> dict[str, Any]:
+    """The JSON of ``convcalc sizes``: per axis the set (period, residues, threshold,
+    exceptions, smallest, description, output formula, assumed other sizes) and, with
+    ``near``, the valid sizes just below and above it."""
+    from .sizes import near as near_of
+
+    axes = []
+    for answer in answers:
+        item = answer.to_dict()
+        if near is not None:
+            item["near"] = near_of(answer, near)
+        axes.append(item)
+    return {"name": name, "input_shape": list(input_shape), "axes": axes}
+
+
+def _sizes_lines(answers: Sequence[Any], near: int | None) -> list[list[str]]:
+    rows = []
+    for answer in answers:
+        smallest = answer.smallest
+        output = answer.output_formula() or ("—" if answer.empty else "(flat)")
+        cells = [answer.axis, answer.describe(), "—" if smallest is None else str(smallest),
+                 output]
+        if near is not None:
+            below, above = answer.nearest(near)
+            shown = []
+            for m in (below, above):
+                if m is not None:
+                    out = answer.output(m)
+                    shown.append(f"{m}" + (f" (→ {out})" if out is not None else ""))
+            mark = "✓ " if answer.contains(near) else ""
+            cells.append(mark + (" / ".join(shown) or "—"))
+        rows.append(cells)
+    return rows
+
+
+def _assumptions(answers: Sequence[Any]) -> list[str]:
+    """Where an axis's set assumes the other axes' sizes, say so."""
+    notes = []
+    for answer in answers:
+        if answer.assumed:
+            others = ", ".join(f"{k} = {v}" for k, v in answer.assumed.items())
+            notes.append(f"{answer.axis} assumes {others}")
+    return notes
+
+
+def render_sizes(name: str | None, input_shape: Sequence[Any], answers: Sequence[Any],
+                 near: int | None = None) -> str:
+    """The text ``convcalc sizes`` prints: per spatial axis the valid sizes, the
+    smallest, the output size as a formula (and, with ``near``, the valid sizes just
+    below and above it)."""
+    headers = ["axis", "valid sizes", "smallest", "output"]
+    if near is not None:
+        headers.append(f"near {near}")
+    out = [name] if name else []
+    if not answers:
+        return "\n".join(out + ["the input is a flat vector: it has no spatial sizes"])
+    out += table(headers, _sizes_lines(answers, near))
+    out.append("")
+    shape = "[" + ", ".join("null" if n is None else str(n) for n in input_shape) + "]"
+    out.append(f"input {shape}; sizes that analyse without an error"
+               + (", under the spec's rounding" if answers else ""))
+    notes = _assumptions(answers)
+    if notes:
+        out.append("each axis's sizes assume a valid size on the others: " + "; ".join(notes))
+    return "\n".join(out)
+
+
+def render_sizes_markdown(name: str | None, input_shape: Sequence[Any], answers: Sequence[Any],
+                          near: int | None = None) -> str:
+    headers = ["axis", "valid sizes", "smallest", "output"] + \
+        ([f"near {near}"] if near is not None else [])
+    out = [f"### {name}", ""] if name else []
+    out.append("| " + " | ".join(headers) + " |")
+    out.append("|" + "|".join("---" for _ in headers) + "|")
+    for cells in _sizes_lines(answers, near):
+        out.append("| " + " | ".join(_md_escape(c) for c in cells) + " |")
+    notes = _assumptions(answers)
+    if notes:
+        out += ["", "Each axis's sizes assume a valid size on the others: " + "; ".join(notes)]
+    return "\n".join(out)

@@ -389,7 +389,7 @@ class Conv(LayerBase):
                      "padding_mode": "reflect"}),
         ([2, 6], {"type": "conv", "filters": 2, "kernel": 3, "padding": [[2, 1]],
                   "padding_mode": "replicate"}),
-        ([2, 4, 4], {"type": "conv", "filters": 2, "kernel": 3, "stride": 2, "padding": 1,
+        ([2, 5, 5], {"type": "conv", "filters": 2, "kernel": 3, "stride": 2, "padding": 1,
                      "padding_mode": "circular"}),
     )
 
@@ -602,7 +602,8 @@ class SELU(LayerBase):
 
 class LogSoftmax(LayerBase):
     """``x_c − log Σ_c' e^(x_c')`` over the channel axis (the features of a flat
-    vector), at every spatial position."""
+    vector), at every spatial position (0 everywhere over a single channel: a
+    warning)."""
 
     examples = _elementwise_examples({"type": "log_softmax"})
     type: Literal["log_softmax"]
@@ -613,7 +614,9 @@ class GELU(LayerBase):
     ``x/2 · (1 + tanh(√(2/π)·(x + 0.044715·x³)))``), element-wise (ConvNeXt)."""
 
     examples = _elementwise_examples({"type": "gelu"}) + _examples(
-        ([3, 4, 4], {"type": "gelu", "approximate": "tanh"}))
+        ([3, 4, 4], {"type": "gelu", "approximate": "tanh"}),
+        ([2, 7], {"type": "gelu", "approximate": "tanh"}),
+        ([2, 3, 2, 3], {"type": "gelu", "approximate": "tanh"}))
     type: Literal["gelu"]
     approximate: Literal["none", "tanh"] = Field(
         default="none", description="none: the exact CDF; tanh: its tanh approximation.")
@@ -654,7 +657,8 @@ class PReLU(LayerBase):
     examples = _examples(([3, 4, 4], {"type": "prelu"}),
                          ([3, 4, 4], {"type": "prelu", "per_channel": True}),
                          ([5], {"type": "prelu", "per_channel": True}),
-                         ([2, 6], {"type": "prelu"}))
+                         ([2, 6], {"type": "prelu"}),
+                         ([2, 3, 2, 3], {"type": "prelu", "per_channel": True}))
     type: Literal["prelu"]
     per_channel: bool = Field(default=False, description="One slope per channel instead of one in all.")
 
@@ -703,11 +707,13 @@ class InstanceNorm(LayerBase):
 
 
 class Scale(LayerBase):
-    """A learned per-channel multiplier (ConvNeXt's layer scale, Caffe's Scale): C
-    parameters, and a per-channel shift too with ``bias`` (2·C)."""
+    """A learned per-channel multiplier (ConvNeXt's layer scale, Caffe's Scale):
+    ``w_c·x`` (``+ b_c`` with ``bias``), ``w`` initially 1 and ``b`` 0; C parameters,
+    2·C with ``bias``."""
 
     examples = _examples(([3, 4, 4], {"type": "scale"}), ([5], {"type": "scale", "bias": True}),
-                         ([2, 3, 3, 3], {"type": "scale", "bias": True}))
+                         ([2, 3, 3, 3], {"type": "scale", "bias": True}),
+                         ([4, 6], {"type": "scale"}))
     type: Literal["scale"]
     bias: bool = Field(default=False, description="Also learn a per-channel shift.")
 
@@ -797,6 +803,10 @@ class Upsample(LayerBase):
         Example((1, 2, 3, 2), {"type": "upsample", "scale": 2, "mode": "linear"}),
         Example((2, 6, 6), {"type": "upsample", "inputs": ["down", "input"], "mode": "linear"},
                 ({"name": "down", "type": "maxpool", "kernel": 2},)),
+        Example((2, 4), {"type": "upsample", "size": [7]}),
+        Example((1, 2, 3, 2), {"type": "upsample", "size": [3, 5, 3]}),
+        Example((2, 4), {"type": "upsample", "scale": 2, "mode": "cubic", "align_corners": True}),
+        Example((1, 2, 3, 2), {"type": "upsample", "size": [3, 5, 4], "mode": "cubic"}),
     )
     type: Literal["upsample"]
     scale: Optional[Scales] = Field(default=None, description="Factor per axis (one number, or one per axis); output floor(in·scale).")
@@ -1029,11 +1039,13 @@ class Spec(BaseModel):
 
     name: str | None = Field(default=None, description="Shown in reports.")
     input: Annotated[
-        list[PositiveInt],
+        list[Optional[PositiveInt]],
         Field(
             min_length=1,
             max_length=1 + MAX_SPATIAL_AXES,
-            description="Channels, then 1, 2 or 3 spatial sizes; a single number is a flat vector.",
+            description="Channels, then 1, 2 or 3 spatial sizes; a single number is a flat "
+            "vector.  A spatial size may be left open (null): `convcalc sizes` says which "
+            "work, and `--input` sets one.",
         ),
     ]
     rounding: Literal["exact", "floor", "ceil"] = Field(
@@ -1051,6 +1063,49 @@ class Spec(BaseModel):
     # (outermost first, as (instance name, block name)); set by convcalc.blocks.
     _origins: Any = PrivateAttr(default=None)
     _groups: Any = PrivateAttr(default=None)
+    # What the analysis derives from the layers alone (convcalc.analysis._plan).
+    _plan: Any = PrivateAttr(default=None)
+
+    @property
+    def plan_cache(self) -> Any:
+        """The analysis' plan of these layers (shared by :meth:`with_input` copies)."""
+        return self._plan
+
+    @plan_cache.setter
+    def plan_cache(self, plan: Any) -> None:
+        self._plan = plan
+
+    @model_validator(mode="after")
+    def _channels_given(self) -> "Spec":
+        if self.input[0] is None:
+            raise PydanticCustomError("open_channels", "input: the channels (first entry) "
+                                      "cannot be open (null); only spatial sizes can")
+        return self
+
+    @property
+    def open_axes(self) -> tuple[int, ...]:
+        """Indices (among the spatial axes) of the sizes left open (``null``)."""
+        return tuple(i for i, n in enumerate(self.input[1:]) if n is None)
+
+    def with_input(self, shape: "list[int | None] | tuple[int | None, ...]") -> "Spec":
+        """The same network on another input shape (what ``--input`` does); the layers,
+        and where they stood in the file, are shared.
+
+        >>> spec = Spec.model_validate({"input": [3, None, None], "layers": ["relu"]})
+        >>> spec.open_axes, spec.with_input([3, 8, 8]).input
+        ((0, 1), [3, 8, 8])
+        """
+        shape = list(shape)
+        bad = [n for n in shape[1:] if n is not None and not (_is_int(n) and 1 <= n <= MAX_INT)]
+        if (not 1 <= len(shape) <= 1 + MAX_SPATIAL_AXES or not _is_int(shape[0])
+                or not 1 <= shape[0] <= MAX_INT or bad):
+            from .errors import Diagnostic, SpecError
+
+            raise SpecError([Diagnostic(
+                "error", f"must be channels then 0–{MAX_SPATIAL_AXES} spatial sizes, whole "
+                f"numbers 1 … {MAX_INT} (or null for an open size) (got {show(shape)})",
+                field="input")])
+        return self.model_copy(update={"input": shape})
 
     @model_validator(mode="after")
     def _name_layers(self) -> "Spec":

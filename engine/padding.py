@@ -189,9 +189,13 @@ def ceil_overhang(size: int, pad: tuple[int, int], extent: int, stride: int) -> 
     0
     >>> ceil_overhang(8, (0, 0), 2, 2)   # windows tile: nothing to add
     0
+    >>> ceil_overhang(2, (0, 0), 3, 2)   # no window fits: the one at 0 hangs 1 past the end
+    1
     """
     pb, pa = pad
     padded = size + pb + pa
+    if padded < extent:    # no window fits: one that starts at 0 and hangs past the end
+        return extent - padded if extent - padded < stride else 0
     slack = (padded - extent) % stride          # padded positions after the last window start
     if slack == 0:
         return 0
@@ -224,9 +228,10 @@ def resolve_window(sizes: Sequence[int], kernel: Any, stride: Any, padding: Any,
     dilation_ = per_axis(dilation, dims, "dilation", layer)
     pads = resolve_padding(padding, sizes, kernel_, stride_, dilation_, layer)
     window = Window(kernel_, stride_, dilation_, pads, (0,) * dims)
-    check_fits(sizes, window, layer)
     if rounding == "ceil":
         window = replace(window, overhang=tuple(
             ceil_overhang(n, p, e, s)
             for n, p, e, s in zip(sizes, pads, window.extent, stride_)))
+    # a ceil window may hang past the end: it fits in the padding plus its overhang
+    check_fits(sizes, replace(window, padding=window.total_padding), layer)
     return window

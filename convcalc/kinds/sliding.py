@@ -39,15 +39,23 @@ def axis_output(ctx: Context, axes: tuple[str, ...], size: int, pb: int, pa: int
         return span // stride + 1
     label = ", ".join(axes)
     details: dict[str, Any] = {"axes": list(axes)}
+    mode = "ceil" if ceil_mode else ctx.rounding
     if span < 0:
         window = f"window {eff}" + (f" (kernel {kernel} dilated by {dilation})"
                                     if dilation > 1 else "")
         where = f"padded input {size} + {pb + pa} = {padded}" if pb + pa else f"input {size}"
+        if mode == "ceil" and geometry.ceil_positions(size, pb, pa, eff, stride) >= 1:
+            # PyTorch's ceil_mode: one window that starts in the input and hangs past it
+            how = "ceil_mode: true" if ceil_mode else "rounding: ceil"
+            noun = "/".join(AXIS_NOUNS[a] for a in axes)
+            ctx.warn(f"{label}: {window} is larger than the {where}; {how} keeps one window "
+                     f"that hangs {-span} {_plural(noun, -span)} past it", "ceil_mode"
+                     if ceil_mode else None, applied="ceil", overhang=-span, **details)
+            return 1
         raise ctx.fatal(f"{label}: {window} is larger than the {where}", "kernel", **details)
     exact = geometry.window_positions(size, pb, pa, eff, stride)
     text = _fraction_text(size, pb, pa, eff, stride, exact)
     details["fraction"] = str(exact)
-    mode = "ceil" if ceil_mode else ctx.rounding
     floor = span // stride + 1
     noun = "/".join(AXIS_NOUNS[a] for a in axes)
     if mode == "exact":

@@ -1,0 +1,560 @@
+"""Which input sizes does a network accept?  The exact answer, per spatial axis.
+
+:func:`valid_sizes` returns, for every spatial axis of the input, the exact set of
+sizes ``n ≥ 1`` at which the network analyses without an error (under the spec's
+rounding: every layer's output ≥ 1; under ``exact`` every window tiles; every merge's
+inputs agree; every crop fits …), written as residues modulo a period from a threshold
+on, plus the exceptions below it (:class:`AxisSizes`).
+
+>>> import convcalc
+>>> spec = convcalc.validate({"input": [1, None], "layers": [
+...     {"type": "conv", "filters": 2, "kernel": 3, "stride": 2},
+...     {"type": "conv", "filters": 2, "kernel": 3, "stride": 2}]})
+>>> (axis,) = valid_sizes(spec)
+>>> axis.describe()
+'L = 4k + 3, k ≥ 1'
+>>> axis.smallest, axis.contains(11), axis.contains(12), axis.nearest(12)
+(7, True, False, (11, 15))
+>>> axis.output(15), axis.output_formula()
+(3, 'L_out = (L − 3)/4')
+
+Why a period and a threshold always exist.  Along one axis every kind maps its input
+size ``n`` to an output size of the form ``floor((a·n + b)/c)`` (a window, a transposed
+window, a resize by a rational factor, a pad or crop by a constant) or to a constant (a
+fixed-size resize or crop, an adaptive pool).  Composed over the network, every layer's
+size is, for ``n = r + M·t`` in a residue class ``r`` modulo a period ``M`` (the least
+common multiple of the denominators of the layers' overall scale factors), an affine
+function ``α·t + β`` of ``t`` with integer coefficients — exactly, for every ``t``.
+Every condition a layer puts on its input is then, within a class, either a
+divisibility that does not depend on ``t`` (a window tiles or not), an inequality
+between two such affine functions or one and a constant (an output is at least 1, a
+crop fits, a reflect padding is smaller than its input), or an equality between two of
+them (a merge).  So within a class the valid ``t`` are an interval ``[t₀, ∞)`` (all
+conditions eventually hold), or a bounded set (some condition eventually fails): the
+valid sizes are periodic from a threshold on, with finitely many exceptions below it.
+
+How it is computed, exactly and without sampling.  The scale factors are read off two
+analyses at very large sizes, which gives ``M``; then, per class, two more analyses at
+very large ``t`` give every layer's ``α`` and ``β`` and whether the class is valid in the
+end.  A class that is valid in the end is valid from ``t₀`` on, and ``t₀`` is found by a
+search guided by the affine sizes (every output at least 1); a class that is invalid in
+the end because a window does not tile is invalid everywhere; any other class is
+analysed at every ``t`` up to the bound the affine sizes give for a condition between
+two of them (``|β| + |β'| + c`` for integer slopes that differ).  The answer is checked
+against analysing every size from 1 to 2,048 in the tests.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from math import gcd, lcm
+from typing import Any, Callable, Iterable
+
+from .analysis import analyze
+from .axes import axis_names
+from .report import Report
+from .spec import Spec
+
+#: Sizes at which a network is analysed to read its scale factors (huge, so that every
+#: condition that holds in the end already holds there).
+HUGE = 1 << 40
+#: Periods above this are not followed (a resize by 0.1 in floating point has one of 2**55).
+MAX_PERIOD = 1 << 16
+#: At most this many sizes of one class are analysed one by one (a bounded class).
+MAX_SCAN = 1 << 14
+
+
+class SizesTooComplex(ValueError):
+    """The valid sizes have a period or a bound larger than this module follows."""
+
+
+@dataclass(frozen=True)
+class AxisSizes:
+    """The exact set of valid sizes along one spatial axis of the input.
+
+    For ``n ≥ threshold``, ``n`` is valid exactly when ``n % period`` is in
+    ``residues``; below the threshold the valid sizes are ``exceptions``.  A finite set
+    has ``period`` 0 and is all exceptions.  ``assumed`` gives the sizes of the other
+    spatial axes the answer assumes; ``reason`` says why no size works when none does.
+    """
+
+    axis: str
+    index: int
+    period: int
+    residues: tuple[int, ...]
+    threshold: int
+    exceptions: tuple[int, ...]
+    assumed: dict[str, int] = field(default_factory=dict)
+    reason: str | None = None
+    #: per residue modulo ``output_period``: the output's size along this axis as
+    #: ``(slope, intercept)`` of ``n`` (Fractions), or None when the output is flat
+    outputs: dict[int, tuple[Fraction, Fraction]] | None = None
+    output_period: int = 1
+    #: the output's size along this axis at each exception
+    exception_outputs: dict[int, int | None] = field(default_factory=dict)
+
+    def contains(self, n: int) -> bool:
+        """Whether an input of size ``n`` along this axis is valid."""
+        if n < 1:
+            return False
+        if n < self.threshold or not self.period:
+            return n in self.exceptions
+        return n % self.period in self.residues
+
+    @property
+    def empty(self) -> bool:
+        return not self.exceptions and not self.residues
+
+    @property
+    def smallest(self) -> int | None:
+        """The smallest valid size (``None`` if none is)."""
+        if self.exceptions:
+            return self.exceptions[0]
+        return self._next_periodic(self.threshold)
+
+    def _next_periodic(self, start: int) -> int | None:
+        """The smallest valid size ≥ ``start`` (≥ the threshold) of the periodic part."""
+        if not self.residues:
+            return None
+        base = start - start % self.period
+        for turn in (0, 1):
+            for r in self.residues:
+                n = base + turn * self.period + r
+                if n >= start:
+                    return n
+        return None  # pragma: no cover - a residue always comes round
+
+    def _previous_periodic(self, end: int) -> int | None:
+        """The largest valid size ≤ ``end`` of the periodic part (≥ the threshold)."""
+        if not self.residues or end < self.threshold:
+            return None
+        base = end - end % self.period
+        for turn in (0, 1):
+            for r in reversed(self.residues):
+                n = base - turn * self.period + r
+                if self.threshold <= n <= end:
+                    return n
+        return None
+
+    def nearest(self, n: int) -> tuple[int | None, int | None]:
+        """The valid sizes just below and just above ``n`` (``None`` where there is none)."""
+        below = self._previous_periodic(n - 1)
+        if below is None:
+            index = bisect.bisect_left(self.exceptions, n)
+            below = self.exceptions[index - 1] if index else None
+        above_exception = next((m for m in self.exceptions if m > n), None)
+        above = above_exception if above_exception is not None else \
+            self._next_periodic(max(n + 1, self.threshold))
+        return below, above
+
+    def output(self, n: int) -> int | None:
+        """The network output's size along this axis for a valid input size ``n``
+        (``None`` when ``n`` is not valid or the output has no such axis)."""
+        if not self.contains(n):
+            return None
+        if n in self.exception_outputs:
+            return self.exception_outputs[n]
+        if self.outputs is None:
+            return None
+        slope, intercept = self.outputs[n % self.output_period]
+        return int(slope * n + intercept)
+
+    def output_formula(self) -> str | None:
+        """The output size as a formula of the input size (one per residue class when
+        they differ), e.g. ``"H_out = H − 184"``."""
+        if not self.outputs:
+            return None
+        texts = dict.fromkeys(_affine_text(self.axis, *affine) for affine in self.outputs.values())
+        return "; ".join(texts)
+
+    def describe(self) -> str:
+        """One line, e.g. ``"H = 16k + 124, k ≥ 4"``, ``"every H ≥ 32"``, ``"{16, 17}"``."""
+        name = self.axis
+        if self.empty:
+            return f"no {name} works" + (f": {self.reason}" if self.reason else "")
+        parts = []
+        if self.residues:
+            parts.append(_periodic_text(name, self.period, self.residues, self.threshold))
+        if self.exceptions:
+            shown = ", ".join(map(str, self.exceptions[:12]))
+            more = f", … ({len(self.exceptions)} in all)" if len(self.exceptions) > 12 else ""
+            prefix = "also " if self.residues else ""
+            parts.append(f"{prefix}{name} ∈ {{{shown}{more}}}")
+        return "; ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "axis": self.axis, "period": self.period, "residues": list(self.residues),
+            "threshold": self.threshold, "exceptions": list(self.exceptions),
+            "smallest": self.smallest, "description": self.describe(),
+            "output": self.output_formula(), "assumed": dict(self.assumed),
+            "reason": self.reason,
+        }
+
+
+def _affine_text(name: str, slope: Fraction, intercept: Fraction) -> str:
+    """``H_out = H − 184``, ``H_out = (H − 3)/4``, ``H_out = 2·H``, ``H_out = 7``."""
+    out = f"{name}_out = "
+    if slope == 0:
+        return out + str(intercept)
+    # slope·n + intercept = (p·n + q)/d with integers
+    d = lcm(slope.denominator, intercept.denominator)
+    p, q = int(slope * d), int(intercept * d)
+    common = gcd(p, gcd(q, d)) if q else gcd(p, d)
+    p, q, d = p // common, q // common, d // common
+    if d == 1:
+        head = name if p == 1 else f"{p}·{name}"
+        return out + head + (f" + {q}" if q > 0 else f" − {-q}" if q < 0 else "")
+    if q % p == 0:          # (n + q/p)·p/d
+        shift = q // p
+        inner = name + (f" + {shift}" if shift > 0 else f" − {-shift}" if shift < 0 else "")
+        scale = "" if p == 1 else f"{p}·"
+        return out + (f"{scale}({inner})/{d}" if shift else f"{scale}{name}/{d}")
+    return out + f"({p}·{name} + {q})/{d}".replace("+ -", "− ")
+
+
+def _periodic_text(name: str, period: int, residues: tuple[int, ...], threshold: int) -> str:
+    if period == 1 or len(residues) == period:
+        return f"every {name} ≥ {max(threshold, 1)}"
+    if len(residues) == 1:
+        r = residues[0]
+        first = threshold + (r - threshold) % period
+        k0 = (first - r) // period
+        form = f"{period}k" + (f" + {r}" if r else "")
+        return f"{name} = {form}, k ≥ {k0}"
+    listed = ", ".join(map(str, residues))
+    return f"{name} mod {period} ∈ {{{listed}}}, {name} ≥ {threshold}"
+
+
+# --- evaluation -------------------------------------------------------------------------
+
+
+class _Probe:
+    """Analyses of the spec at sizes ``n`` of one axis: ``make(n)`` gives the spec at
+    ``n``, and layer sizes are read along spatial axis ``index``."""
+
+    def __init__(self, make: Callable[[int], Spec], index: int, dims: int):
+        self.make, self.index, self.dims = make, index, dims
+        self.cache: dict[int, Report] = {}
+
+    def report(self, n: int) -> Report:
+        if n not in self.cache:
+            self.cache[n] = analyze(self.make(n), fields=False)
+        return self.cache[n]
+
+    def valid(self, n: int) -> bool:
+        return n >= 1 and self.report(n).ok
+
+    def sizes(self, n: int) -> list[int | None]:
+        """Every layer's output size along the axis (``None``: not computed, or the
+        output has no such axis), in file order."""
+        rank = self.dims + 1
+        return [row.output_shape[1 + self.index]
+                if row.output_shape is not None and len(row.output_shape) == rank else None
+                for row in self.report(n).layers]
+
+    def shapes(self, n: int) -> list[tuple[int, ...] | None]:
+        """Every layer's output shape (padded with ``None`` to four entries)."""
+        return [None if row.output_shape is None else
+                tuple(row.output_shape) + (None,) * (4 - len(row.output_shape))
+                for row in self.report(n).layers]
+
+
+def _period(probe: _Probe) -> int:
+    """The least common multiple of the denominators of every layer's scale factor
+    along the axis, read off analyses at huge sizes."""
+    samples = [HUGE, 2 * HUGE, 3 * HUGE + 1, 5 * HUGE + 2]
+    # every entry of every shape: the probed axis, others that follow it (a square probe
+    # sets them all), and flat widths that grow with it
+    sizes = [[m for shape in probe.shapes(n) for m in (shape or (None,) * 4)[:4]]
+             for n in samples]
+    period = 1
+    for column in zip(*sizes):
+        points = [(n, m) for n, m in zip(samples, column) if m is not None]
+        for (n1, m1), (n2, m2) in zip(points, points[1:]):
+            slope = Fraction(m2 - m1, n2 - n1).limit_denominator(MAX_PERIOD)
+            period = lcm(period, slope.denominator)
+    if period > MAX_PERIOD:
+        raise SizesTooComplex(f"the sizes repeat only every {period} (more than {MAX_PERIOD})")
+    return period
+
+
+def _fails_only_by_tiling(report: Report) -> bool:
+    """Whether every error is a window that does not tile (no layer left uncomputed):
+    within a residue class that does not change with the size."""
+    return all("fraction" in p.details for p in report.errors) and \
+        all(row.output_shape is not None for row in report.layers)
+
+
+def _first_valid(valid: Callable[[int], bool], estimate: int, limit: int) -> int:
+    """The smallest ``t`` in ``[0, limit]`` with ``valid(t)``, for a ``valid`` that is
+    monotone (false, then true) and true at ``limit``; ``estimate`` is a first guess."""
+    t = min(max(estimate, 0), limit)
+    if valid(t):
+        low, high, step = t - 1, t, 1
+        while low >= 0 and valid(low):      # gallop down
+            high, step = low, step * 2
+            low = max(high - step, -1) if high - step >= 0 else -1
+            if low < 0:
+                break
+    else:
+        low, high, step = t, limit, 1
+        while low + step < high and not valid(low + step):   # gallop up
+            low, step = low + step, step * 2
+        high = min(low + step, high)
+    if low >= 0 and valid(low):
+        high = low
+        low = -1
+    while high - low > 1:
+        middle = (low + high) // 2
+        if valid(middle):
+            high = middle
+        else:
+            low = middle
+    return high
+
+
+@dataclass
+class _Class:
+    """One residue class ``r`` modulo the period: valid from ``start`` on, or valid at
+    finitely many ``points``; ``output`` is the output size's (slope, intercept) in n."""
+
+    r: int
+    start: int | None = None
+    points: tuple[int, ...] = ()
+    output: tuple[Fraction, Fraction] | None = None
+
+
+def _solve_class(probe: _Probe, r: int, period: int) -> _Class:
+    t1 = HUGE // period
+    n1, n2 = r + period * t1, r + period * (t1 + 1)
+    first, second = probe.sizes(n1), probe.sizes(n2)
+    affine = [(b - a, a - (b - a) * t1) if a is not None and b is not None else None
+              for a, b in zip(first, second)]   # (α, β) per layer: size = α·t + β
+    output = None
+    if affine and affine[-1] is not None:
+        alpha, beta = affine[-1]
+        output = (Fraction(alpha, period), beta - Fraction(alpha * r, period))
+    if probe.valid(n1) and probe.valid(n2):
+        # every output ≥ 1 is a first guess of where the class becomes valid
+        estimate = max([-(-(1 - beta) // alpha) for item in affine if item is not None
+                        for alpha, beta in [item] if alpha > 0], default=0)
+        t0 = _first_valid(lambda t: probe.valid(r + period * t), estimate, t1)
+        start = r + period * t0
+        return _Class(r, start=start if start >= 1 else start + period, output=output)
+    if _fails_only_by_tiling(probe.report(n1)):
+        return _Class(r)
+    bound = _crossing_bound(probe, n1, n2, t1)
+    if bound > MAX_SCAN:
+        raise SizesTooComplex(f"sizes ≡ {r} (mod {period}) would need {bound} analyses")
+    points = tuple(n for n in (r + period * t for t in range(bound + 1)) if probe.valid(n))
+    return _Class(r, points=points)
+
+
+def _crossing_bound(probe: _Probe, n1: int, n2: int, t1: int) -> int:
+    """For a class that fails in the end at some layer: a ``t`` past which that layer's
+    condition fails for good.  Its condition compares its inputs' sizes with each other
+    or with a combination of its own options; those are affine in ``t`` (α·t + β), so
+    it can change only where two of them cross, or where one passes the sum ``S`` of
+    the layer's whole-number options (+ 2): past every such point it fails as it does
+    at ``n1``."""
+    report = probe.report(n1)
+    rows = {row.name: index for index, row in enumerate(report.layers)}
+    failing = next(index for index, row in enumerate(report.layers) if row.output_shape is None
+                   and all(name == "input" or report.layers[rows[name]].output_shape is not None
+                           for name in row.inputs))
+    layer = probe.make(n1).layers[failing]
+    first, second = probe.shapes(n1), probe.shapes(n2)
+
+    def affine_of(name: str, which: list[Any], other: list[Any]) -> list[tuple[int, int]]:
+        if name == "input":
+            a, b = probe.make(n1).input, probe.make(n2).input
+        else:
+            a, b = which[rows[name]], other[rows[name]]
+        return [(y - x, x - (y - x) * t1) for x, y in zip(a, b)
+                if x is not None and y is not None]
+
+    inputs = [affine_of(name, first, second) for name in layer.inputs or ()]
+    limit = sum(_whole_numbers(layer)) + 2
+    candidates = [0]
+    for dims in inputs:
+        for alpha, beta in dims:
+            if alpha > 0:
+                candidates.append(-(-(limit + abs(beta)) // alpha))
+    for x, y in ((x, y) for i, x in enumerate(inputs) for y in inputs[i + 1:]):
+        for (a1, b1), (a2, b2) in zip(x, y):
+            if a1 != a2:
+                candidates.append(-(-abs(b2 - b1) // abs(a1 - a2)))
+    return max(candidates) + 1
+
+
+def _whole_numbers(layer: Any) -> list[int]:
+    """Every whole number written in a layer's options (absolute values)."""
+    def walk(value: Any) -> Iterable[int]:
+        if isinstance(value, bool) or value is None:
+            return
+        if isinstance(value, int):
+            yield abs(value)
+        elif isinstance(value, float):
+            yield int(min(abs(value), 2.0**62)) + 1
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                yield from walk(item)
+
+    return [n for name in type(layer).model_fields for n in walk(getattr(layer, name))]
+
+
+def _answer(probe: _Probe, name: str, index: int, assumed: dict[str, int]) -> AxisSizes:
+    period = _period(probe)
+    classes = [_solve_class(probe, r, period) for r in range(period)]
+    threshold = 1
+    for c in classes:
+        if c.start is not None:
+            threshold = max(threshold, c.start - period + 1)
+        elif c.points:
+            threshold = max(threshold, c.points[-1] + 1)
+    exceptions = sorted([n for c in classes for n in c.points] + [
+        n for c in classes if c.start is not None for n in range(c.start, threshold, period)])
+    ending = [c.r for c in classes if c.start is not None]
+    small, residues = _smallest_period(period, ending)
+    outputs: dict[int, tuple[Fraction, Fraction]] | None = None
+    if all(c.output is not None for c in classes if c.start is not None) and ending:
+        outputs = {c.r: c.output for c in classes if c.start is not None}  # type: ignore[misc]
+    reason = None
+    if not residues and not exceptions:
+        errors = probe.report(HUGE).errors
+        reason = errors[0].format(tag=False) if errors else None
+    exception_outputs = {}
+    for n in exceptions:
+        sizes = probe.sizes(n)
+        exception_outputs[n] = sizes[-1] if sizes else None
+    if not residues:
+        small, threshold = 0, (exceptions[-1] + 1) if exceptions else 1
+    return AxisSizes(name, index, small, tuple(residues), threshold, tuple(exceptions),
+                     assumed, reason, outputs, period, exception_outputs)
+
+
+def _symmetric(spec: Spec, dims: int) -> bool:
+    """Whether the spatial axes are interchangeable: no layer option gives different
+    values to different axes (a list of ``dims`` entries that are not all equal)."""
+    if dims < 2:
+        return False
+    for layer in spec.layers:
+        for name in type(layer).model_fields:
+            value = getattr(layer, name)
+            if isinstance(value, tuple) and len(value) == dims and len(set(value)) > 1:
+                return False
+    return True
+
+
+def _smallest_period(period: int, residues: list[int]) -> tuple[int, list[int]]:
+    """The smallest divisor ``d`` of ``period`` for which the residues repeat every ``d``."""
+    chosen = set(residues)
+    for d in (d for d in range(1, period + 1) if period % d == 0):
+        if all(((r + d) % period in chosen) == (r in chosen) for r in range(period)):
+            return d, sorted({r % d for r in residues})
+    return period, sorted(residues)  # pragma: no cover - d = period always repeats
+
+
+def valid_sizes(spec: Any) -> tuple[AxisSizes, ...]:
+    """Per spatial axis of the input, in order, the exact set of valid sizes.
+
+    ``spec`` may leave sizes open (``null``) or give them.  A given size is ignored for
+    its own axis; each axis's set assumes the other axes take a valid size — the given
+    one when it is valid, else their smallest (open axes: the smallest size valid for
+    all of them at once).
+    """
+    from .loading import validate
+
+    spec = validate(spec)
+    dims = len(spec.input) - 1
+    names = axis_names(dims)
+    given = {i: n for i, n in enumerate(spec.input[1:]) if n is not None}
+
+    def shape(sizes: dict[int, int]) -> list[int]:
+        return [spec.input[0], *(sizes[i] for i in range(dims))]
+
+    symmetric = _symmetric(spec, dims)
+
+    def solve(sizes: dict[int, int]) -> list[AxisSizes]:
+        answers: list[AxisSizes] = []
+        for index in range(dims):
+            others = sorted(m for i, m in sizes.items() if i != index)
+            assumed = {names[i]: m for i, m in sizes.items() if i != index}
+            twin = next((a for a in answers if symmetric
+                         and sorted(a.assumed.values()) == others), None)
+            if twin is not None:    # the same network along an equivalent axis
+                answers.append(replace(twin, axis=names[index], index=index, assumed=assumed))
+                continue
+
+            def at(n: int, index: int = index) -> Spec:
+                return spec.with_input(shape({**sizes, index: n}))
+            answers.append(_answer(_Probe(at, index, dims), names[index], index, assumed))
+        return answers
+
+    if len(given) == dims:       # every size given: they are what the others assume
+        answers = solve(given)
+        if all(a.contains(given[i]) for i, a in enumerate(answers)):
+            return tuple(answers)
+    # else begin from the smallest size that works on every axis at once
+    def square(n: int) -> Spec:
+        return spec.with_input(shape({i: n for i in range(dims)}))
+    together = _answer(_Probe(square, 0, dims), names[0], 0, {})
+    start = {i: together.smallest or 1 for i in range(dims)}
+    answers = solve(start)
+    fill = {i: given[i] if i in given and answers[i].contains(given[i])
+            else (answers[i].smallest or start[i]) for i in range(dims)}
+    if fill != start:
+        answers = solve(fill)
+    return tuple(answers)
+
+
+def near(answer: AxisSizes, n: int) -> dict[str, Any]:
+    """The valid sizes just below and above ``n`` (and whether ``n`` is valid), with the
+    output size at each."""
+    below, above = answer.nearest(n)
+    return {"size": n, "valid": answer.contains(n), "below": below, "above": above,
+            "output": {str(m): answer.output(m) for m in (below, n, above)
+                       if m is not None and answer.contains(m)}}
+
+
+def input_advice(spec: Spec, report: Report) -> Any:
+    """For a report with errors whose input sizes do not suit the network: a diagnostic
+    on ``input`` naming, per axis, the nearest valid sizes of the whole network (or
+    ``None`` when the sizes are not the problem, or cannot be worked out)."""
+    from .errors import Diagnostic
+
+    if report.ok or spec.open_axes or len(spec.input) < 2:
+        return None
+    try:
+        answers = valid_sizes(spec)
+    except SizesTooComplex:
+        return None
+    parts = []
+    for answer, n in zip(answers, spec.input[1:]):
+        if answer.contains(n) or answer.empty:
+            continue
+        below, above = answer.nearest(n)
+        options = " or ".join(str(m) for m in (below, above) if m is not None)
+        parts.append(f"{answer.axis} = {n}: nearest valid {options} ({answer.describe()})")
+    if not parts or any(a.empty for a in answers):
+        return None
+    source = spec.source
+    shape = "[" + ", ".join(map(str, spec.input)) + "]"
+    return Diagnostic("error", f"the input {shape} does not suit this network: "
+                      + "; ".join(parts), file=source.filename if source else None,
+                      line=source.line_of(("input",)) if source else None, field="input")
+
+
+def at_smallest(spec: Spec, answers: tuple[AxisSizes, ...]) -> Spec | None:
+    """The spec on its smallest valid size along every open axis (``None`` if some open
+    axis has none)."""
+    shape = list(spec.input)
+    for index in spec.open_axes:
+        smallest = answers[index].smallest
+        if smallest is None:
+            return None
+        shape[1 + index] = smallest
+    return spec.with_input(shape)
