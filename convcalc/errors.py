@@ -15,15 +15,39 @@ Exceptions:
   :meth:`convcalc.Report.raise_for_errors`.
 - :class:`ResourceError` — a run would need more memory than allowed (the estimate of
   :func:`convcalc.verify`).
+- :class:`ArgumentError` — a library function was given a value it cannot take (also a
+  ``ValueError``); a wrong *type* is a ``TypeError`` naming the argument.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from dataclasses import field as _field
 from typing import Any, Literal
 
 Severity = Literal["error", "warning"]
+
+
+def printable(text: str) -> str:
+    r"""``text`` with every control or format character written as an escape, so that a
+    name cannot move the cursor, colour a terminal or start a new line of a table.
+
+    >>> printable("conv\x1b[31m1\n"), printable("cœur")
+    ('conv\\x1b[31m1\\n', 'cœur')
+    """
+    if text.isprintable():
+        return text
+    out = []
+    for char in text:
+        if char.isprintable() or (char == " "):
+            out.append(char)
+        elif unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn") \
+                or not char.isprintable():
+            out.append(char.encode("unicode_escape").decode("ascii"))
+        else:  # pragma: no cover - isprintable covers the rest
+            out.append(char)
+    return "".join(out)
 
 
 @dataclass(frozen=True)
@@ -51,11 +75,12 @@ class Diagnostic:
     def format(self, tag: bool = True) -> str:
         """``file:line: [warning: ]field (layer): message``; ``tag=False`` leaves the
         severity out (for renderings that show it otherwise)."""
-        prefix = self.location()
-        where = self.field or ""
+        prefix = printable(self.location())
+        where = printable(self.field or "")
         if self.layer:
-            where = f"{where} ({self.layer})" if where else self.layer
-        text = f"{where}: {self.message}" if where else self.message
+            where = f"{where} ({printable(self.layer)})" if where else printable(self.layer)
+        message = printable(self.message)
+        text = f"{where}: {message}" if where else message
         severity = "warning: " if tag and self.severity == "warning" else ""
         return f"{prefix}: {severity}{text}" if prefix else f"{severity}{text}"
 
@@ -91,6 +116,11 @@ class SpecError(_DiagnosticsError):
 
 class ShapeError(_DiagnosticsError):
     """The spec is valid but some layer's output cannot be computed."""
+
+
+class ArgumentError(ConvCalcError, ValueError):
+    """A library function was given a value it cannot take (a batch of 0, a negative
+    seed, a memory limit that is not a size)."""
 
 
 class ResourceError(ConvCalcError):

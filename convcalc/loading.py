@@ -45,7 +45,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from .errors import Diagnostic, SpecError
+from .errors import ArgumentError, Diagnostic, SpecError
 from .blocks import MAX_LAYERS, Expansion, expand, listing
 from .spec import MODEL_BY_TYPE, Spec, show
 
@@ -567,7 +567,7 @@ def _checked_max_layers(max_layers: Any, function: str) -> int:
     if not isinstance(max_layers, int) or isinstance(max_layers, bool):
         raise TypeError(f"{function}(max_layers): expected int, got {_type_name(max_layers)}")
     if not 1 <= max_layers <= MAX_LAYERS:
-        raise ValueError(f"{function}(max_layers): must be from 1 to {MAX_LAYERS} "
+        raise ArgumentError(f"{function}(max_layers): must be from 1 to {MAX_LAYERS} "
                          f"(got {max_layers})")
     return max_layers
 

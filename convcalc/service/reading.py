@@ -100,21 +100,27 @@ async def read_body(request: Request, limits: Limits) -> bytes:
 
 
 def load_spec(body: bytes, limits: Limits) -> Spec:
-    """Parse and validate a body as the CLI reads a file; refuse too many layers."""
+    """Parse and validate a body as the CLI reads a file; refuse too many layers —
+    before expanding them (blocks and ``repeat`` stop at the service's limit)."""
+    cap = min(limits.max_layers, MAX_LAYERS)
     try:
-        spec = loads(body, filename=BODY_NAME)
+        spec = loads(body, filename=BODY_NAME, max_layers=cap)
     except SpecError as error:
+        over = [d for d in error.diagnostics if d.field == "layers"
+                and d.message == f"expands to more than {cap} layers"]
+        if over and cap < MAX_LAYERS:
+            raise _too_many_layers(f"more than {cap}", over[0].line, limits) from None
         raise ProblemError(422, "invalid-spec", "Invalid spec", str(error),
                            diagnostics(error)) from None
-    count = len(spec.layers)
-    if count > limits.max_layers:
-        line = spec._source.line_of(("layers",)) if getattr(spec, "_source", None) else None
-        message = (f"the spec expands to {count} layers; this service analyses at most "
-                   f"{limits.max_layers} (the CLI and the library at most {MAX_LAYERS:,})")
-        diagnostic = Diagnostic("error", message, file=BODY_NAME, line=line, field="layers")
-        raise ProblemError(422, "too-many-layers", "Too many layers", str(diagnostic),
-                           [diagnostic.to_dict()])
     return spec
+
+
+def _too_many_layers(count: str, line: int | None, limits: Limits) -> ProblemError:
+    message = (f"the spec expands to {count} layers; this service analyses at most "
+               f"{limits.max_layers} (the CLI and the library at most {MAX_LAYERS:,})")
+    diagnostic = Diagnostic("error", message, file=BODY_NAME, line=line, field="layers")
+    return ProblemError(422, "too-many-layers", "Too many layers", str(diagnostic),
+                        [diagnostic.to_dict()])
 
 
 async def parse_off_loop(request: Request, work: Callable[..., Any], body: bytes,

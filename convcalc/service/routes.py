@@ -30,6 +30,7 @@ from ..memory import check_memory, estimate_memory, format_bytes, parse_bytes
 from ..render import render_json
 from ..schema import spec_json_schema
 from . import models
+from ..blocks import MAX_LAYERS
 from .limits import Limits
 from .openapi import problem_responses, render_reference, spec_body
 from .problems import ClientGone, ProblemError, diagnostics, item, utf8_json
@@ -282,7 +283,8 @@ def verification(limits: Limits) -> APIRouter:
         body = await read_body(request, limits)
         await parse_off_loop(request, check_runnable, body, limits, batch, gradcheck, memory)
         return await run_verification(
-            request, Job(body, BODY_NAME, batch, seed, gradcheck, memory))
+            request, Job(body, BODY_NAME, batch, seed, gradcheck, memory,
+                         min(limits.max_layers, MAX_LAYERS)))
 
     return router
 

@@ -58,6 +58,8 @@ class Job:
     seed: int
     gradcheck: bool
     max_memory: int
+    #: the service's layer limit, applied while the spec expands
+    max_layers: int = 10_000
 
 
 def _address_space() -> int | None:
@@ -98,7 +100,8 @@ def run_job(job: Job) -> tuple[str, Any]:
     from ..verification import verify
 
     try:
-        result = verify(loads(job.text, filename=job.filename), batch=job.batch,
+        result = verify(loads(job.text, filename=job.filename, max_layers=job.max_layers),
+                        batch=job.batch,
                         seed=job.seed, gradcheck=job.gradcheck, max_memory=job.max_memory)
     except ConvCalcError as error:
         diagnostics = getattr(error, "diagnostics", None)
