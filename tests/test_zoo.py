@@ -42,6 +42,7 @@ PUBLISHED = {
     "resnet50": (25_557_032, 25_557_032, 53_120, (3, 224, 224), (1000,)),
     "resnext50_32x4d": (25_028_904, 25_028_904, 68_224, (3, 224, 224), (1000,)),
     "simple_convnet": (433_890, 433_890, 0, (1, 28, 28), (10,)),
+    "shufflenet_v2_x1_0": (2_278_604, 2_278_604, 16_180, (3, 224, 224), (1000,)),
     "squeezenet1_1": (1_235_496, 1_235_496, 0, (3, 224, 224), (1000,)),
     "unet_same": (31_037_698, 31_037_698, 11_776, (3, 128, 128), (2, 128, 128)),
     "vgg16": (138_357_544, 138_357_544, 0, (3, 224, 224), (1000,)),
@@ -64,7 +65,8 @@ EXPECTED_WARNINGS = {
 
 #: Models whose architecture repeats: their files use blocks.
 WITH_BLOCKS = {"vgg16", "googlenet", "resnet18", "resnet50", "mobilenet_v1", "unet_same"}
-WITH_BLOCKS |= {"densenet121", "resnext50_32x4d", "inception_v3", "squeezenet1_1"}
+WITH_BLOCKS |= {"densenet121", "resnext50_32x4d", "inception_v3", "squeezenet1_1",
+                "shufflenet_v2_x1_0"}
 
 #: torchvision's published GFLOPS (``weights.meta["_ops"]``: the multiply-accumulates of
 #: the conv and dense weights, convcalc's MACs) → convcalc's exact MACs.
@@ -73,6 +75,7 @@ TORCHVISION_MACS = {
     "resnext50_32x4d": (4.23, 4_230_479_872),
     "inception_v3": (5.713, 5_713_216_096),   # the main network (without AuxLogits)
     "squeezenet1_1": (0.349, 349_151_936),
+    "shufflenet_v2_x1_0": (0.145, 144_907_992),
 }
 
 #: Verified by hand (``convcalc verify``, times in docs/zoo.rst), not in the default suite:
