@@ -15,7 +15,14 @@ them to the engine's own behaviour, so the two cannot drift apart.
   keeps (workspace ``"dyp"``);
 - :func:`keeps_padded_input` — ``engine.conv._padded`` (workspace ``"xp"``): a
   convolution keeps its zero-padded input as a workspace from call to call, whichever
-  path it takes, whenever the padding (or ceil overhang) grows it.
+  path it takes, whenever the padding (or ceil overhang) grows it;
+- :data:`RESIZE_TABLE` — ``engine.resize.TABLE``: an upsample computes its tables of
+  taps for at most this many output positions at a time, resizing a longer axis in
+  runs (which bounds its temporaries as well);
+- :func:`pads_by_mode` — ``engine.conv.Conv._pad_by_mode`` (workspace ``"xm"``): a
+  convolution with a ``padding_mode`` other than zeros and some padding first pads its
+  input by that mode into a workspace it keeps, then convolves that copy without
+  padding (so ``"xp"`` is kept only when a ceil overhang grows the copy).
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ WINOGRAD_MIN_CHANNELS = 16
 #: Transformed filters (``36·F·C`` values) up to this size are kept from forward to
 #: backward, bigger ones transformed again (``engine.winograd.KEEP_TRANSFORMED``).
 WINOGRAD_KEEP_TRANSFORMED = 4 * 2**20
+#: Output positions per table of interpolation taps (``engine.resize.TABLE``).
+RESIZE_TABLE = 4096
 
 
 def takes_winograd(window: Window, groups: int, channels: int, filters: int) -> bool:
@@ -64,3 +73,9 @@ def padded_output_gradient(window: Window, in_shape: tuple[int, ...],
     if not any(b or a for b, a in grows):
         return 0
     return out_shape[0] * prod(o + b + a for o, (b, a) in zip(out_shape[1:], grows))
+
+
+def pads_by_mode(padding_mode: str, window: Window) -> bool:
+    """Whether the engine pads the input by ``padding_mode`` before convolving (a mode
+    other than zeros, and some padding to fill)."""
+    return padding_mode != "zeros" and any(pb or pa for pb, pa in window.padding)

@@ -17,7 +17,7 @@ every layer module below registers its classes); :func:`im2col` / :func:`col2im`
 :func:`softmax_cross_entropy`; :func:`gradcheck` and :func:`numerical_gradient`.
 """
 
-from . import activations, adaptive, conv, layers, merge, normalization, pool, routing  # noqa: F401  (they register)
+from . import activations, adaptive, conv, layers, merge, normalization, pool, resize, routing  # noqa: F401  (they register)
 from .activations import softmax_cross_entropy
 from .base import LAYERS, Layer
 from .gradcheck import GradcheckResult, gradcheck, numerical_gradient, relative_error

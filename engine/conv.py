@@ -41,7 +41,7 @@ padded input), never computed from an output-size formula.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from math import prod
 from typing import Any
@@ -53,6 +53,7 @@ from engine import winograd
 from engine.base import Layer
 from engine.im2col import crop, fold, pad, unfold, windows
 from engine.padding import Window, axis_names, per_axis, resolve_padding, resolve_window
+from engine.padmodes import check_mode_padding, pad_by_mode, unpad_by_mode
 
 __all__ = ["Conv", "ConvTranspose"]
 
@@ -205,6 +206,11 @@ class Conv(Layer):
     past the padded input (implicit zero padding at the end), unless it would start in
     the right padding or beyond (PyTorch's rule).  ``groups: "depthwise"`` means one
     group per input channel.  Parameters are allocated on the first :meth:`forward`.
+
+    ``padding_mode`` other than ``zeros`` (PyTorch's Conv): the input is first padded by
+    that mode (:func:`engine.padmodes.pad_by_mode`, into the workspace ``"xm"``), then
+    convolved without padding — only the ceil overhang, if any, stays zeros; backward
+    ends with the mode's adjoint.  The zeros path takes no extra step.
     """
 
     spec_model = specs.Conv
@@ -213,6 +219,8 @@ class Conv(Layer):
                  rounding: str = "floor"):
         super().__init__(spec, rng, dtype, rounding=rounding)
         self._cache: tuple[Any, ...] | None = None
+        #: the padding ``padding_mode`` applied before convolving (None: zeros path)
+        self._mode_pads: tuple[tuple[int, int], ...] | None = None
 
     def groups(self, channels: int) -> int:
         """Number of channel groups for an input with ``channels`` channels."""
@@ -242,6 +250,9 @@ class Conv(Layer):
         groups = self.groups(channels)
         window = self.window(x.shape)
         self._allocate(channels, groups, window.kernel)
+        self._mode_pads = None
+        if self.spec.padding_mode != "zeros" and any(pb or pa for pb, pa in window.padding):
+            x, window = self._pad_by_mode(x, window)
         weight = self.params["weight"]
         filters = weight.shape[0]
         xp = _padded(self, "xp", x, window.total_padding)
@@ -265,6 +276,17 @@ class Conv(Layer):
                           self.params["bias"] if self.spec.bias else None)
         self._cache = ("im2col", x.shape, xp.shape, window, cols_g, out, layout)
         return y
+
+    def _pad_by_mode(self, x: np.ndarray, window: Window) -> tuple[np.ndarray, Window]:
+        """``x`` padded by ``padding_mode`` (workspace ``"xm"``) and the window that
+        convolves it without padding (the ceil overhang kept)."""
+        check_mode_padding(x.shape[2:], window.padding, self.spec.padding_mode, self.name)
+        shape = x.shape[:2] + tuple(n + pb + pa for n, (pb, pa) in
+                                    zip(x.shape[2:], window.padding))
+        xm = pad_by_mode(x, window.padding, self.spec.padding_mode,
+                         out=_workspace(self, "xm", shape, x.dtype))
+        self._mode_pads = window.padding
+        return xm, replace(window, padding=((0, 0),) * len(window.padding))
 
     #: ``"im2col"`` or ``"winograd"`` forces how :meth:`forward` convolves; ``None`` takes
     #: Winograd F(4×4, 3×3) where it applies and pays (:func:`engine.winograd.suits`).
@@ -292,6 +314,14 @@ class Conv(Layer):
         ``dWᵀ = cols @ dyᵀ`` per group (this orientation runs BLAS fastest), ``db = Σ dy``,
         and ``dx`` by correlation with the flipped kernel (stride 1) or by col2im.
         """
+        dx = self._backward(dout)
+        if self._mode_pads is None:
+            return dx
+        return unpad_by_mode(dx, self._mode_pads, self.spec.padding_mode)
+
+    def _backward(self, dout: np.ndarray) -> np.ndarray:
+        """:meth:`backward` up to the gradient of the array convolved (the mode-padded
+        input, for a ``padding_mode`` other than zeros)."""
         if self._cache is None:
             raise RuntimeError(f"{self.name}: backward called before forward")
         dout = np.asarray(dout)

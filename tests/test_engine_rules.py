@@ -86,3 +86,52 @@ def test_the_memory_model_knows_how_the_engine_gets_dx(dims, kernel, stride, pad
     assert engine_rules.keeps_padded_input(padded, in_shape) is (xp is not None)
     if xp is not None:
         assert xp.size // 2 == channels * int(np.prod(padded))
+
+
+def test_the_resize_table_is_the_engines():
+    from engine import resize
+
+    assert engine_rules.RESIZE_TABLE == resize.TABLE
+
+
+@settings(max_examples=60, deadline=None)
+@given(dims=st.integers(1, 3), kernel=st.integers(1, 3), stride=st.integers(1, 2),
+       padding=st.one_of(st.integers(0, 2), st.sampled_from(["same", "valid", "full"])),
+       mode=st.sampled_from(["reflect", "replicate", "circular"]),
+       rounding=st.sampled_from(["floor", "ceil"]), channels=st.integers(1, 3),
+       size=st.integers(3, 7))
+def test_the_memory_model_knows_what_a_padding_mode_keeps(dims, kernel, stride, padding, mode,
+                                                         rounding, channels, size):
+    """A ``padding_mode`` other than zeros keeps the mode-padded copy (``"xm"``) when
+    there is padding, convolves it without padding (``"xp"`` only for a ceil overhang)
+    and takes ``dx``'s path for the copy's shape."""
+    spec = convcalc.validate({"input": [channels, *[size] * dims], "rounding": rounding,
+                              "layers": [{"type": "conv", "filters": 2, "kernel": kernel,
+                                          "stride": stride, "padding": padding,
+                                          "padding_mode": mode}]})
+    report = convcalc.analyze(spec)
+    if report.errors:
+        event("invalid geometry")
+        return
+    row = report.layers[0]
+    layer = engine.build(spec, seed=0, dtype="float64").layers[0]
+    layer.algorithm = "im2col"
+    x = np.zeros((2, channels, *[size] * dims))
+    y = layer.forward(x)
+    layer.backward(np.ones_like(y))
+    window = row.window
+    padded_by_mode = engine_rules.pads_by_mode(mode, window)
+    event(f"pads by mode: {padded_by_mode}")
+    xm = layer._workspaces.get("xm")
+    assert padded_by_mode is (xm is not None)
+    in_shape, out_shape = tuple(x.shape[1:]), tuple(row.output_shape)
+    if padded_by_mode:
+        in_shape = (channels, *(n + pb + pa for n, (pb, pa) in zip(in_shape[1:], window.padding)))
+        assert xm.size // 2 == int(np.prod(in_shape))
+        window = convcalc.axes.Window(window.kernel, window.stride, window.dilation,
+                                      ((0, 0),) * dims)
+    padded = padded_sizes(window, in_shape, out_shape)
+    xp = layer._workspaces.get("xp")
+    assert engine_rules.keeps_padded_input(padded, in_shape) is (xp is not None)
+    by_correlation = layer.uses_correlation_for_dx((2, *in_shape), layer._cache[3], y.shape)
+    assert engine_rules.dx_by_correlation(window, in_shape, out_shape) is by_correlation

@@ -52,13 +52,16 @@ def _window(layer: Any, x: Any, stride: Any) -> tuple:
 
 @reference("conv")
 def conv(layer: Any, params: dict, buffers: dict, inputs: list, engine_layer: Any) -> Any:
+    """``F.pad`` by the padding mode (PyTorch's Conv with ``padding_mode`` does the same:
+    ``F.pad(x, …, mode)``, then the convolution without padding)."""
     functional = _functional()
     (x,) = inputs
     kernel, stride, dilation, pads = _window(layer, x, layer.stride)
     groups = x.shape[1] if layer.groups == "depthwise" else layer.groups
     op = (functional.conv1d, functional.conv2d, functional.conv3d)[len(kernel) - 1]
-    return op(functional.pad(x, _torch_pads(pads)), params["weight"], params.get("bias"),
-              stride=stride, dilation=dilation, groups=groups)
+    mode = "constant" if layer.padding_mode == "zeros" else layer.padding_mode
+    return op(functional.pad(x, _torch_pads(pads), mode=mode), params["weight"],
+              params.get("bias"), stride=stride, dilation=dilation, groups=groups)
 
 
 @reference("conv_transpose")

@@ -6,7 +6,7 @@ its kind in the family module here (rule and memory cost), its engine class in
 ``engine/`` — see ``docs/architecture.rst``.
 """
 
-from . import adaptive, conv, dense, elementwise, merge, norm, pool, routing  # noqa: F401  (they register)
+from . import adaptive, conv, dense, elementwise, merge, norm, pool, resize, routing  # noqa: F401  (they register)
 from .base import REGISTRY, Context, Cost, Fatal, Kind, Outcome, State, UnknownKind, kind_of
 
 __all__ = ["REGISTRY", "Context", "Cost", "Fatal", "Kind", "Outcome", "State", "UnknownKind",

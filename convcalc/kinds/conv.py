@@ -2,7 +2,10 @@
 
 ``conv``: ``(C, *n) → (F, *out)`` with ``out = (n + pb + pa − e) / s + 1`` per axis
 (``e = d·(k − 1) + 1``); weights ``F · C/g · prod(k)`` plus ``F`` biases; MACs
-``prod(out) · F · C/g · prod(k)``.
+``prod(out) · F · C/g · prod(k)``.  ``padding_mode`` (PyTorch's Conv) says what the
+padding holds: zeros, or the input reflected (padding < n), replicated, or wrapped
+around (circular: padding ≤ n); the sizes, the MACs and the receptive field are the
+same whatever it holds (padded positions count as outside the input).
 
 ``conv_transpose``: ``(C, *n) → (F, *out)`` with ``out = (n − 1)·s − pb − pa + e +
 output_padding``; weights ``C · F/g · prod(k)`` plus ``F`` biases; MACs
@@ -20,10 +23,12 @@ from ..engine_rules import (
     dx_by_correlation,
     keeps_padded_input,
     padded_output_gradient,
+    pads_by_mode,
     takes_winograd,
 )
 from ..spec import Conv, ConvTranspose
 from .base import Context, Cost, Kind, Outcome, State, size_of, spatial
+from .resize import check_mode_padding, mode_padding_transient
 from .sliding import slide
 
 
@@ -56,6 +61,7 @@ class ConvKind(Kind):
         channels, sizes = x.shape[0], spatial(ctx, x.shape)
         groups = resolve_groups(ctx, layer.groups, channels, layer.filters)
         window = ctx.window(layer, sizes, layer.stride)
+        check_mode_padding(ctx, layer.padding_mode, sizes, window.padding, "padding")
         out = slide(ctx, window, sizes)
         field = x.field.through_window(window.kernel, window.stride, window.pad_before,
                                        window.dilation)
@@ -65,29 +71,55 @@ class ConvKind(Kind):
                        macs=prod(out) * layer.filters * per_output, window=window)
 
     def cost(self, layer: Conv, row: Any) -> Cost:
-        """Either path keeps the padded input as a workspace; the rest is the path's."""
-        in_shape, out_shape, window = row.input_shapes[0], row.output_shape, row.window
-        padded = padded_sizes(window, in_shape, out_shape)
-        grown = keeps_padded_input(padded, in_shape)
-        padded_values = in_shape[0] * prod(padded)
-        channels = in_shape[0]
-        groups = channels if layer.groups == "depthwise" else layer.groups
-        if takes_winograd(window, groups, channels, layer.filters):
-            cost = _winograd_cost(in_shape, out_shape)
-        else:
-            cost = _im2col_cost(layer, row, padded, padded_values, grown)
-        return Cost(kept=cost.kept + (padded_values if grown else 0), columns=cost.columns,
-                    transient=cost.transient, transformed=cost.transformed)
+        """Either path keeps the padded input as a workspace; the rest is the path's.
+        A ``padding_mode`` other than zeros first pads by mode into a workspace of its own
+        and convolves that without padding (:func:`_mode_cost`)."""
+        window = row.window
+        if pads_by_mode(layer.padding_mode, window):
+            return _mode_cost(layer, row)
+        return _path_cost(layer, row, row.input_shapes[0], window)
 
 
-def _im2col_cost(layer: Conv, row: Any, padded: list[int], padded_values: int,
-                 grown: bool) -> Cost:
+def _path_cost(layer: Conv, row: Any, in_shape: tuple[int, ...], window: Window) -> Cost:
+    """The cost of convolving an input of ``in_shape`` (channels first) with ``window``:
+    the padded input it keeps when padding grows it, and the path's own."""
+    out_shape = row.output_shape
+    padded = padded_sizes(window, in_shape, out_shape)
+    grown = keeps_padded_input(padded, in_shape)
+    padded_values = in_shape[0] * prod(padded)
+    channels = in_shape[0]
+    groups = channels if layer.groups == "depthwise" else layer.groups
+    if takes_winograd(window, groups, channels, layer.filters):
+        cost = _winograd_cost(in_shape, out_shape)
+    else:
+        cost = _im2col_cost(layer, row, in_shape, window, padded, padded_values, grown)
+    return Cost(kept=cost.kept + (padded_values if grown else 0), columns=cost.columns,
+                transient=cost.transient, transformed=cost.transformed)
+
+
+def _mode_cost(layer: Conv, row: Any) -> Cost:
+    """``padding_mode`` reflect, replicate or circular: the mode-padded copy ``C·prod(n +
+    pb + pa)`` kept as a workspace, the convolution of it without padding (only a ceil
+    overhang left), forward's border slabs and backward's adjoint of the padding, which
+    starts from the gradient of the copy (:func:`~convcalc.kinds.resize.mode_padding_transient`)."""
+    in_shape, window = row.input_shapes[0], row.window
+    copied = (in_shape[0], *(n + pb + pa for n, (pb, pa) in zip(in_shape[1:], window.padding)))
+    unpadded = Window(window.kernel, window.stride, window.dilation,
+                      ((0, 0),) * len(window.padding))
+    cost = _path_cost(layer, row, copied, unpadded)
+    slabs, adjoint = mode_padding_transient(in_shape, window.padding, incoming=size_of(copied))
+    return Cost(kept=cost.kept + size_of(copied), columns=cost.columns,
+                transient=max(cost.transient, slabs, adjoint), transformed=cost.transformed)
+
+
+def _im2col_cost(layer: Conv, row: Any, in_shape: tuple[int, ...], window: Window,
+                 padded: list[int], padded_values: int, grown: bool) -> Cost:
     """Workspaces the layer keeps: columns ``C·K·P``, their gradient and (by correlation)
     the padded output gradient.  Backward's temporaries: the weight product per example,
     and the input gradient — by correlation its product and the batch-first copy; by
     col2im ``dy`` laid out twice (as rows for the weight product: matmul copies a
     strided view; as matrices), the padded input gradient and its cropped copy."""
-    in_shape, out_shape, window = row.input_shapes[0], row.output_shape, row.window
+    out_shape = row.output_shape
     n_in, n_out = size_of(in_shape), size_of(out_shape)
     columns = in_shape[0] * prod(window.kernel) * prod(out_shape[1:])
     weights = row.params - (layer.filters if layer.bias else 0)
