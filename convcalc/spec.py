@@ -484,8 +484,12 @@ class Flatten(LayerBase):
 class Dense(LayerBase):
     """Fully connected (affine) layer on a flat vector: ``in·units + units`` parameters."""
 
-    examples = _examples(([12], {"type": "dense", "units": 5}),
-                         ([7], {"type": "dense", "units": 3, "bias": False, "in_features": 7}))
+    examples = (
+        Example((12,), {"type": "dense", "units": 5}),
+        # global pooling gives 7 features at any spatial size (the memory test scales it)
+        Example((7, 4, 4), {"type": "dense", "units": 3, "bias": False, "in_features": 7},
+                ({"type": "global_avgpool"},)),
+    )
 
     type: Literal["dense"]
     units: PositiveInt = Field(description="Output features.")

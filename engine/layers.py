@@ -105,7 +105,8 @@ class Dense(Layer):
     ``W`` has shape ``(F, units)`` (in features first, as in "Deep Learning from
     Scratch"; PyTorch's ``Linear.weight`` is its transpose) and is He-normal initialised,
     ``N(0, 2/F)``; ``b`` has shape ``(units,)``, zeros, and exists only when ``bias``.
-    ``F`` is read off the first input.  Backward: ``dW = xᵀ·dy``, ``db = Σ_n dy``,
+    ``F`` is ``in_features`` when the spec states it, else read off the first input;
+    an input of another width is refused.  Backward: ``dW = xᵀ·dy``, ``db = Σ_n dy``,
     ``dx = dy·Wᵀ``.
 
     >>> import numpy as np
@@ -138,7 +139,8 @@ class Dense(Layer):
             raise ValueError(f"{self.name}: needs a flat vector (N, F) but its input has shape "
                              f"{x.shape}; add a flatten (or global pooling) layer before it")
         if not self.params:
-            self._allocate(x.shape[1])
+            stated = self.spec.in_features
+            self._allocate(x.shape[1] if stated is None else stated)
         expected = self.params["weight"].shape[0]
         if x.shape[1] != expected:
             raise ValueError(f"{self.name}: built for {expected} input features, got "
