@@ -792,11 +792,15 @@ class Slice(LayerBase):
 
 class Upsample(LayerBase):
     """Resize the spatial axes: to ``floor(in·scale)``, to ``size``, or with ``inputs:
-    [x, ref]`` to ``ref``'s spatial size (channels from ``x``).  ``nearest`` reads
-    source ``floor(dst·in/out)`` (PyTorch's ``nearest``); ``linear`` is bi- or
-    tri-linear by the number of axes, ``cubic`` PyTorch's bicubic convolution
-    (``A = −0.75``) along each axis; with ``align_corners`` the corner samples align
-    (``src = dst·(in − 1)/(out − 1)``), else ``src = (dst + ½)·in/out − ½``."""
+    [x, ref]`` to ``ref``'s spatial size (channels from ``x``; ``ref`` may be ``input``).
+    ``nearest`` reads source ``floor(dst·in/out)`` (PyTorch's ``nearest`` with
+    ``size``); ``linear`` is bi- or tri-linear by the number of axes, ``cubic`` PyTorch's
+    bicubic convolution (``A = −0.75``, sources past the edge clamped to it) along each
+    axis; with ``align_corners`` the corner samples align (``src = dst·(in − 1)/(out −
+    1)``), else ``src = (dst + ½)·in/out − ½`` (linear: at least 0).  Sources use
+    ``in/out`` also when ``scale`` sets the size (PyTorch's ``scale_factor`` uses
+    ``1/scale``), and ``floor(in·scale)`` is exact for the number the float holds:
+    ``10 × 0.3`` gives 2 where PyTorch's product of doubles gives 3 (a warning says so)."""
 
     examples = (
         Example((2, 3, 3), {"type": "upsample", "scale": 2}),
@@ -869,9 +873,9 @@ class Pad(LayerBase):
 
 class Crop(LayerBase):
     """Cut the spatial axes to ``size``, or with ``inputs: [x, ref]`` to ``ref``'s
-    spatial size (U-Net's copy and crop); ``anchor: center`` keeps the middle (offset
-    ``floor((in − out)/2)``), ``start`` the beginning.  A crop larger than its input is
-    an error."""
+    spatial size (U-Net's copy and crop; ``ref`` may be ``input``); ``anchor: center``
+    keeps the middle (offset ``floor((in − out)/2)``: an odd difference cuts one more at
+    the end), ``start`` the beginning.  A crop larger than its input is an error."""
 
     examples = (
         Example((2, 5, 6), {"type": "crop", "size": [3, 3]}),

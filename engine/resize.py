@@ -236,7 +236,9 @@ class Upsample(Layer):
 
     Per axis the output size is ``size``, ``floor(n·scale)`` (exactly) or the
     reference's; the source positions use ``n_in/n_out`` whether ``scale`` or ``size``
-    gave ``n_out`` (PyTorch uses ``1/scale`` when it is passed ``scale_factor``).  An axis
+    gave ``n_out`` (PyTorch uses ``1/scale`` when it is passed ``scale_factor``), and
+    ``nearest``'s source is exact (PyTorch's is computed in single precision and falls
+    one short for some sizes: see ``convcalc.kinds.resize.UpsampleKind``).  An axis
     whose size does not change is left alone (every mode is the identity there), and an
     input whose sizes all stay is returned itself.  Backward: the adjoint, axes in the
     reverse order; the reference's gradient is zero.

@@ -195,7 +195,15 @@ class UpsampleKind(Kind):
     ``floor(n·scale)`` of the exact value of the float; PyTorch computes it in doubles
     and differs where that product rounds up to a whole number (``10 × 0.3``: 2 here, 3
     in PyTorch — a warning says so).  The source positions use ``n_in/n_out`` whether
-    ``scale`` or ``size`` set the output (PyTorch's ``scale_factor`` uses ``1/scale``)."""
+    ``scale`` or ``size`` set the output (PyTorch's ``scale_factor`` uses ``1/scale``).
+
+    ``nearest`` is ``floor(dst·n_in/n_out)`` exactly.  PyTorch's ``nearest`` (with
+    ``size``) computes ``floorf(dst·(float)(n_in/n_out))`` in single precision — in
+    float32, and in float64 for 2-D inputs — which falls one short where ``dst·n_in/n_out``
+    is whole and the rounded ratio lies below it: 2 → 82 (output 41 reads 0, not 1),
+    26 → 22 (output 11 reads 12, not 13); of the sizes ``n_in, n_out ≤ 300``, 1,722 of
+    the 90,000 pairs differ at some position in float32 and 536 in 2-D float64 (1-D and
+    3-D float64, and every ``n_out`` equal to ``n_in`` or ``2·n_in``, agree)."""
 
     models = (Upsample,)
     min_inputs, max_inputs = 1, 2
@@ -281,9 +289,10 @@ class PixelShuffleKind(Kind):
         r, dims, channels = layer.factor, len(sizes), x.shape[0]
         block = r ** dims
         if channels % block:
-            raise ctx.fatal(f"{channels} channels do not divide by factor^{dims} = "
-                            f"{r}^{dims} = {block} (one output channel takes {block}): "
-                            f"use {_multiples(channels, block)} channels", "factor")
+            raise ctx.fatal(f"{channels} channels do not divide by {r}^{dims} = {block} "
+                            f"(factor {r} on {dims} spatial {'axis' if dims == 1 else 'axes'}: "
+                            f"each output channel takes {block}): use "
+                            f"{_multiples(channels, block)} channels", "factor")
         field = x.field.through_reads([(lambda o: [o // r], r, 1)] * dims)
         return Outcome((channels // block, *(n * r for n in sizes)), field)
 
@@ -322,17 +331,23 @@ def check_mode_padding(ctx: Context, mode: str, sizes: Shape,
                        pads: Sequence[tuple[int, int]], option: str) -> None:
     """``reflect`` mirrors the input without its edge (padding < size), ``circular``
     wraps it around once (padding ≤ size); otherwise fatal, naming the padding, the size
-    and the fix."""
-    problems = []
+    and the fix (axes with the same numbers together: "H, W: …")."""
+    if mode not in ("reflect", "circular"):
+        return
+    too_wide: dict[tuple[int, int], list[str]] = {}
     for axis, n, (pb, pa) in zip(axis_names(len(sizes)), sizes, pads):
         widest = max(pb, pa)
-        if mode == "reflect" and widest >= n:
-            problems.append(f"{axis}: reflect padding {widest} must be smaller than the "
+        if widest >= n if mode == "reflect" else widest > n:
+            too_wide.setdefault((n, widest), []).append(axis)
+    problems = []
+    for (n, widest), axes in too_wide.items():
+        label = ", ".join(axes)
+        if mode == "reflect":
+            problems.append(f"{label}: reflect padding {widest} must be smaller than the "
                             f"input size {n} (it mirrors the input without its edge): pad "
-                            f"at most {n - 1}" + (" or use replicate" if n > 1 else
-                                                  ", or use replicate"))
-        elif mode == "circular" and widest > n:
-            problems.append(f"{axis}: circular padding {widest} must be at most the input "
+                            f"at most {n - 1}, or use replicate")
+        else:
+            problems.append(f"{label}: circular padding {widest} must be at most the input "
                             f"size {n} (it wraps the input around once): pad at most {n}")
     if problems:
         raise ctx.fatal("; ".join(problems), option)
