@@ -302,6 +302,9 @@ class _Expander:
                              "network's (or a block's) input")
             if not isinstance(local, str) or not local:
                 local = f"{kind}{counts[kind]}" if isinstance(kind, str) else f"layer{index + 1}"
+                while local in later and isinstance(kind, str):   # a name given explicitly
+                    counts[kind] += 1                              # is never also made up
+                    local = f"{kind}{counts[kind]}"
             repeat = item.pop("repeat", 1)
             if not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 1:
                 self.problem(item_path + ("repeat",),

@@ -19,6 +19,7 @@ from .analysis import analyze
 from .errors import ConvCalcError, ResourceError, SpecError
 from .loading import MAX_SPEC_BYTES, loads
 from .memory import parse_bytes
+from .verification import MAX_BATCH, MAX_SEED
 from .render import RENDERERS, render_table, render_verification, render_verification_json
 from .report import Report
 from .schema import spec_json_schema
@@ -149,7 +150,64 @@ format_option = click.option(
     show_default=True, help="How to render the report.")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+EXIT_INTERRUPTED = 130   # 128 + SIGINT, as shells report a ^C
+
+
+class ConvcalcGroup(click.Group):
+    """The command group, with the process's last words kept to one line: ^C exits 130
+    ("interrupted"), and output that cannot be written (a full disk, a closed pipe)
+    exits 1 with a line on standard error instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            _say("convcalc: interrupted")
+            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            result = super().main(*args, **kwargs)
+            sys.stdout.flush()
+            return result
+        except OSError as error:
+            _output_failed(error)
+        except SystemExit as done:
+            try:
+                sys.stdout.flush()
+            except OSError as error:
+                _output_failed(error)
+            raise done
+
+
+def _say(line: str) -> None:
+    try:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+    except OSError:
+        pass
+
+
+def _output_failed(error: OSError) -> NoReturn:
+    """Standard output cannot take the result: one line, exit 1, and no second try at
+    interpreter exit (which would print a traceback)."""
+    import errno
+    import os
+
+    if error.errno == errno.EPIPE:   # the reader left (| head): nothing to tell it
+        reason = "the reader of standard output closed it"
+    else:
+        reason = error.strerror or str(error)
+    _say(f"convcalc: cannot write the output: {reason}")
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    sys.exit(EXIT_PROBLEMS)
+
+
+@click.group(cls=ConvcalcGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="convcalc")
 def main() -> None:
     """Check a CNN design: shapes, parameters, cost and receptive fields per layer,
@@ -185,10 +243,11 @@ VERIFY_OPTIONS = ("batch", "seed", "gradcheck", "max_memory")
 def verify_options(command: Any) -> Any:
     """``--batch --seed --gradcheck --max-memory``, shared by ``verify`` and ``check --verify``."""
     options = [
-        click.option("--batch", type=click.IntRange(min=1), default=2, show_default=True,
-                     help="Examples in the random batch the engine runs."),
-        click.option("--seed", type=int, default=0, show_default=True,
-                     help="Seed of the weights, the input batch and the output gradient."),
+        click.option("--batch", type=click.IntRange(1, MAX_BATCH), default=2,
+                     show_default=True, help="Examples in the random batch the engine runs."),
+        click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
+                     help="Seed of the weights, the input batch and the output gradient "
+                          f"(0 … {MAX_SEED})."),
         click.option("--gradcheck", is_flag=True,
                      help="Also compare the gradients with centred differences in float64 "
                           "(slow on big networks)."),

@@ -142,8 +142,13 @@ _UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 10**3, "kib": 2**10, "m": 2**20, "mb"
           "tib": 2**40}
 
 
+#: The largest memory size taken (an estimate beyond it is refused in any case).
+MAX_BYTES = 2**60
+
+
 def parse_bytes(text: str | int) -> int:
-    """``"2GiB"``, ``"512 MiB"``, ``"1.5G"``, ``"800MB"`` or a plain number of bytes.
+    """``"2GiB"``, ``"512 MiB"``, ``"1.5G"``, ``"800MB"`` or a plain number of bytes;
+    finite, and at most :data:`MAX_BYTES` (1 EiB).
 
     >>> parse_bytes("2GiB"), parse_bytes("1.5 G"), parse_bytes("800MB"), parse_bytes(4096)
     (2147483648, 1610612736, 800000000, 4096)
@@ -151,8 +156,17 @@ def parse_bytes(text: str | int) -> int:
     Traceback (most recent call last):
     ...
     ValueError: not a memory size: 'lots' (examples: 2GiB, 512MiB, 800MB)
+    >>> parse_bytes("inf")
+    Traceback (most recent call last):
+    ...
+    ValueError: not a memory size: 'inf' (a finite size of at most 1 EiB, e.g. 2GiB, 512MiB, 800MB)
     """
+    if isinstance(text, bool) or not isinstance(text, (int, str)):
+        raise TypeError(f"a memory size is an int (bytes) or a str like '2GiB', "
+                        f"not {type(text).__name__}")
     if isinstance(text, int):
+        if not 0 <= text <= MAX_BYTES:
+            raise ValueError(f"not a memory size: {text} (0 … {MAX_BYTES} bytes)")
         return text
     cleaned = text.strip().lower().replace(" ", "")
     number = cleaned.rstrip("kmgtib")
@@ -163,6 +177,9 @@ def parse_bytes(text: str | int) -> int:
         value = -1.0
     if unit not in _UNITS or value < 0:
         raise ValueError(f"not a memory size: {text!r} (examples: 2GiB, 512MiB, 800MB)")
+    if not value * _UNITS[unit] <= MAX_BYTES:     # inf, nan, 1e400, 1e30
+        raise ValueError(f"not a memory size: {text!r} (a finite size of at most 1 EiB, "
+                         "e.g. 2GiB, 512MiB, 800MB)")
     return int(value * _UNITS[unit])
 
 

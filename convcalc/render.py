@@ -22,8 +22,13 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from .errors import printable
 from .receptive import ReceptiveField
 from .report import LayerRow, Report, Shape
+
+#: The "from" column lists at most this many inputs of one layer (a concat of thousands
+#: would set every row's width: the table would grow with the square of the inputs).
+MAX_LISTED_INPUTS = 4
 
 if TYPE_CHECKING:  # pragma: no cover
     from .catalog import Summary
@@ -42,6 +47,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]],
     a         1
     bb       22
     """
+    rows = [[printable(cell) for cell in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
               for i, h in enumerate(headers)]
 
@@ -137,13 +143,20 @@ def _cells(report: Report, depth: int | None = None) -> list[list[str]]:
         rows.append([
             f"{name} {mark}" if mark else name,
             row.type,
-            *([", ".join(source(n, row, scope) for n in row.inputs)] if branching else []),
+            *([_inputs_text([source(n, row, scope) for n in row.inputs])] if branching else []),
             _shape(row.output_shape),
             _count(row.params),
             _count(row.macs),
             _field(row.receptive_field),
         ])
     return rows
+
+
+def _inputs_text(names: list[str]) -> str:
+    """``a, b, c`` — or the first few and how many more."""
+    if len(names) <= MAX_LISTED_INPUTS:
+        return ", ".join(names)
+    return ", ".join(names[:MAX_LISTED_INPUTS - 1]) + f", … (+{len(names) - MAX_LISTED_INPUTS + 1})"
 
 
 def _summary(report: Report) -> list[str]:
@@ -174,7 +187,7 @@ def render_table(report: Report, depth: int | None = None) -> str:
     top-level layers and blocks only).  A "from" column names each layer's inputs when
     the network branches.
     """
-    out = [report.name] if report.name else []
+    out = [printable(report.name)] if report.name else []
     out += table(_headers(report), _cells(report, depth), _RIGHT)
     out.append("")
     out.extend(_summary(report))
@@ -183,14 +196,14 @@ def render_table(report: Report, depth: int | None = None) -> str:
 
 
 def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|")
+    return printable(text).replace("|", "\\|")
 
 
 def render_markdown(report: Report) -> str:
     """A GitHub-flavoured Markdown table, summary and problem list."""
     out = []
     if report.name:
-        out += [f"### {report.name}", ""]
+        out += [f"### {_md_escape(report.name)}", ""]
     headers = _headers(report)
     out.append("| " + " | ".join(headers) + " |")
     out.append("|" + "|".join("---:" if h in _RIGHT else "---" for h in headers) + "|")
@@ -239,7 +252,8 @@ def _check_cells(row: "LayerCheck", gradcheck: bool) -> list[str]:
             cells.append("—")
         else:
             mark = "✓" if row.gradcheck_ok else "✗"
-            cells.append(f"{row.gradcheck_error:.1e} {mark}")
+            error = row.gradcheck_error
+            cells.append(("not a number" if error != error else f"{error:.1e}") + f" {mark}")
     return cells
 
 
@@ -273,7 +287,7 @@ def render_verification(result: "VerificationResult") -> str:
         who = f"all {len(result.layers)} layers agree" if len(result.layers) > 1 \
             else "the layer agrees"
         out.append(f"✓ verified: {who} on output shapes, parameter counts and gradient shapes")
-        if result.gradcheck:
+        if result.gradcheck:     # (ok: every error is a number below the tolerance)
             worst = max((row.gradcheck_error or 0.0 for row in result.layers), default=0.0)
             out.append(f"✓ gradients match centred differences (float64): largest relative "
                        f"error {worst:.1e} < {result.tolerance:g}")

@@ -12,6 +12,10 @@ Markdown or JSON (this module renders nothing).  :meth:`Report.to_dict` is the J
 
 Shapes are channels-first lists of ints.  A layer that could not be computed (an error
 upstream) has ``null`` shapes and counts.
+
+Integers above ``2**53 − 1`` (``MAX_SAFE_INTEGER``) would be rounded by a JavaScript
+reader; wherever a dict has one, it also has ``"exact": {key: "digits"}`` with the
+exact value as a string (the number stays a number, for readers with exact integers).
 """
 
 from __future__ import annotations
@@ -24,6 +28,21 @@ from .errors import Diagnostic, ShapeError
 from .receptive import ReceptiveField
 
 Shape = tuple[int, ...]
+
+#: The largest integer a JSON reader with doubles (JavaScript) holds exactly.
+MAX_SAFE_INTEGER = 2**53 - 1
+
+
+def with_exact(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with ``"exact"`` added for its integers a double would round.
+
+    >>> with_exact({"macs": 2**60, "params": 5})
+    {'macs': 1152921504606846976, 'params': 5, 'exact': {'macs': '1152921504606846976'}}
+    """
+    exact = {key: str(value) for key, value in data.items()
+             if isinstance(value, int) and not isinstance(value, bool)
+             and abs(value) > MAX_SAFE_INTEGER}
+    return {**data, "exact": exact} if exact else data
 
 
 @dataclass(frozen=True)
@@ -62,7 +81,7 @@ class LayerRow:
         return count
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        return with_exact({
             "name": self.name,
             "type": self.type,
             "input_shape": None if self.input_shape is None else list(self.input_shape),
@@ -77,7 +96,7 @@ class LayerRow:
             "line": self.line,
             "inputs": list(self.inputs),
             "group": list(self.group),
-        }
+        })
 
 
 def _total(values: list[int | None]) -> int:
@@ -114,7 +133,7 @@ class GroupSummary:
         return self.layers[-1].output_shape
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        return with_exact({
             "name": self.name,
             "block": self.block,
             "depth": self.depth,
@@ -124,7 +143,7 @@ class GroupSummary:
             "trainable_params": self.trainable_params,
             "buffers": self.buffers,
             "macs": self.macs,
-        }
+        })
 
 
 @dataclass(frozen=True, repr=False)
@@ -235,7 +254,7 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON contract (see the module docstring)."""
-        return {
+        return with_exact({
             "ok": self.ok,
             "name": self.name,
             "input_shape": list(self.input_shape),
@@ -248,4 +267,4 @@ class Report:
             "total_activations": self.total_activations,
             "problems": [p.to_dict() for p in self.problems],
             "groups": [g.to_dict() for g in self.group_summaries],
-        }
+        })

@@ -344,7 +344,11 @@ def _solve_class(probe: _Probe, r: int, period: int) -> _Class:
         t0 = _first_valid(lambda t: probe.valid(r + period * t), estimate, t1)
         start = r + period * t0
         return _Class(r, start=start if start >= 1 else start + period, output=output)
-    if _fails_only_by_tiling(probe.report(n1)):
+    report = probe.report(n1)
+    if _fails_only_by_tiling(report) or all(row.output_shape is not None
+                                             for row in report.layers):
+        # a window that does not tile (the same in the whole class), or errors of the
+        # file rather than of a layer's sizes (duplicate names): never valid
         return _Class(r)
     bound = _crossing_bound(probe, n1, n2, t1)
     if bound > MAX_SCAN:

@@ -1119,10 +1119,15 @@ class Spec(BaseModel):
     def _name_layers(self) -> "Spec":
         counts: Counter[str] = Counter()
         previous = "input"
+        given = {layer.name for layer in self.layers if layer.name is not None}
         for layer in self.layers:
             counts[layer.type] += 1  # type: ignore[attr-defined]
             if layer.name is None:
-                layer.name = f"{layer.type}{counts[layer.type]}"  # type: ignore[attr-defined]
+                name = f"{layer.type}{counts[layer.type]}"  # type: ignore[attr-defined]
+                while name in given:     # a name given explicitly is never also made up
+                    counts[layer.type] += 1  # type: ignore[attr-defined]
+                    name = f"{layer.type}{counts[layer.type]}"  # type: ignore[attr-defined]
+                layer.name = name
             if layer.inputs is None:
                 layer.inputs = [previous]
             previous = layer.name

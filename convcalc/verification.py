@@ -27,12 +27,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .memory import MemoryEstimate, check_memory, estimate_memory
+from .errors import ArgumentError
+from .memory import MemoryEstimate, check_memory, estimate_memory, parse_bytes
 from .report import Report, Shape
 
 #: Gradient check threshold: a layer fails at or above this relative error.
 GRADCHECK_TOLERANCE = 1e-6
 DEFAULT_MAX_MEMORY = 2 * 2**30
+#: Bounds of verify's arguments: a batch beyond this is not a check, a seed is 32-bit.
+MAX_BATCH = 2**20
+MAX_SEED = 2**32 - 1
 DTYPES = ("float32", "float64")
 
 Progress = Callable[[int, int], None]
@@ -145,17 +149,38 @@ class VerificationResult:
 # --- running ---------------------------------------------------------------------------------
 
 
-def _check_arguments(batch: int, dtype: str, max_memory: int) -> None:
-    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
-        raise ValueError(f"batch must be a whole number ≥ 1 (got {batch!r})")
+def _check_arguments(batch: Any, seed: Any, dtype: Any, gradcheck: Any, max_memory: Any,
+                     progress: Any) -> int:
+    """Wrong types are a ``TypeError`` naming the argument; bad values an
+    :class:`~convcalc.errors.ArgumentError`.  Returns ``max_memory`` in bytes (a size
+    like ``"2GiB"`` is read as ``--max-memory`` reads it)."""
+    for name, value in (("batch", batch), ("seed", seed)):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"verify({name}): expected int, got {type(value).__name__}")
+    if not 1 <= batch <= MAX_BATCH:
+        raise ArgumentError(f"batch must be a whole number from 1 to {MAX_BATCH} (got {batch})")
+    if not 0 <= seed <= MAX_SEED:
+        raise ArgumentError(f"seed must be a whole number from 0 to {MAX_SEED} (got {seed})")
+    if not isinstance(dtype, str):
+        raise TypeError(f"verify(dtype): expected str, got {type(dtype).__name__}")
     if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(DTYPES)} (got {dtype!r})")
-    if max_memory < 0:
-        raise ValueError(f"max_memory must be ≥ 0 bytes (got {max_memory})")
+        raise ArgumentError(f"dtype must be one of {', '.join(DTYPES)} (got {dtype!r})")
+    if not isinstance(gradcheck, bool):
+        raise TypeError(f"verify(gradcheck): expected bool, got {type(gradcheck).__name__}")
+    if progress is not None and not callable(progress):
+        raise TypeError("verify(progress): expected a callable (done, total) or None, got "
+                        f"{type(progress).__name__}")
+    if isinstance(max_memory, bool) or not isinstance(max_memory, (int, str)):
+        raise TypeError("verify(max_memory): expected int (bytes) or str ('2GiB'), got "
+                        f"{type(max_memory).__name__}")
+    try:
+        return parse_bytes(max_memory)
+    except ValueError as error:
+        raise ArgumentError(f"max_memory: {error}") from None
 
 
 def verify(spec: Any, batch: int = 2, seed: int = 0, dtype: str = "float32",
-           gradcheck: bool = False, max_memory: int = DEFAULT_MAX_MEMORY,
+           gradcheck: bool = False, max_memory: int | str = DEFAULT_MAX_MEMORY,
            progress: Progress | None = None) -> VerificationResult:
     """Build ``spec`` with the reference engine and check every prediction of the report.
 
@@ -169,7 +194,7 @@ def verify(spec: Any, batch: int = 2, seed: int = 0, dtype: str = "float32",
     from .analysis import analyze
     from .loading import validate
 
-    _check_arguments(batch, dtype, max_memory)
+    max_memory = _check_arguments(batch, seed, dtype, gradcheck, max_memory, progress)
     spec = validate(spec)
     report = analyze(spec).raise_for_errors()
     memory = estimate_memory(spec, batch, dtype, report=report)
@@ -179,7 +204,12 @@ def verify(spec: Any, batch: int = 2, seed: int = 0, dtype: str = "float32",
                      max_memory, "the float64 gradient check")
     run = _EngineRun(spec, report, batch, seed, dtype, progress, gradcheck)
     rows = run.compare()
-    errors = run.gradcheck() if gradcheck and run.error is None else {}
+    errors = {}
+    if gradcheck and run.error is None:
+        try:
+            errors = run.gradcheck()
+        except Exception as error:  # the engine failed (it could not allocate, say)
+            run.error = _describe(error)
     if errors:
         rows = [_with_gradcheck(row, *errors.get(row.name, (None, 0))) for row in rows]
     return VerificationResult(
@@ -234,11 +264,11 @@ class _EngineRun:
             return
         self.seconds["build"] = time.perf_counter() - started
         rng = np.random.default_rng(self.seed)
-        # Drawn in the run's dtype: a float64 draw cast down would briefly hold 3× the
-        # input (the memory estimate counts the arrays the run keeps, not that).
-        x = rng.standard_normal((self.batch, *self.spec.input), dtype=self.dtype)
         count = self.layer_count
         try:
+            # Drawn in the run's dtype: a float64 draw cast down would briefly hold 3× the
+            # input (the memory estimate counts the arrays the run keeps, not that).
+            x = rng.standard_normal((self.batch, *self.spec.input), dtype=self.dtype)
             started = time.perf_counter()
             y = net.forward(x, on_layer=lambda i, _layer: self._tick(i + 1))
             self.seconds["forward"] = time.perf_counter() - started

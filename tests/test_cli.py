@@ -136,10 +136,13 @@ def test_json_contract() -> None:
     assert layer["receptive_field"] == {"size": [3, 3], "jump": [3, 3], "padding": [0, 0]}
     assert (layer["input_shape"], layer["output_shape"]) == ([1, 7, 7], [1, 2, 2])
     assert (layer["params"], layer["macs"], layer["activations"]) == (10, 36, 4)
-    (problem,) = data["problems"]
+    advice, problem = data["problems"]      # the input's nearest valid sizes, the layer's
     assert {"layer", "severity", "message"} <= set(problem)
     assert (problem["layer"], problem["severity"]) == ("conv1", "error")
     assert "7/3" in problem["message"]
+    assert (advice["field"], advice["severity"]) == ("input", "error")
+    assert advice["message"].startswith("the input [1, 7, 7] does not suit this network: "
+                                        "H = 7: nearest valid 6 or 9")
 
 
 def test_json_of_every_example_parses() -> None:

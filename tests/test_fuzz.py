@@ -138,6 +138,45 @@ VALID_VALUES: dict[str, st.SearchStrategy[Any]] = {
 }
 
 
+def from_schema(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
+    """Valid values for an option, read off its JSON Schema: every option of every kind
+    is fuzzed, including kinds added after this file was written."""
+    if "enum" in schema:
+        return st.sampled_from(schema["enum"])
+    if "const" in schema:
+        return st.just(schema["const"])
+    for key in ("oneOf", "anyOf"):
+        if key in schema:
+            return st.one_of([from_schema(part) for part in schema[key]
+                              if part.get("type") != "null"] or [st.none()])
+    kind = schema.get("type")
+    if kind == "boolean":
+        return st.booleans()
+    if kind == "integer":
+        low = schema.get("minimum", 0)
+        return st.integers(low, low + 5)
+    if kind == "number":
+        low = schema.get("minimum", schema.get("exclusiveMinimum", 0.0))
+        high = schema.get("maximum", schema.get("exclusiveMaximum", low + 4.0))
+        return st.floats(low, high, exclude_min="exclusiveMinimum" in schema,
+                         exclude_max="exclusiveMaximum" in schema)
+    if kind == "array":
+        items = schema.get("items", {})
+        low, high = schema.get("minItems", 0), schema.get("maxItems", 3)
+        return st.lists(from_schema(items) if items else SCALARS, min_size=low,
+                        max_size=min(high, low + 3))
+    if kind == "string":
+        return st.text(max_size=4)
+    return SCALARS
+
+
+def option_strategies(model: Any, key: str) -> tuple[st.SearchStrategy[Any], st.SearchStrategy[Any]]:
+    """(possibly invalid, valid) values of one option of one model."""
+    schema = model.model_json_schema()["properties"].get(key, {})
+    valid = VALID_VALUES.get(key, from_schema(schema))
+    return OPTION_VALUES.get(key, st.one_of(SCALARS, PER_AXIS)), valid
+
+
 @st.composite
 def layer(draw: Any) -> Any:
     """Mostly valid layers of real types, with the odd invalid key, value or type."""
@@ -157,7 +196,8 @@ def layer(draw: Any) -> Any:
         if key == "type" or not (info.is_required() or draw(st.booleans())):
             continue
         bad = draw(st.sampled_from([False] * 19 + [True]))
-        out[key] = draw(OPTION_VALUES[key] if bad else VALID_VALUES[key])
+        any_value, valid_value = option_strategies(MODEL_BY_TYPE[kind], key)
+        out[key] = draw(any_value if bad else valid_value)
     if draw(st.sampled_from([False] * 19 + [True])):
         out[draw(st.sampled_from(["strid", "typ", "kernels"]))] = 1
     return out
