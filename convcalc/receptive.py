@@ -215,31 +215,42 @@ class Field1D:
         lo, hi = self._lo_over(first), self._hi_over(last)
         return Field1D((lo,) * self.period, (hi,) * self.period, self.shift)
 
-    @property
-    def constant(self) -> bool:
-        """Whether every output sees the same positions (shift 0, one pair of edges): a
-        field that carries no position, as after :meth:`spread`."""
-        return self.shift == 0 and len(set(self.lo)) == 1 and len(set(self.hi)) == 1
-
     def spread(self, positions: int) -> "Field1D":
-        """After a layer each of whose outputs reads all ``positions`` outputs of this
-        one (group or instance norm's statistics), or along a size-1 axis broadcast to
-        many (``positions = 1``): every output sees their union.  The field is the same
-        for every output, so its shift is 0 (its jump shows 0: neighbouring outputs'
-        fields start at the same place), and it stays exact through any later layer.
+        """After a layer each of whose ``positions`` outputs reads every output of this
+        one (group or instance norm's statistics): every output sees their union.  It
+        is stored for those outputs, the jump kept (one period of ``positions``, or of
+        the least multiple of it over which the jump moves a whole number of inputs,
+        the outputs past ``positions`` reading nothing), so that a padding position
+        next to them still lies outside, as everywhere else.
 
         >>> field = Field1D.identity().through_window(3, 1, 1).spread(5)
-        >>> [field.edges(o) for o in (0, 4, 9)], field.jump, field.constant
-        ([(-1, 5), (-1, 5), (-1, 5)], 0, True)
+        >>> [field.edges(o) for o in (0, 4)], field.jump, field.edges(-1)
+        ([(-1, 5), (-1, 5)], 1, (-6, 0))
         """
         whole = self.whole(positions)
-        return Field1D(whole.lo[:1], whole.hi[:1], 0)
+        lo, hi = whole.lo[0], whole.hi[0]
+        return _stored_for(positions, self.jump, lambda o: (lo, hi))
 
 
-def merge_fields(fields: list[Field1D], outputs: int | None = None) -> tuple[Field1D, bool]:
-    """Where paths meet (add, concat, mul): the union of their fields, and whether they
-    are aligned — same jump and, output by output, the same field centre.  Misaligned
-    paths with different jumps have no periodic union; the largest field is kept then.
+def _stored_for(outputs: int, jump: Number,
+                edges: "Callable[[int], tuple[Edge, Edge]]") -> Field1D:
+    """A field given output by output for ``outputs`` positions that need not repeat:
+    stored with a period of ``outputs`` (or of the least multiple of it over which
+    ``jump`` moves a whole number of inputs; the outputs past ``outputs`` do not exist
+    and read nothing), shifting by ``jump`` per output."""
+    period = lcm(outputs, Fraction(jump).denominator)
+    if period > MAX_PERIOD:
+        raise FieldTooComplex(period)
+    pairs = [edges(o) if o < outputs else (None, None) for o in range(period)]
+    return Field1D(tuple(lo for lo, _ in pairs), tuple(hi for _, hi in pairs),
+                   int(jump * period))
+
+
+def merge_fields(fields: list[Field1D], outputs: int | None = None,
+                 broadcast: Sequence[bool] = ()) -> tuple[Field1D, bool]:
+    """Where paths meet (add, concat, mul): the union of their fields, output by output,
+    and whether they are aligned — same jump and, output by output, the same field
+    centre.
 
     >>> three = Field1D.identity().through_window(3, 1, 1)      # 3×3 conv, pad 1
     >>> one = Field1D.identity()                                  # identity shortcut
@@ -250,37 +261,48 @@ def merge_fields(fields: list[Field1D], outputs: int | None = None) -> tuple[Fie
     >>> merge_fields([shifted, one])[1]
     False
 
-    A *constant* path — every output sees the same positions (:attr:`Field1D.constant`:
-    a size-1 axis broadcast, a group norm's statistics) — carries no position: it is
-    never misaligned, and its one field joins every output's.  That union is exact for
-    the ``outputs`` positions along the axis (one period of the other paths when not
-    given); when it is not periodic its period is ``outputs`` (:func:`_join_constant`).
+    ``outputs`` is the number of positions along the axis.  A path ``broadcast`` along
+    it (size 1 there) gives its one field to every output.  A path that sees, at every
+    output, everything the other paths see anywhere (a gate pooled from the whole map,
+    a group norm's output) carries no position: it is never misaligned.
 
-    >>> gate = Field1D.identity().spread(4)                 # a gate pooled from 4 positions
-    >>> merged, aligned = merge_fields([gate, one], outputs=4)   # gate × x
-    >>> [merged.edges(o) for o in range(4)], aligned
-    ([(0, 3), (0, 3), (0, 3), (0, 3)], True)
+    >>> gate = Field1D.identity().whole(4)                # (C, 1) pooled from 4 positions
+    >>> merged, aligned = merge_fields([gate, one], 4, [True, False])   # gate × x
+    >>> [merged.edges(o) for o in range(4)], merged.jump, aligned
+    ([(0, 3), (0, 3), (0, 3), (0, 3)], 1, True)
+
+    Where the union does not repeat (different jumps; a broadcast field that widens some
+    outputs only) it is exact for the ``outputs`` positions (:func:`_stored_for`, the
+    largest jump kept); without ``outputs`` the largest field of paths with different
+    jumps is kept.
+
+    >>> strided = Field1D.identity().through_window(2, 2, 0)    # sees [2o, 2o + 1]
+    >>> merged, aligned = merge_fields([strided, one], outputs=3)
+    >>> [merged.edges(o) for o in range(3)], aligned
+    ([(0, 1), (1, 3), (2, 5)], False)
     """
-    if all(len(f.lo) == 1 for f in fields):     # the common case: one field per path
-        shifts = {f.shift for f in fields}
-        if len(shifts) == 1:
-            present = [f for f in fields if f.lo[0] is not None and f.hi[0] is not None]
-            aligned = fields[0].shift == 0 or \
-                len({f.lo[0] + f.hi[0] for f in present}) <= 1  # type: ignore[operator]
-            return Field1D((_min([f.lo[0] for f in fields]),),
-                           (_max([f.hi[0] for f in fields]),), fields[0].shift), aligned
-        if 0 not in shifts:
+    flags = list(broadcast) or [False] * len(fields)
+    if not any(flags):
+        if all(len(f.lo) == 1 for f in fields):     # the common case: one field per path
+            if len({f.shift for f in fields}) == 1:
+                present = [f for f in fields if f.lo[0] is not None and f.hi[0] is not None]
+                aligned = len({f.lo[0] + f.hi[0] for f in present}) <= 1  # type: ignore[operator]
+                union = Field1D((_min([f.lo[0] for f in fields]),),
+                                (_max([f.hi[0] for f in fields]),), fields[0].shift)
+                return union, aligned or _aligned_over(fields, flags, outputs)
+        elif len({f.jump for f in fields}) == 1:
+            union, aligned = _periodic_union(fields)
+            return union, aligned or _aligned_over(fields, flags, outputs)
+        if outputs is None:
             return max(fields, key=lambda f: f.size), False
-    constant = [f for f in fields if f.constant]
-    if len(constant) == len(fields):
-        return Field1D((_min([f.lo[0] for f in fields]),), (_max([f.hi[0] for f in fields]),),
-                       0), True
-    if constant:
-        union, aligned = merge_fields([f for f in fields if not f.constant], outputs)
-        return _join_constant(union, constant, outputs), aligned
-    jumps = {f.jump for f in fields}
-    if len(jumps) > 1:
-        return max(fields, key=lambda f: f.size), False
+    if outputs is None:
+        raise ValueError("a broadcast merge needs the number of outputs")
+    return _union_over(fields, flags, outputs), _aligned_over(fields, flags, outputs)
+
+
+def _periodic_union(fields: list[Field1D]) -> tuple[Field1D, bool]:
+    """The union of fields with one jump, over their common period, and whether their
+    centres agree output by output."""
     period = lcm(*(f.period for f in fields))
     if period > MAX_PERIOD:
         raise FieldTooComplex(period)
@@ -294,38 +316,49 @@ def merge_fields(fields: list[Field1D], outputs: int | None = None) -> tuple[Fie
     return Field1D(lo, hi, shift), aligned
 
 
-def _join_constant(union: Field1D, constant: list[Field1D], outputs: int | None) -> Field1D:
-    """``union`` (the moving paths' field) joined, output by output, with the constant
-    paths' one field, for the ``outputs`` positions that exist.  When the join is the
-    constant field everywhere it stays constant (shift 0: what a padding position next to
-    them would add is already there); when it is ``union`` everywhere, ``union``;
-    otherwise it is not periodic and is stored for ``outputs`` positions (the least
-    multiple of them over which the moving paths' shift is whole: their jump is kept).
+def _seen(field: Field1D, broadcast: bool, o: int) -> tuple[Edge, Edge]:
+    """What output ``o`` of the merge sees through ``field``."""
+    return field.edges(0) if broadcast else field.edges(o)
 
-    >>> conv = Field1D.identity().through_window(3, 1, 1)          # sees [o − 1, o + 1]
-    >>> narrow = Field1D((1,), (2,), 0)                            # a gate seeing [1, 2]
-    >>> joined = _join_constant(conv, [narrow], 4)
-    >>> [joined.edges(o) for o in range(4)], joined.jump
-    ([(-1, 2), (0, 2), (1, 3), (1, 4)], 1)
-    """
-    lo_c, hi_c = _min([f.lo[0] for f in constant]), _max([f.hi[0] for f in constant])
-    count = union.period if outputs is None else outputs
 
-    def joined(o: int) -> tuple[Edge, Edge]:
-        lo, hi = union.edges(o)
-        return _min([lo_c, lo]), _max([hi_c, hi])
+def _union_over(fields: list[Field1D], flags: list[bool], outputs: int) -> Field1D:
+    """The union, output by output, for ``outputs`` positions; when the broadcast paths
+    add nothing to the others' (repeating) union, that union."""
+    def union(o: int) -> tuple[Edge, Edge]:
+        seen = [_seen(f, b, o) for f, b in zip(fields, flags)]
+        return _min([lo for lo, _ in seen]), _max([hi for _, hi in seen])
 
-    edges = [joined(o) for o in range(count)]
-    if all(e == (lo_c, hi_c) for e in edges):
-        return Field1D((lo_c,), (hi_c,), 0)
-    if all(e == union.edges(o) for o, e in enumerate(edges)):
-        return union
-    period = count * (union.period // gcd(union.period, union.shift * count))
-    if period > MAX_PERIOD:
-        raise FieldTooComplex(period)
-    edges += [joined(o) for o in range(count, period)]
-    return Field1D(tuple(lo for lo, _ in edges), tuple(hi for _, hi in edges),
-                   union.shift * period // union.period)
+    moving = [f for f, b in zip(fields, flags) if not b] or fields
+    if len({f.jump for f in moving}) == 1:
+        repeating, _ = _periodic_union(moving)
+        if all(union(o) == repeating.edges(o) for o in range(outputs)):
+            return repeating
+    return _stored_for(outputs, max(f.jump for f in moving), union)
+
+
+def _aligned_over(fields: list[Field1D], flags: list[bool], outputs: int | None) -> bool:
+    """Whether the paths are aligned over the ``outputs`` positions once the paths that
+    carry no position are set aside: those that see, at every output, the hull of what
+    every other path sees at any output.  The rest must share one jump (broadcast paths
+    aside) and, output by output, their centres.  ``False`` without ``outputs``."""
+    if outputs is None:
+        return False
+    seen = [[_seen(f, b, o) for o in range(outputs)] for f, b in zip(fields, flags)]
+    hulls = [(_min([lo for lo, _ in path]), _max([hi for _, hi in path])) for path in seen]
+
+    def carries_no_position(p: int) -> bool:
+        others = [h for q, h in enumerate(hulls) if q != p]
+        lo, hi = _min([h[0] for h in others]), _max([h[1] for h in others])
+        if lo is None or hi is None:
+            return True
+        return all(a is not None and b is not None and a <= lo and b >= hi
+                   for a, b in seen[p])
+
+    rest = [p for p in range(len(fields)) if not carries_no_position(p)]
+    if len({fields[p].jump for p in rest if not flags[p]}) > 1:
+        return False
+    return all(len({lo + hi for lo, hi in (seen[p][o] for p in rest)
+                    if lo is not None and hi is not None}) <= 1 for o in range(outputs))
 
 
 @dataclass(frozen=True)
@@ -384,27 +417,27 @@ class ReceptiveField:
               broadcast: "Sequence[Sequence[int]]" = ()) -> tuple["ReceptiveField", list[int]]:
         """Union of several paths' fields, and the axes on which they are misaligned.
 
-        ``sizes``: the output's spatial sizes (``()`` for a flat output, one position),
-        for which a join with a constant path is exact (:func:`merge_fields`);
-        ``broadcast[i]``: the axes along which path ``i`` is broadcast from size 1 — its
-        one field (its output 0's) joins every output there, and it is not compared for
-        alignment (a gate from a global pool is not misaligned).
+        ``sizes``: the output's spatial sizes (``()`` for a flat output: one position),
+        over which a union that does not repeat is exact and alignment is judged
+        (:func:`merge_fields`); ``broadcast[i]``: the axes along which path ``i`` is
+        broadcast from size 1 — its one field (its output 0's) joins every output there
+        (a gate from a global pool sees everything the map does: it is not misaligned).
 
         >>> x = ReceptiveField.identity(2)
         >>> gate = x.whole((4, 4))                          # (C, 1, 1) from a 4×4 map
         >>> field, misaligned = ReceptiveField.merge([gate, x], (4, 4), [(0, 1), ()])
         >>> field.to_dict(), misaligned
-        ({'size': [4, 4], 'jump': [0, 0], 'padding': [0, 0]}, [])
+        ({'size': [4, 4], 'jump': [1, 1], 'padding': [0, 0]}, [])
         """
         if any(f.axes is None for f in fields) or len({len(f.axes or ()) for f in fields}) > 1:
             return ReceptiveField(None), []
         merged, misaligned = [], []
         try:
             for axis, per_path in enumerate(zip(*(f.axes for f in fields))):  # type: ignore[misc]
-                paths = [f.spread(1) if index < len(broadcast) and axis in broadcast[index]
-                         else f for index, f in enumerate(per_path)]
+                flags = [index < len(broadcast) and axis in broadcast[index]
+                         for index in range(len(per_path))]
                 outputs = None if sizes is None else (sizes[axis] if axis < len(sizes) else 1)
-                field, aligned = merge_fields(paths, outputs)
+                field, aligned = merge_fields(list(per_path), outputs, flags)
                 merged.append(field)
                 if not aligned:
                     misaligned.append(axis)

@@ -11,10 +11,10 @@ channels: that is a warning when ``F > 1``.  No parameters, no MACs.
 
 The receptive field is the union of the paths' fields, output by output; a size-1 axis
 broadcast to ``n`` positions gives its one field to each of them (exact, see
-:meth:`~convcalc.receptive.ReceptiveField.merge`).  Paths whose fields are not aligned
-(different jumps, or centres that differ output by output) are a warning; a broadcast
-path (a gate) and a path whose field is the same for every output (after a group norm)
-carry no position and are never misaligned.
+:func:`~convcalc.receptive.merge_fields`).  Paths whose fields are not aligned
+(different jumps, or centres that differ output by output) are a warning; a path that
+sees at every output everything the others see anywhere (a gate pooled from the whole
+map, a group norm's output) carries no position and is never misaligned.
 """
 
 from __future__ import annotations

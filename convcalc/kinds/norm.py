@@ -7,20 +7,22 @@ channels and every position) and ``instancenorm`` (over each channel's positions
 ``2·C`` parameters when ``affine``, no buffers (no running statistics), no MACs.
 
 A norm whose statistics span the spatial axes makes every output depend on every
-position: its receptive field is the input's union, the same for every output (jump 0).
+position: its receptive field is the input's union, the same for every output (the
+jump, the network's stride so far, is kept; :meth:`~convcalc.receptive.Field1D.spread`).
 
 >>> import convcalc
 >>> report = convcalc.analyze({"input": [8, 5, 5], "layers": [
 ...     {"type": "conv", "filters": 8, "kernel": 3, "padding": 1},
 ...     {"type": "groupnorm", "groups": 4}]})
 >>> report.layers[1].params, report.layers[1].receptive_field.to_dict()
-(16, {'size': [7, 7], 'jump': [0, 0], 'padding': [1, 1]})
+(16, {'size': [7, 7], 'jump': [1, 1], 'padding': [1, 1]})
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ..receptive import ReceptiveField
 from ..spec import LRN, BatchNorm, GroupNorm, InstanceNorm, LayerNorm
 from .base import Context, Cost, Kind, Outcome, State, size_of
 
@@ -68,15 +70,30 @@ def _standardising_cost(layer: Any, row: Any, statistics: int) -> Cost:
     return Cost(kept=(n if layer.affine else 0) + statistics, transient=2 * n + 2 * statistics)
 
 
+def _reads_nothing(x: State) -> ReceptiveField:
+    """The field of outputs that depend on no input position (a standardised single
+    value is 0 whatever it was)."""
+    return x.field.through_reads([(lambda o: (), 1, 1)] * len(x.field.axes or ()))
+
+
 class LayerNormKind(Kind):
     """``layernorm``: shape and receptive field unchanged (the statistics are over the
-    channels at one position); ``2·C`` parameters when affine."""
+    channels at one position); ``2·C`` parameters when affine.  Over a single channel
+    every output is ``beta`` whatever the input: a warning, and the field of outputs
+    that read nothing."""
 
     models = (LayerNorm,)
 
     def rule(self, layer: LayerNorm, inputs: tuple[State, ...], ctx: Context) -> Outcome:
         (x,) = inputs
-        return Outcome(x.shape, x.field, params=_affine(layer, x.shape[0]))
+        params = _affine(layer, x.shape[0])
+        if x.shape[0] > 1:
+            return Outcome(x.shape, x.field, params=params)
+        what = "feature" if len(x.shape) == 1 else "channel"
+        ctx.warn(f"layernorm over 1 {what} makes every output {'beta' if layer.affine else 0} "
+                 f"whatever its input (x − mean is 0): its input needs more than one {what}, "
+                 "or the layer can go")
+        return Outcome(x.shape, _reads_nothing(x), params=params)
 
     def cost(self, layer: LayerNorm, row: Any) -> Cost:
         """Statistics per position (:func:`_standardising_cost`)."""
@@ -105,8 +122,14 @@ class GroupNormKind(Kind):
             raise ctx.fatal(f"{layer.groups} groups do not divide the {channels} channels; "
                             f"use groups: {fixes} (the nearest divisors of {channels})",
                             "groups")
-        return Outcome(x.shape, x.field.spread(x.shape[1:]),
-                       params=_affine(layer, channels))
+        params = _affine(layer, channels)
+        if channels // layer.groups * size_of(x.shape[1:]) == 1:
+            ctx.warn(f"groupnorm with {layer.groups} groups of 1 channel at a single position "
+                     f"makes every output {'beta' if layer.affine else 0} whatever its input "
+                     "(each group holds one value, and x − mean is 0): use fewer groups, or "
+                     "normalise before the map is pooled to 1", "groups")
+            return Outcome(x.shape, _reads_nothing(x), params=params)
+        return Outcome(x.shape, x.field.spread(x.shape[1:]), params=params)
 
     def cost(self, layer: GroupNorm, row: Any) -> Cost:
         """Statistics per group (:func:`_standardising_cost`)."""
