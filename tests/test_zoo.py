@@ -38,6 +38,7 @@ PUBLISHED = {
     "inception_v3": (27_161_264, 27_161_264, 36_224, (3, 299, 299), (1000,)),   # aux head too
     "lenet5": (61_706, 61_706, 0, (1, 32, 32), (10,)),
     "mobilenet_v1": (4_231_976, 4_231_976, 21_888, (3, 224, 224), (1000,)),
+    "mobilenet_v2": (3_504_872, 3_504_872, 34_112, (3, 224, 224), (1000,)),
     "resnet18": (11_689_512, 11_689_512, 9_600, (3, 224, 224), (1000,)),
     "resnet50": (25_557_032, 25_557_032, 53_120, (3, 224, 224), (1000,)),
     "resnext50_32x4d": (25_028_904, 25_028_904, 68_224, (3, 224, 224), (1000,)),
@@ -67,6 +68,7 @@ EXPECTED_WARNINGS = {
 WITH_BLOCKS = {"vgg16", "googlenet", "resnet18", "resnet50", "mobilenet_v1", "unet_same"}
 WITH_BLOCKS |= {"densenet121", "resnext50_32x4d", "inception_v3", "squeezenet1_1",
                 "shufflenet_v2_x1_0"}
+WITH_BLOCKS |= {"mobilenet_v2"}
 
 #: torchvision's published GFLOPS (``weights.meta["_ops"]``: the multiply-accumulates of
 #: the conv and dense weights, convcalc's MACs) → convcalc's exact MACs.
@@ -76,12 +78,15 @@ TORCHVISION_MACS = {
     "inception_v3": (5.713, 5_713_216_096),   # the main network (without AuxLogits)
     "squeezenet1_1": (0.349, 349_151_936),
     "shufflenet_v2_x1_0": (0.145, 144_907_992),
+    "mobilenet_v2": (0.301, 300_774_272),
 }
 
 #: Verified by hand (``convcalc verify``, times in docs/zoo.rst), not in the default suite:
 #: each run takes 10 s or more (CONVCALC_SLOW=1 runs them).  name → the batch it verifies at.
 SLOW_VERIFY = {"densenet121": 1, "resnext50_32x4d": 1,
                "inception_v3": 2}   # at batch 1 its aux head's batchnorm sees 1 value a channel
+#: MobileNet v2 and the other torchvision models of issue 12 (5–20 s each here): by hand too.
+SLOW_VERIFY |= {"mobilenet_v2": 1}
 
 
 def report(name: str) -> convcalc.Report:
