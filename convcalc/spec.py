@@ -26,6 +26,7 @@ whether a layer fits its input is the analysis' job (:mod:`convcalc.analysis`).
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, Optional, Union
@@ -204,6 +205,10 @@ PositiveInt = Annotated[int, Field(strict=True, ge=1, le=MAX_INT)]
 PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]
 
 
+#: A number written as text (YAML 1.1 resolves ``1e-5``, without a dot, to a string).
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
 def _real(*, ge: float | None = None, gt: float | None = None, le: float | None = None,
           lt: float | None = None) -> Any:
     """A finite number within bounds (NaN and ±infinity are refused: ``.nan``, ``.inf``,
@@ -211,6 +216,8 @@ def _real(*, ge: float | None = None, gt: float | None = None, le: float | None 
     bounds = [(">=", ge, "≥"), (">", gt, ">"), ("<=", le, "≤"), ("<", lt, "<")]
 
     def validate(value: Any) -> float:
+        if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+            value = float(value)     # YAML 1.1 reads 1e-5 (no dot) as text
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise PydanticCustomError("float_type", f"must be a number (got {show(value)})")
         try:
