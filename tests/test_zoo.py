@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PUBLISHED = {
     "alexnet": (61_100_840, 61_100_840, 0, (3, 224, 224), (1000,)),
     "densenet121": (7_978_856, 7_978_856, 83_648, (3, 224, 224), (1000,)),
+    "efficientnet_b0": (5_288_548, 5_288_548, 42_016, (3, 224, 224), (1000,)),
     "googlenet": (6_624_904, 6_624_904, 14_560, (3, 224, 224), (1000,)),
     "inception_v3": (27_161_264, 27_161_264, 36_224, (3, 299, 299), (1000,)),   # aux head too
     "lenet5": (61_706, 61_706, 0, (1, 32, 32), (10,)),
@@ -68,7 +69,7 @@ EXPECTED_WARNINGS = {
 WITH_BLOCKS = {"vgg16", "googlenet", "resnet18", "resnet50", "mobilenet_v1", "unet_same"}
 WITH_BLOCKS |= {"densenet121", "resnext50_32x4d", "inception_v3", "squeezenet1_1",
                 "shufflenet_v2_x1_0"}
-WITH_BLOCKS |= {"mobilenet_v2"}
+WITH_BLOCKS |= {"mobilenet_v2", "efficientnet_b0"}
 
 #: torchvision's published GFLOPS (``weights.meta["_ops"]``: the multiply-accumulates of
 #: the conv and dense weights, convcalc's MACs) → convcalc's exact MACs.
@@ -79,6 +80,7 @@ TORCHVISION_MACS = {
     "squeezenet1_1": (0.349, 349_151_936),
     "shufflenet_v2_x1_0": (0.145, 144_907_992),
     "mobilenet_v2": (0.301, 300_774_272),
+    "efficientnet_b0": (0.386, 385_814_752),
 }
 
 #: Verified by hand (``convcalc verify``, times in docs/zoo.rst), not in the default suite:
@@ -86,7 +88,7 @@ TORCHVISION_MACS = {
 SLOW_VERIFY = {"densenet121": 1, "resnext50_32x4d": 1,
                "inception_v3": 2}   # at batch 1 its aux head's batchnorm sees 1 value a channel
 #: MobileNet v2 and the other torchvision models of issue 12 (5–20 s each here): by hand too.
-SLOW_VERIFY |= {"mobilenet_v2": 1}
+SLOW_VERIFY |= {"mobilenet_v2": 1, "efficientnet_b0": 1}
 
 
 def report(name: str) -> convcalc.Report:
@@ -164,6 +166,20 @@ def test_macs_equal_torchvisions_published_gflops(name: str) -> None:
     aux = sum(g.macs for g in result.group_summaries if g.name == "AuxLogits")
     assert result.total_macs - aux == macs    # Inception v3: the main network's
     assert round(macs / 10**9, 3) == gflops
+
+
+def test_efficientnet_b0_stochastic_depth_is_torchvisions() -> None:
+    """drop_path before each shortcut add, rate 0.2·i/16 for block i (0 … 15) as
+    torchvision; the first block of a stage has no add, so torchvision never applies its
+    rate there, and the file has no drop_path."""
+    spec = convcalc.load("zoo:efficientnet_b0")
+    blocks = [f"features.{stage}.{b}" for stage, depth in enumerate((1, 2, 2, 3, 3, 4, 1), 1)
+              for b in range(depth)]
+    assert [(layer.name, layer.rate) for layer in spec.layers if layer.type == "drop_path"] \
+        == [(f"{block}.stochastic_depth", pytest.approx(0.2 * i / 16, abs=1e-16))
+            for i, block in enumerate(blocks) if not block.endswith(".0")]
+    assert all(layer.inputs[0].endswith(".stochastic_depth")
+               for layer in spec.layers if layer.type == "add")
 
 
 def test_inception_v3_main_network_and_auxiliary_head() -> None:
