@@ -1,5 +1,6 @@
-"""Element-wise layers: the shape and the receptive field unchanged, no MACs (only conv,
-conv_transpose and dense weights count).  No parameters either, but ``prelu``'s slopes
+"""Element-wise layers: the shape and the receptive field unchanged (but for a
+log_softmax over one channel, constant 0, whose outputs read nothing), no MACs (only
+conv, conv_transpose and dense weights count).  No parameters either, but ``prelu``'s slopes
 (1, or ``C`` per channel) and ``scale``'s multipliers (``C``, ``2·C`` with ``bias``),
 ``C`` being the channels (axis 0; the features of a flat vector).  They differ mostly
 in what the engine keeps for backward (:meth:`~convcalc.kinds.base.Kind.cost`).
@@ -91,8 +92,8 @@ class Clipped(Unchanged):
 
 
 class HardswishKind(Unchanged):
-    """``hardswish``: ``x·relu6(x + 3)/6``; slope 0 below −3, ``x/3 + 1/2`` up to 3, 1
-    above."""
+    """``hardswish``: ``x·relu6(x + 3)/6``; slope 0 up to −3, ``x/3 + 1/2`` between, 1
+    from 3 on (PyTorch's choice at the kinks)."""
 
     models = (Hardswish,)
 
