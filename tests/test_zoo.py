@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: name → (params, trainable params, buffers, input, output)
 PUBLISHED = {
     "alexnet": (61_100_840, 61_100_840, 0, (3, 224, 224), (1000,)),
+    "convnext_tiny": (28_589_128, 28_589_128, 0, (3, 224, 224), (1000,)),
     "densenet121": (7_978_856, 7_978_856, 83_648, (3, 224, 224), (1000,)),
     "efficientnet_b0": (5_288_548, 5_288_548, 42_016, (3, 224, 224), (1000,)),
     "googlenet": (6_624_904, 6_624_904, 14_560, (3, 224, 224), (1000,)),
@@ -69,7 +70,7 @@ EXPECTED_WARNINGS = {
 WITH_BLOCKS = {"vgg16", "googlenet", "resnet18", "resnet50", "mobilenet_v1", "unet_same"}
 WITH_BLOCKS |= {"densenet121", "resnext50_32x4d", "inception_v3", "squeezenet1_1",
                 "shufflenet_v2_x1_0"}
-WITH_BLOCKS |= {"mobilenet_v2", "efficientnet_b0"}
+WITH_BLOCKS |= {"mobilenet_v2", "efficientnet_b0", "convnext_tiny"}
 
 #: torchvision's published GFLOPS (``weights.meta["_ops"]``: the multiply-accumulates of
 #: the conv and dense weights, convcalc's MACs) → convcalc's exact MACs.
@@ -81,6 +82,7 @@ TORCHVISION_MACS = {
     "shufflenet_v2_x1_0": (0.145, 144_907_992),
     "mobilenet_v2": (0.301, 300_774_272),
     "efficientnet_b0": (0.386, 385_814_752),
+    "convnext_tiny": (4.456, 4_455_531_264),
 }
 
 #: Verified by hand (``convcalc verify``, times in docs/zoo.rst), not in the default suite:
@@ -88,7 +90,7 @@ TORCHVISION_MACS = {
 SLOW_VERIFY = {"densenet121": 1, "resnext50_32x4d": 1,
                "inception_v3": 2}   # at batch 1 its aux head's batchnorm sees 1 value a channel
 #: MobileNet v2 and the other torchvision models of issue 12 (5–20 s each here): by hand too.
-SLOW_VERIFY |= {"mobilenet_v2": 1, "efficientnet_b0": 1}
+SLOW_VERIFY |= {"mobilenet_v2": 1, "efficientnet_b0": 1, "convnext_tiny": 1}
 
 
 def report(name: str) -> convcalc.Report:
@@ -180,6 +182,18 @@ def test_efficientnet_b0_stochastic_depth_is_torchvisions() -> None:
             for i, block in enumerate(blocks) if not block.endswith(".0")]
     assert all(layer.inputs[0].endswith(".stochastic_depth")
                for layer in spec.layers if layer.type == "add")
+
+
+def test_convnext_tiny_blocks_and_stochastic_depth_are_torchvisions() -> None:
+    """Each of the 18 blocks ends in layer scale (C parameters), drop_path at
+    torchvision's rate 0.1·i/17 (the same double), add."""
+    spec = convcalc.load("zoo:convnext_tiny")
+    rates = [layer.rate for layer in spec.layers if layer.type == "drop_path"]
+    assert rates == [0.1 * i / (18 - 1.0) for i in range(18)]
+    result = report("convnext_tiny")
+    scales = [(row.output_shape[0], row.params) for row in result.layers if row.type == "scale"]
+    assert scales == [(c, c) for c, depth in ((96, 3), (192, 3), (384, 9), (768, 3))
+                      for _ in range(depth)]
 
 
 def test_inception_v3_main_network_and_auxiliary_head() -> None:
