@@ -41,6 +41,7 @@ PUBLISHED = {
     "lenet5": (61_706, 61_706, 0, (1, 32, 32), (10,)),
     "mobilenet_v1": (4_231_976, 4_231_976, 21_888, (3, 224, 224), (1000,)),
     "mobilenet_v2": (3_504_872, 3_504_872, 34_112, (3, 224, 224), (1000,)),
+    "regnet_y_400mf": (4_344_144, 4_344_144, 27_152, (3, 224, 224), (1000,)),
     "resnet18": (11_689_512, 11_689_512, 9_600, (3, 224, 224), (1000,)),
     "resnet50": (25_557_032, 25_557_032, 53_120, (3, 224, 224), (1000,)),
     "resnext50_32x4d": (25_028_904, 25_028_904, 68_224, (3, 224, 224), (1000,)),
@@ -62,6 +63,8 @@ EXPECTED_WARNINGS = {
     "squeezenet1_1": ["conv1"],   # 3×3/2 unpadded on 224: input row and column 223 unread
     "resnext50_32x4d": ["layer2.0.downsample.0", "layer3.0.downsample.0",
                         "layer4.0.downsample.0"],
+    "regnet_y_400mf": ["block1.0.proj.0", "block2.0.proj.0", "block3.0.proj.0",
+                       "block4.0.proj.0"],   # the 1×1/2 projection shortcuts, as ResNet's
     # U-Net's concats: the upsampled map's fields are half a pixel off the skip's
     "unet_same": ["up1.cat", "up2.cat", "up3.cat", "up4.cat"],
 }
@@ -70,7 +73,7 @@ EXPECTED_WARNINGS = {
 WITH_BLOCKS = {"vgg16", "googlenet", "resnet18", "resnet50", "mobilenet_v1", "unet_same"}
 WITH_BLOCKS |= {"densenet121", "resnext50_32x4d", "inception_v3", "squeezenet1_1",
                 "shufflenet_v2_x1_0"}
-WITH_BLOCKS |= {"mobilenet_v2", "efficientnet_b0", "convnext_tiny"}
+WITH_BLOCKS |= {"mobilenet_v2", "efficientnet_b0", "convnext_tiny", "regnet_y_400mf"}
 
 #: torchvision's published GFLOPS (``weights.meta["_ops"]``: the multiply-accumulates of
 #: the conv and dense weights, convcalc's MACs) → convcalc's exact MACs.
@@ -83,6 +86,7 @@ TORCHVISION_MACS = {
     "mobilenet_v2": (0.301, 300_774_272),
     "efficientnet_b0": (0.386, 385_814_752),
     "convnext_tiny": (4.456, 4_455_531_264),
+    "regnet_y_400mf": (0.402, 401_842_848),
 }
 
 #: Verified by hand (``convcalc verify``, times in docs/zoo.rst), not in the default suite:
@@ -90,7 +94,8 @@ TORCHVISION_MACS = {
 SLOW_VERIFY = {"densenet121": 1, "resnext50_32x4d": 1,
                "inception_v3": 2}   # at batch 1 its aux head's batchnorm sees 1 value a channel
 #: MobileNet v2 and the other torchvision models of issue 12 (5–20 s each here): by hand too.
-SLOW_VERIFY |= {"mobilenet_v2": 1, "efficientnet_b0": 1, "convnext_tiny": 1}
+SLOW_VERIFY |= {"mobilenet_v2": 1, "efficientnet_b0": 1, "convnext_tiny": 1,
+                "regnet_y_400mf": 1}
 
 
 def report(name: str) -> convcalc.Report:
