@@ -103,40 +103,19 @@ def fail(error: ConvCalcError, fmt: str = "table") -> NoReturn:
     sys.exit(EXIT_PROBLEMS)
 
 
-def resolve_open_sizes(spec: Spec, fmt: str) -> tuple[Spec, str | None]:
-    """A spec with open sizes, at its smallest valid size along each (and the lines
-    that say so); any other spec as it is."""
-    if not spec.open_axes:
-        return spec, None
+def sizes_note(checked: Any, original: Spec) -> str | None:
+    """The lines that say which sizes an open input takes, and where it was analysed."""
     from .render import render_sizes
-    from .sizes import SizesTooComplex, at_smallest, valid_sizes
 
-    try:
-        answers = valid_sizes(spec)
-    except SizesTooComplex as error:
-        return spec, f"which input sizes work could not be worked out: {error}"
-    chosen = at_smallest(spec, answers)
-    text = render_sizes(None, spec.input, answers)
-    if chosen is None:
-        return spec, text
-    shape = "[" + ", ".join(map(str, chosen.input)) + "]"
-    return chosen, f"{text}\n\nanalysed at the smallest valid size, {shape}:\n"
-
-
-def with_input_advice(spec: Spec, report: Report) -> Report:
-    """The report, with an error naming the nearest valid input sizes of the whole
-    network when the given ones are why it fails."""
-    if report.ok:
-        return report
-    from dataclasses import replace
-
-    from .sizes import input_advice
-
-    advice = input_advice(spec, report)
-    if advice is None:
-        return report
-    return replace(report, problems=tuple(sorted((*report.problems, advice),
-                                                 key=lambda p: p.line or 0)))
+    if checked.sizes_problem:
+        return f"which input sizes work could not be worked out: {checked.sizes_problem}"
+    if checked.sizes is None:
+        return None
+    text = render_sizes(None, original.input, checked.sizes)
+    if checked.spec.open_axes:
+        return text
+    shape = "[" + ", ".join(map(str, checked.spec.input)) + "]"
+    return f"{text}\n\nanalysed at the smallest valid size, {shape}:\n"
 
 
 def exit_code(report: Report, strict: bool) -> int:
@@ -318,6 +297,12 @@ def check(file: str, fmt: str, strict: bool, depth: int | None, then_verify: boo
         raise click.UsageError("--depth applies to the table format only")
 
     def render(report: Report) -> str:
+        if fmt == "json" and checked.sizes is not None:   # the sizes an open input takes
+            from .render import sizes_to_dict
+
+            data = report.to_dict()
+            data["sizes"] = sizes_to_dict(None, given.input, checked.sizes)["axes"]
+            return json.dumps(data, indent=2, ensure_ascii=False)
         return render_table(report, depth) if fmt == "table" else RENDERERS[fmt](report)
 
     if not then_verify:
@@ -325,14 +310,17 @@ def check(file: str, fmt: str, strict: bool, depth: int | None, then_verify: boo
             if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT:
                 raise click.UsageError(f"--{name.replace('_', '-')} only applies with --verify")
     try:
-        spec = read_spec(file, input_shape)
+        given = read_spec(file, input_shape)
     except SpecError as error:
         fail(error, fmt)
-    spec, sizes_note = resolve_open_sizes(spec, fmt)
-    report = with_input_advice(spec, analyze(spec))
+    from .sizes import check as check_sizes
+
+    checked = check_sizes(given)
+    note = sizes_note(checked, given)
+    spec, report = checked.spec, checked.report
     code = exit_code(report, strict)
-    if sizes_note and fmt != "json":
-        click.echo(sizes_note)
+    if note and fmt != "json":
+        click.echo(note)
     if not then_verify or report.errors:
         click.echo(render(report))
         if then_verify:
@@ -345,7 +333,7 @@ def check(file: str, fmt: str, strict: bool, depth: int | None, then_verify: boo
             click.echo(render(report))
         fail(error, fmt)
     if fmt == "json":
-        data = json.loads(RENDERERS["json"](report))
+        data = json.loads(render(report))
         data["verification"] = result.to_dict()
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
     else:
@@ -383,7 +371,11 @@ def verify_command(file: str, fmt: str, input_shape: list[int | None] | None, ba
     The peak memory of the run is estimated first; a run above --max-memory is refused.
     """
     try:
-        spec, note = resolve_open_sizes(read_spec(file, input_shape), fmt)
+        from .sizes import check as check_sizes
+
+        given = read_spec(file, input_shape)
+        checked = check_sizes(given)
+        note, spec = sizes_note(checked, given), checked.spec
         if note and fmt != "json":
             click.echo(note, err=True)
         result = run_verify(spec, batch, seed, gradcheck, max_memory)

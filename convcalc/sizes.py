@@ -562,3 +562,37 @@ def at_smallest(spec: Spec, answers: tuple[AxisSizes, ...]) -> Spec | None:
             return None
         shape[1 + index] = smallest
     return spec.with_input(shape)
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What ``convcalc check`` reports on a spec: the spec as analysed (at its smallest
+    valid size along open axes), the report (with the input's nearest valid sizes
+    added when the given ones are why it fails), and the sizes when some were open."""
+
+    spec: Spec
+    report: Report
+    sizes: tuple[AxisSizes, ...] | None = None
+    sizes_problem: str | None = None
+
+
+def check(spec: Spec) -> Checked:
+    """Analyse ``spec`` as ``convcalc check`` does (the CLI and the service share it)."""
+    from dataclasses import replace as replaced
+
+    answers = None
+    if spec.open_axes:
+        try:
+            answers = valid_sizes(spec)
+        except SizesTooComplex as error:
+            return Checked(spec, analyze(spec), None, str(error))
+        chosen = at_smallest(spec, answers)
+        if chosen is not None:
+            spec = chosen
+    report = analyze(spec)
+    if not report.ok and answers is None:
+        advice = input_advice(spec, report)
+        if advice is not None:
+            report = replaced(report, problems=tuple(sorted(
+                (*report.problems, advice), key=lambda p: p.line or 0)))
+    return Checked(spec, report, answers)

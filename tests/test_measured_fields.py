@@ -8,9 +8,12 @@ box of the nonzero input gradient along each spatial axis: it must equal the fie
 calculator predicts for that position (its first and last input positions, from the
 report's :class:`~convcalc.receptive.ReceptiveField`), clipped to the input.
 
-So that no gradient is zero by accident, inputs and parameters are drawn positive
-(``U(0.5, 1.5)``: rectifiers pass, sums do not cancel) and the network runs in eval
-mode (dropout and drop path are the identity; batchnorm is a per-channel affine map).
+So that no gradient is zero by accident, parameters are drawn positive (``U(0.5, 1.5)``,
+weights divided by their fan-in so that sums stay near 1 and nothing saturates),
+inputs in turn positive, negative and mixed (six draws: a rectifier or a saturating
+function passes some of them), and the network runs in eval mode (dropout and drop
+path are the identity; batchnorm is a per-channel affine map).  A random network whose
+output is constant (a relu of a log_softmax over one channel) has nothing to measure.
 A max or min picks one position of its window per draw: with such a layer the boxes of
 many draws (different inputs) are joined, each window position winning in some draw.
 
@@ -58,8 +61,10 @@ def measured_box(net: engine.Network, position: tuple[int, ...], draws: int,
     ``draws`` random positive inputs."""
     spatial = net.input_shape[1:]
     hit = np.zeros(spatial, bool)
-    for _ in range(draws):
-        x = rng.uniform(0.5, 1.5, (2, *net.input_shape))
+    shape = (2, *net.input_shape)
+    for draw in range(draws):      # positive, negative and mixed inputs in turn
+        x = (rng.uniform(0.5, 1.5, shape), -rng.uniform(0.5, 1.5, shape),
+             rng.standard_normal(shape))[draw % 3]
         y = net.forward(x)
         dy = np.zeros(y.shape)
         dy[(slice(None), slice(None), *position)] = rng.uniform(0.5, 1.5, y.shape[:2])
@@ -74,7 +79,7 @@ def measured_box(net: engine.Network, position: tuple[int, ...], draws: int,
     return box
 
 
-def check_fields(spec: convcalc.Spec, rng: np.random.Generator) -> int:
+def check_fields(spec: convcalc.Spec, rng: np.random.Generator, strict: bool = False) -> int:
     """Compare measured and predicted fields at a few output positions of the last
     layer; return how many positions were compared."""
     report = convcalc.analyze(spec)
@@ -85,9 +90,14 @@ def check_fields(spec: convcalc.Spec, rng: np.random.Generator) -> int:
         return 0
     net = engine.build(spec, seed=2, dtype="float64").eval()
     for layer in net.layers:
-        for value in list(layer.params.values()) + list(layer.buffers.values()):
+        for key, value in list(layer.params.items()) + list(layer.buffers.items()):
             value[...] = rng.uniform(0.5, 1.5, value.shape)
-    draws = 40 if any(layer.type in PICKS_ONE for layer in spec.layers) else 1
+            if value.ndim >= 2:   # a weight: divided by its fan-in, so sums stay near 1
+                value /= (value.shape[0] if layer.spec.type == "dense"
+                          else np.prod(value.shape[1:]))
+            elif key == "bias":
+                value *= 0.1
+    draws = 40 if any(layer.type in PICKS_ONE for layer in spec.layers) else 6
     sizes, out = tuple(spec.input[1:]), last.output_shape[1:]
     chosen = interior(last.receptive_field, out, sizes)
     if not all(chosen):
@@ -97,6 +107,8 @@ def check_fields(spec: convcalc.Spec, rng: np.random.Generator) -> int:
         position = tuple(o for o, _ in picks)
         expected = [edges for _, edges in picks]
         measured = measured_box(net, position, draws, rng)
+        if measured is None and not strict:   # a constant output (a relu of a log_softmax)
+            continue
         assert measured == expected, \
             f"{position} {measured} {expected} " \
             f"{[layer.model_dump(exclude_defaults=True) for layer in spec.layers]}"
@@ -108,7 +120,7 @@ def check_fields(spec: convcalc.Spec, rng: np.random.Generator) -> int:
 
 @pytest.mark.parametrize("example", EXAMPLES)
 def test_measured_field_of_every_example(example: Example) -> None:
-    check_fields(convcalc.validate(example.spec()), np.random.default_rng(11))
+    check_fields(convcalc.validate(example.spec()), np.random.default_rng(11), strict=True)
 
 
 def test_every_kind_with_spatial_output_has_a_measured_example() -> None:

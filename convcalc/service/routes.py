@@ -13,6 +13,7 @@ The parsing and analysing run in threads, off the event loop.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,9 @@ from ..analysis import analyze
 from ..catalog import summary
 from ..errors import ResourceError, SpecError
 from ..memory import check_memory, estimate_memory, format_bytes, parse_bytes
-from ..render import render_json
+from ..render import render_json, sizes_to_dict
+from ..sizes import SizesTooComplex, valid_sizes
+from ..sizes import check as check_sizes
 from ..schema import spec_json_schema
 from . import models
 from ..blocks import MAX_LAYERS
@@ -99,9 +102,59 @@ def meta() -> APIRouter:
 
 def analyse_text(body: bytes, limits: Limits) -> tuple[bytes, int, int]:
     """The report of a body as ``convcalc check --format json`` prints it, and its
-    error and warning counts (run in a thread)."""
-    report = analyze(load_spec(body, limits))
-    return utf8_json(render_json(report) + "\n"), len(report.errors), len(report.warnings)
+    error and warning counts (run in a thread): open sizes analysed at the smallest
+    valid size (with ``sizes``), a failing input with its nearest valid sizes."""
+    spec = load_spec(body, limits)
+    checked = check_sizes(spec)
+    report = checked.report
+    if checked.sizes is None:
+        text = render_json(report)
+    else:
+        data = report.to_dict()
+        data["sizes"] = sizes_to_dict(None, spec.input, checked.sizes)["axes"]
+        text = json.dumps(data, indent=2, ensure_ascii=False)
+    return utf8_json(text + "\n"), len(report.errors), len(report.warnings)
+
+
+def sizes_text(body: bytes, limits: Limits, near: int | None) -> bytes:
+    """``convcalc sizes --format json`` of a body (run in a thread)."""
+    spec = load_spec(body, limits)
+    try:
+        answers = valid_sizes(spec)
+    except SizesTooComplex as error:
+        raise ProblemError(422, "sizes-too-complex", "Sizes too complex",
+                           f"which input sizes work could not be worked out: {error}",
+                           [item(str(error))]) from None
+    data = sizes_to_dict(spec.name, spec.input, answers, near)
+    return utf8_json(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def sizes() -> APIRouter:
+    """``POST /api/v1/sizes``."""
+    router = APIRouter()
+
+    @router.post(
+        "/api/v1/sizes", summary="Which input sizes a spec accepts", response_model=None,
+        responses={200: {"content": {"application/json": {"schema": {"type": "object"}}},
+                         "description": "Exactly what `convcalc sizes --format json` "
+                                        "prints: per spatial axis the valid sizes (period, "
+                                        "residues, threshold, exceptions, smallest, a "
+                                        "description and the output size as a formula)."},
+                   **problem_responses(400, 408, 413, 415, 422, 503)},
+        openapi_extra=spec_body("The spec; its input may leave sizes open (null)."))
+    async def valid_input_sizes(
+        request: Request,
+        near: int | None = Query(None, ge=1, le=2**53 - 1,
+                                 description="Also the valid sizes just below and above."),
+    ) -> Response:
+        """The exact set of input sizes the network accepts, per spatial axis (as
+        `convcalc sizes`)."""
+        limits = _limits(request)
+        body = await read_body(request, limits)
+        text = await parse_off_loop(request, sizes_text, body, limits, near)
+        return Response(text, media_type="application/json")
+
+    return router
 
 
 def analysis() -> APIRouter:
@@ -357,4 +410,4 @@ def reference() -> APIRouter:
 
 def api_routers(limits: Limits) -> list[APIRouter]:
     """The API's routers, in the order of the OpenAPI document."""
-    return [meta(), analysis(), verification(limits), reference()]
+    return [meta(), analysis(), sizes(), verification(limits), reference()]

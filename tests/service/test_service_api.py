@@ -4,6 +4,8 @@ every limit; answers equal to the CLI's JSON."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -87,9 +89,10 @@ def test_analyse_accepts_json(client):
 def test_analysis_errors_are_a_200_report_with_problems(client):
     response = client.post("/api/v1/analyse", content=NOT_TILING, headers=YAML)
     assert response.status_code == 200
-    assert response.headers["convcalc-errors"] == "1"
+    assert response.headers["convcalc-errors"] == "2"   # the layer's, and the input's
     assert response.headers["convcalc-warnings"] == "0"
-    problem, = response.json()["problems"]
+    advice, problem = response.json()["problems"]
+    assert advice["field"] == "input" and "nearest valid" in advice["message"]
     assert problem["severity"] == "error" and problem["line"] == 3
     assert problem["layer"] == "conv1" and "7/3 is not a whole number" in problem["message"]
 
@@ -442,7 +445,7 @@ def test_host_allow_list_of_an_app(make_client):
 def test_openapi_document(client):
     document = client.get("/openapi.json").json()
     assert set(document["paths"]) == {
-        "/api/v1/health", "/api/v1/analyse", "/api/v1/verify", "/api/v1/schema",
+        "/api/v1/health", "/api/v1/analyse", "/api/v1/sizes", "/api/v1/verify", "/api/v1/schema",
         "/api/v1/zoo", "/api/v1/zoo/{name}", "/api/v1/zoo/{name}/spec.yaml"}
     analyse = document["paths"]["/api/v1/analyse"]["post"]
     assert set(analyse["requestBody"]["content"]) == {"application/json", "application/yaml",
@@ -492,3 +495,29 @@ def test_the_docs_problem_example_is_real(client):
     response = client.post("/api/v1/analyse", content=spec, headers=YAML)
     assert response.status_code == 422 and response.json() == shown
     assert f"content-length: {len(response.content)}" in page
+
+
+OPEN = "input: [1, null]\nlayers:\n  - {type: conv, filters: 2, kernel: 3, stride: 2}\n" \
+    "  - {type: conv, filters: 2, kernel: 3, stride: 2}\n"
+
+
+def test_sizes_is_what_convcalc_sizes_prints(client):
+    response = client.post("/api/v1/sizes?near=12", content=OPEN, headers=YAML)
+    assert response.status_code == 200
+    (axis,) = response.json()["axes"]
+    assert (axis["description"], axis["smallest"], axis["output"]) == (
+        "L = 4k + 3, k ≥ 1", 7, "L_out = (L − 3)/4")
+    assert axis["near"] == {"size": 12, "valid": False, "below": 11, "above": 15,
+                            "output": {"11": 2, "15": 3}}
+    cli = subprocess.run([sys.executable, "-m", "convcalc", "sizes", "-", "--format", "json",
+                          "--near", "12"], input=OPEN, capture_output=True, text=True)
+    assert json.loads(cli.stdout) == {**response.json(), "name": None}
+
+
+def test_analyse_of_open_sizes_analyses_the_smallest(client):
+    data = client.post("/api/v1/analyse", content=OPEN, headers=YAML).json()
+    assert data["input_shape"] == [1, 7] and data["sizes"][0]["smallest"] == 7
+    failing = client.post("/api/v1/analyse", content=OPEN.replace("null", "12"),
+                          headers=YAML).json()
+    assert failing["problems"][0]["field"] == "input"
+    assert "nearest valid 11 or 15" in failing["problems"][0]["message"]
