@@ -215,21 +215,27 @@ class Field1D:
         lo, hi = self._lo_over(first), self._hi_over(last)
         return Field1D((lo,) * self.period, (hi,) * self.period, self.shift)
 
+    @property
+    def constant(self) -> bool:
+        """Whether every output sees the same positions (shift 0, one pair of edges), as
+        after :meth:`spread`."""
+        return self.shift == 0 and len(set(self.lo)) == 1 and len(set(self.hi)) == 1
+
     def spread(self, positions: int) -> "Field1D":
-        """After a layer each of whose ``positions`` outputs reads every output of this
-        one (group or instance norm's statistics): every output sees their union.  It
-        is stored for those outputs, the jump kept (one period of ``positions``, or of
-        the least multiple of it over which the jump moves a whole number of inputs,
-        the outputs past ``positions`` reading nothing), so that a padding position
-        next to them still lies outside, as everywhere else.
+        """After a layer each of whose outputs reads all ``positions`` outputs of this
+        one (group or instance norm's statistics), or along a size-1 axis broadcast to
+        many (``positions = 1``): every output sees their union.  The field is the same
+        for every output, so its shift is 0 (its jump shows 0: neighbouring outputs'
+        fields start at the same place); later layers keep it exact, and keep it the
+        same for every output, except that an output reading padding positions only
+        (a kernel smaller than the padding) is said to see it too.
 
         >>> field = Field1D.identity().through_window(3, 1, 1).spread(5)
-        >>> [field.edges(o) for o in (0, 4)], field.jump, field.edges(-1)
-        ([(-1, 5), (-1, 5)], 1, (-6, 0))
+        >>> [field.edges(o) for o in (0, 4, 9)], field.jump, field.constant
+        ([(-1, 5), (-1, 5), (-1, 5)], 0, True)
         """
         whole = self.whole(positions)
-        lo, hi = whole.lo[0], whole.hi[0]
-        return _stored_for(positions, self.jump, lambda o: (lo, hi))
+        return Field1D(whole.lo[:1], whole.hi[:1], 0)
 
 
 def _stored_for(outputs: int, jump: Number,
@@ -262,42 +268,68 @@ def merge_fields(fields: list[Field1D], outputs: int | None = None,
     False
 
     ``outputs`` is the number of positions along the axis.  A path ``broadcast`` along
-    it (size 1 there) gives its one field to every output.  A path that sees, at every
-    output, everything the other paths see anywhere (a gate pooled from the whole map,
-    a group norm's output) carries no position: it is never misaligned.
+    it (size 1 there) gives its one field to every output (:meth:`Field1D.spread`).  A
+    path that sees, at every output, everything the other paths see anywhere (a gate
+    pooled from the whole map, a group norm's output) carries no position: it is never
+    misaligned.
 
     >>> gate = Field1D.identity().whole(4)                # (C, 1) pooled from 4 positions
     >>> merged, aligned = merge_fields([gate, one], 4, [True, False])   # gate × x
     >>> [merged.edges(o) for o in range(4)], merged.jump, aligned
-    ([(0, 3), (0, 3), (0, 3), (0, 3)], 1, True)
+    ([(0, 3), (0, 3), (0, 3), (0, 3)], 0, True)
 
-    Where the union does not repeat (different jumps; a broadcast field that widens some
-    outputs only) it is exact for the ``outputs`` positions (:func:`_stored_for`, the
-    largest jump kept); without ``outputs`` the largest field of paths with different
-    jumps is kept.
+    Where the union does not repeat (different jumps; a constant field that widens some
+    outputs only) it is exact for the ``outputs`` positions (:func:`_stored_for`); without
+    ``outputs`` the largest field of paths with different jumps is kept.
 
     >>> strided = Field1D.identity().through_window(2, 2, 0)    # sees [2o, 2o + 1]
     >>> merged, aligned = merge_fields([strided, one], outputs=3)
     >>> [merged.edges(o) for o in range(3)], aligned
     ([(0, 1), (1, 3), (2, 5)], False)
     """
-    flags = list(broadcast) or [False] * len(fields)
-    if not any(flags):
-        if all(len(f.lo) == 1 for f in fields):     # the common case: one field per path
-            if len({f.shift for f in fields}) == 1:
-                present = [f for f in fields if f.lo[0] is not None and f.hi[0] is not None]
-                aligned = len({f.lo[0] + f.hi[0] for f in present}) <= 1  # type: ignore[operator]
-                union = Field1D((_min([f.lo[0] for f in fields]),),
-                                (_max([f.hi[0] for f in fields]),), fields[0].shift)
-                return union, aligned or _aligned_over(fields, flags, outputs)
-        elif len({f.jump for f in fields}) == 1:
-            union, aligned = _periodic_union(fields)
-            return union, aligned or _aligned_over(fields, flags, outputs)
-        if outputs is None:
-            return max(fields, key=lambda f: f.size), False
+    if any(broadcast):
+        fields = [f.spread(1) if b else f for f, b in zip(fields, broadcast)]
+    if all(len(f.lo) == 1 for f in fields):     # the common case: one field per path
+        if len({f.shift for f in fields}) == 1:
+            present = [f for f in fields if f.lo[0] is not None and f.hi[0] is not None]
+            aligned = fields[0].shift == 0 or \
+                len({f.lo[0] + f.hi[0] for f in present}) <= 1  # type: ignore[operator]
+            union = Field1D((_min([f.lo[0] for f in fields]),),
+                            (_max([f.hi[0] for f in fields]),), fields[0].shift)
+            return union, aligned or _aligned_over(fields, outputs)
+    moving = [f for f in fields if not f.constant]
+    if len(moving) < len(fields):
+        constant = [f for f in fields if f.constant]
+        if not moving:
+            return Field1D((_min([f.lo[0] for f in constant]),),
+                           (_max([f.hi[0] for f in constant]),), 0), True
+        union, _ = merge_fields(moving, outputs)
+        return _join_constant(union, constant, outputs), _aligned_over(fields, outputs)
+    if len({f.jump for f in fields}) == 1:
+        union, aligned = _periodic_union(fields)
+        return union, aligned or _aligned_over(fields, outputs)
     if outputs is None:
-        raise ValueError("a broadcast merge needs the number of outputs")
-    return _union_over(fields, flags, outputs), _aligned_over(fields, flags, outputs)
+        return max(fields, key=lambda f: f.size), False
+
+    def union_at(o: int) -> tuple[Edge, Edge]:
+        return _min([f.edges(o)[0] for f in fields]), _max([f.edges(o)[1] for f in fields])
+
+    return _stored_for(outputs, max(f.jump for f in fields), union_at), \
+        _aligned_over(fields, outputs)
+
+
+def _stored_for(outputs: int, jump: Number,
+                edges: "Callable[[int], tuple[Edge, Edge]]") -> Field1D:
+    """A field given output by output for ``outputs`` positions that need not repeat:
+    stored with a period of ``outputs`` (or of the least multiple of it over which
+    ``jump`` moves a whole number of inputs; the outputs past ``outputs`` do not exist
+    and read nothing), shifting by ``jump`` per output."""
+    period = lcm(outputs, Fraction(jump).denominator)
+    if period > MAX_PERIOD:
+        raise FieldTooComplex(period)
+    pairs = [edges(o) if o < outputs else (None, None) for o in range(period)]
+    return Field1D(tuple(lo for lo, _ in pairs), tuple(hi for _, hi in pairs),
+                   int(jump * period))
 
 
 def _periodic_union(fields: list[Field1D]) -> tuple[Field1D, bool]:
@@ -316,34 +348,41 @@ def _periodic_union(fields: list[Field1D]) -> tuple[Field1D, bool]:
     return Field1D(lo, hi, shift), aligned
 
 
-def _seen(field: Field1D, broadcast: bool, o: int) -> tuple[Edge, Edge]:
-    """What output ``o`` of the merge sees through ``field``."""
-    return field.edges(0) if broadcast else field.edges(o)
+def _join_constant(union: Field1D, constant: list[Field1D], outputs: int | None) -> Field1D:
+    """``union`` (the moving paths' field) joined, output by output, with the constant
+    paths' one field: the constant field where that is the join at every output that
+    exists, ``union`` where that is, else the join stored for the ``outputs`` positions
+    (one period of ``union`` when not given), ``union``'s jump kept.
+
+    >>> conv = Field1D.identity().through_window(3, 1, 1)          # sees [o − 1, o + 1]
+    >>> narrow = Field1D((1,), (2,), 0)                            # a gate seeing [1, 2]
+    >>> joined = _join_constant(conv, [narrow], 4)
+    >>> [joined.edges(o) for o in range(4)], joined.jump
+    ([(-1, 2), (0, 2), (1, 3), (1, 4)], 1)
+    """
+    fixed = Field1D((_min([f.lo[0] for f in constant]),), (_max([f.hi[0] for f in constant]),), 0)
+    count = union.period if outputs is None else outputs
+
+    def joined(o: int) -> tuple[Edge, Edge]:
+        lo, hi = union.edges(o)
+        return _min([fixed.lo[0], lo]), _max([fixed.hi[0], hi])
+
+    edges = [joined(o) for o in range(count)]
+    if all(e == fixed.edges(0) for e in edges):
+        return fixed
+    if all(e == union.edges(o) for o, e in enumerate(edges)):
+        return union
+    return _stored_for(count, union.jump, joined)
 
 
-def _union_over(fields: list[Field1D], flags: list[bool], outputs: int) -> Field1D:
-    """The union, output by output, for ``outputs`` positions; when the broadcast paths
-    add nothing to the others' (repeating) union, that union."""
-    def union(o: int) -> tuple[Edge, Edge]:
-        seen = [_seen(f, b, o) for f, b in zip(fields, flags)]
-        return _min([lo for lo, _ in seen]), _max([hi for _, hi in seen])
-
-    moving = [f for f, b in zip(fields, flags) if not b] or fields
-    if len({f.jump for f in moving}) == 1:
-        repeating, _ = _periodic_union(moving)
-        if all(union(o) == repeating.edges(o) for o in range(outputs)):
-            return repeating
-    return _stored_for(outputs, max(f.jump for f in moving), union)
-
-
-def _aligned_over(fields: list[Field1D], flags: list[bool], outputs: int | None) -> bool:
+def _aligned_over(fields: list[Field1D], outputs: int | None) -> bool:
     """Whether the paths are aligned over the ``outputs`` positions once the paths that
     carry no position are set aside: those that see, at every output, the hull of what
-    every other path sees at any output.  The rest must share one jump (broadcast paths
-    aside) and, output by output, their centres.  ``False`` without ``outputs``."""
+    every other path sees at any output.  The rest must share one jump and, output by
+    output, their centres.  ``False`` without ``outputs``."""
     if outputs is None:
         return False
-    seen = [[_seen(f, b, o) for o in range(outputs)] for f, b in zip(fields, flags)]
+    seen = [[f.edges(o) for o in range(outputs)] for f in fields]
     hulls = [(_min([lo for lo, _ in path]), _max([hi for _, hi in path])) for path in seen]
 
     def carries_no_position(p: int) -> bool:
@@ -355,7 +394,7 @@ def _aligned_over(fields: list[Field1D], flags: list[bool], outputs: int | None)
                    for a, b in seen[p])
 
     rest = [p for p in range(len(fields)) if not carries_no_position(p)]
-    if len({fields[p].jump for p in rest if not flags[p]}) > 1:
+    if len({fields[p].jump for p in rest}) > 1:
         return False
     return all(len({lo + hi for lo, hi in (seen[p][o] for p in rest)
                     if lo is not None and hi is not None}) <= 1 for o in range(outputs))
@@ -427,7 +466,7 @@ class ReceptiveField:
         >>> gate = x.whole((4, 4))                          # (C, 1, 1) from a 4×4 map
         >>> field, misaligned = ReceptiveField.merge([gate, x], (4, 4), [(0, 1), ()])
         >>> field.to_dict(), misaligned
-        ({'size': [4, 4], 'jump': [1, 1], 'padding': [0, 0]}, [])
+        ({'size': [4, 4], 'jump': [0, 0], 'padding': [0, 0]}, [])
         """
         if any(f.axes is None for f in fields) or len({len(f.axes or ()) for f in fields}) > 1:
             return ReceptiveField(None), []

@@ -7,15 +7,15 @@ channels and every position) and ``instancenorm`` (over each channel's positions
 ``2·C`` parameters when ``affine``, no buffers (no running statistics), no MACs.
 
 A norm whose statistics span the spatial axes makes every output depend on every
-position: its receptive field is the input's union, the same for every output (the
-jump, the network's stride so far, is kept; :meth:`~convcalc.receptive.Field1D.spread`).
+position: its receptive field is the input's union, the same for every output (jump 0:
+:meth:`~convcalc.receptive.Field1D.spread`).
 
 >>> import convcalc
 >>> report = convcalc.analyze({"input": [8, 5, 5], "layers": [
 ...     {"type": "conv", "filters": 8, "kernel": 3, "padding": 1},
 ...     {"type": "groupnorm", "groups": 4}]})
 >>> report.layers[1].params, report.layers[1].receptive_field.to_dict()
-(16, {'size': [7, 7], 'jump': [1, 1], 'padding': [1, 1]})
+(16, {'size': [7, 7], 'jump': [0, 0], 'padding': [1, 1]})
 """
 
 from __future__ import annotations
