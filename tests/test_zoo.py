@@ -37,6 +37,7 @@ PUBLISHED = {
     "densenet121": (7_978_856, 7_978_856, 83_648, (3, 224, 224), (1000,)),
     "efficientnet_b0": (5_288_548, 5_288_548, 42_016, (3, 224, 224), (1000,)),
     "espcn": (22_729, 22_729, 0, (1, 128, 128), (1, 384, 384)),
+    "fcn_resnet50": (32_957_013, 32_957_013, 54_144, (3, 224, 224), (21, 224, 224)),
     "googlenet": (6_624_904, 6_624_904, 14_560, (3, 224, 224), (1000,)),
     "inception_v3": (27_161_264, 27_161_264, 36_224, (3, 299, 299), (1000,)),   # aux head too
     "lenet5": (61_706, 61_706, 0, (1, 32, 32), (10,)),
@@ -70,11 +71,17 @@ EXPECTED_WARNINGS = {
     # U-Net's concats: the upsampled map's fields are half a pixel off the skip's
     "unet_same": ["up1.cat", "up2.cat", "up3.cat", "up4.cat"],
     "unet": ["concat4", "concat3", "concat2", "concat1"],
+    # torchvision's symmetric padding kept (see SYMMETRIC_PADDING), and its 1×1/2 shortcut
+    "fcn_resnet50": ["backbone.layer2.0.conv2", "backbone.layer2.0.downsample.0",
+                     "backbone.conv1", "backbone.maxpool"],
 }
+#: Files that keep torchvision's symmetric padding, to compute as torchvision at every
+#: input size: at 224 a stride-2 window leaves the last padding row unread (a warning).
+SYMMETRIC_PADDING = {"fcn_resnet50"}
 
 #: Models whose architecture repeats: their files use blocks.
 WITH_BLOCKS = {"vgg16", "googlenet", "resnet18", "resnet50", "mobilenet_v1", "unet_same"}
-WITH_BLOCKS |= {"unet"}
+WITH_BLOCKS |= {"unet", "fcn_resnet50"}
 WITH_BLOCKS |= {"densenet121", "resnext50_32x4d", "inception_v3", "squeezenet1_1",
                 "shufflenet_v2_x1_0"}
 WITH_BLOCKS |= {"mobilenet_v2", "efficientnet_b0", "convnext_tiny", "regnet_y_400mf"}
@@ -104,6 +111,7 @@ SLOW_VERIFY |= {"mobilenet_v2": 1, "efficientnet_b0": 1, "convnext_tiny": 1,
 #: valid size within the default 2 GiB (``--input``).
 SLOW_VERIFY |= {"unet": 1}
 VERIFY_INPUT = {"unet": ("--input", "1,284,284")}
+SLOW_VERIFY |= {"fcn_resnet50": 1}   # 10–25 s
 
 
 def report(name: str) -> convcalc.Report:
@@ -141,6 +149,8 @@ def test_analyses_without_errors_and_only_the_documented_warnings(name: str) -> 
             continue
         if warning.field.endswith(".inputs"):   # or is a merge of misaligned fields
             continue
+        if name in SYMMETRIC_PADDING and warning.details.get("uncovered") == 0:
+            continue   # or leaves only padding unread
         assert warning.details.get("uncovered", warning.details.get("overhang")) == 1
 
 
