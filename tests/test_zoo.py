@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PUBLISHED = {
     "alexnet": (61_100_840, 61_100_840, 0, (3, 224, 224), (1000,)),
     "convnext_tiny": (28_589_128, 28_589_128, 0, (3, 224, 224), (1000,)),
+    "deeplabv3_resnet50": (39_638_869, 39_638_869, 56_704, (3, 224, 224), (21, 224, 224)),
     "densenet121": (7_978_856, 7_978_856, 83_648, (3, 224, 224), (1000,)),
     "efficientnet_b0": (5_288_548, 5_288_548, 42_016, (3, 224, 224), (1000,)),
     "espcn": (22_729, 22_729, 0, (1, 128, 128), (1, 384, 384)),
@@ -74,14 +75,17 @@ EXPECTED_WARNINGS = {
     # torchvision's symmetric padding kept (see SYMMETRIC_PADDING), and its 1×1/2 shortcut
     "fcn_resnet50": ["backbone.layer2.0.conv2", "backbone.layer2.0.downsample.0",
                      "backbone.conv1", "backbone.maxpool"],
+    # the same, and the ASPP concat: the pooling branch's field is the whole input
+    "deeplabv3_resnet50": ["backbone.layer2.0.conv2", "backbone.layer2.0.downsample.0",
+                           "backbone.conv1", "backbone.maxpool", "classifier.0.cat"],
 }
 #: Files that keep torchvision's symmetric padding, to compute as torchvision at every
 #: input size: at 224 a stride-2 window leaves the last padding row unread (a warning).
-SYMMETRIC_PADDING = {"fcn_resnet50"}
+SYMMETRIC_PADDING = {"fcn_resnet50", "deeplabv3_resnet50"}
 
 #: Models whose architecture repeats: their files use blocks.
 WITH_BLOCKS = {"vgg16", "googlenet", "resnet18", "resnet50", "mobilenet_v1", "unet_same"}
-WITH_BLOCKS |= {"unet", "fcn_resnet50"}
+WITH_BLOCKS |= {"unet", "fcn_resnet50", "deeplabv3_resnet50"}
 WITH_BLOCKS |= {"densenet121", "resnext50_32x4d", "inception_v3", "squeezenet1_1",
                 "shufflenet_v2_x1_0"}
 WITH_BLOCKS |= {"mobilenet_v2", "efficientnet_b0", "convnext_tiny", "regnet_y_400mf"}
@@ -112,6 +116,10 @@ SLOW_VERIFY |= {"mobilenet_v2": 1, "efficientnet_b0": 1, "convnext_tiny": 1,
 SLOW_VERIFY |= {"unet": 1}
 VERIFY_INPUT = {"unet": ("--input", "1,284,284")}
 SLOW_VERIFY |= {"fcn_resnet50": 1}   # 10–25 s
+#: DeepLabV3 at batch 2 (at batch 1 its image-pooling batchnorm sees 1 value a channel),
+#: which needs 3.22 GiB at 224: verified at 144 (1.71 GiB).
+SLOW_VERIFY |= {"deeplabv3_resnet50": 2}
+VERIFY_INPUT |= {"deeplabv3_resnet50": ("--input", "3,144,144")}
 
 
 def report(name: str) -> convcalc.Report:
