@@ -44,6 +44,7 @@ PUBLISHED = {
     "lenet5": (61_706, 61_706, 0, (1, 32, 32), (10,)),
     "mobilenet_v1": (4_231_976, 4_231_976, 21_888, (3, 224, 224), (1000,)),
     "mobilenet_v2": (3_504_872, 3_504_872, 34_112, (3, 224, 224), (1000,)),
+    "mobilenet_v3_large": (5_483_032, 5_483_032, 24_400, (3, 224, 224), (1000,)),
     "regnet_y_400mf": (4_344_144, 4_344_144, 27_152, (3, 224, 224), (1000,)),
     "resnet18": (11_689_512, 11_689_512, 9_600, (3, 224, 224), (1000,)),
     "resnet50": (25_557_032, 25_557_032, 53_120, (3, 224, 224), (1000,)),
@@ -88,7 +89,8 @@ WITH_BLOCKS = {"vgg16", "googlenet", "resnet18", "resnet50", "mobilenet_v1", "un
 WITH_BLOCKS |= {"unet", "fcn_resnet50", "deeplabv3_resnet50"}
 WITH_BLOCKS |= {"densenet121", "resnext50_32x4d", "inception_v3", "squeezenet1_1",
                 "shufflenet_v2_x1_0"}
-WITH_BLOCKS |= {"mobilenet_v2", "efficientnet_b0", "convnext_tiny", "regnet_y_400mf"}
+WITH_BLOCKS |= {"mobilenet_v2", "efficientnet_b0", "convnext_tiny", "regnet_y_400mf",
+                "mobilenet_v3_large"}
 
 #: torchvision's published GFLOPS (``weights.meta["_ops"]``: the multiply-accumulates of
 #: the conv and dense weights, convcalc's MACs) → convcalc's exact MACs.
@@ -102,6 +104,7 @@ TORCHVISION_MACS = {
     "efficientnet_b0": (0.386, 385_814_752),
     "convnext_tiny": (4.456, 4_455_531_264),
     "regnet_y_400mf": (0.402, 401_842_848),
+    "mobilenet_v3_large": (0.217, 216_589_760),
 }
 
 #: Verified by hand (``convcalc verify``, times in docs/zoo.rst), not in the default suite:
@@ -110,7 +113,7 @@ SLOW_VERIFY = {"densenet121": 1, "resnext50_32x4d": 1,
                "inception_v3": 2}   # at batch 1 its aux head's batchnorm sees 1 value a channel
 #: MobileNet v2 and the other torchvision models of issue 12 (5–20 s each here): by hand too.
 SLOW_VERIFY |= {"mobilenet_v2": 1, "efficientnet_b0": 1, "convnext_tiny": 1,
-                "regnet_y_400mf": 1}
+                "regnet_y_400mf": 1, "mobilenet_v3_large": 1}
 #: U-Net (original, 10 s or more): at 572 the run needs 7.40 GiB, so it is verified at a
 #: valid size within the default 2 GiB (``--input``).
 SLOW_VERIFY |= {"unet": 1}
@@ -492,6 +495,15 @@ def test_verify_passes_on_the_slow_zoo_models(name: str) -> None:
                     *VERIFY_INPUT.get(name, ()))
     assert result.exit_code == 0, result.output
     assert "✓ verified:" in result.output and "✗" not in result.output
+
+
+def test_verify_passes_on_mobilenet_v3_large_at_64x64() -> None:
+    """The default suite's one engine run of squeeze-and-excitation (adaptive pool to
+    1×1, two 1×1 convs, hardsigmoid, the broadcast mul) and hardswish in a whole network:
+    at 64×64 (2×2 before its pool) it takes about 1 s; at 224×224 it is by hand."""
+    result = invoke("verify", "zoo:mobilenet_v3_large", "--batch", "1", "--input", "3,64,64")
+    assert result.exit_code == 0, result.output
+    assert "✓ verified: all 187 layers agree" in result.output and "✗" not in result.output
 
 
 # --- the docs page ------------------------------------------------------------------------------
