@@ -94,6 +94,10 @@ class AxisSizes:
     output_period: int = 1
     #: the output's size along this axis at each exception
     exception_outputs: dict[int, int | None] = field(default_factory=dict)
+    #: for a single residue: ``(offset, k0, layer)`` — from the threshold on the valid
+    #: sizes are ``period·k + offset`` for ``k ≥ k0``, where ``k`` is the size along this
+    #: axis of ``layer`` (the last layer that grows by one per period)
+    form: tuple[int, int, str] | None = None
 
     def contains(self, n: int) -> bool:
         """Whether an input of size ``n`` along this axis is valid."""
@@ -176,7 +180,8 @@ class AxisSizes:
             return f"no {name} works" + (f": {self.reason}" if self.reason else "")
         parts = []
         if self.residues:
-            parts.append(_periodic_text(name, self.period, self.residues, self.threshold))
+            parts.append(_periodic_text(name, self.period, self.residues, self.threshold,
+                                        self.form))
         if self.exceptions:
             shown = ", ".join(map(str, self.exceptions[:12]))
             more = f", … ({len(self.exceptions)} in all)" if len(self.exceptions) > 12 else ""
@@ -215,17 +220,37 @@ def _affine_text(name: str, slope: Fraction, intercept: Fraction) -> str:
     return out + f"({p}·{name} + {q})/{d}".replace("+ -", "− ")
 
 
-def _periodic_text(name: str, period: int, residues: tuple[int, ...], threshold: int) -> str:
+def _periodic_text(name: str, period: int, residues: tuple[int, ...], threshold: int,
+                   form: tuple[int, int, str] | None = None) -> str:
     if period == 1 or len(residues) == period:
         return f"every {name} ≥ {max(threshold, 1)}"
     if len(residues) == 1:
-        r = residues[0]
-        first = threshold + (r - threshold) % period
-        k0 = (first - r) // period
-        form = f"{period}k" + (f" + {r}" if r else "")
-        return f"{name} = {form}, k ≥ {k0}"
+        if form is not None:
+            offset, k0, _ = form
+        else:
+            offset = residues[0]
+            first = threshold + (offset - threshold) % period
+            k0 = (first - offset) // period
+        text = f"{period}k" + (f" + {offset}" if offset > 0 else f" − {-offset}" if offset else "")
+        return f"{name} = {text}, k ≥ {k0}"
     listed = ", ".join(map(str, residues))
     return f"{name} mod {period} ∈ {{{listed}}}, {name} ≥ {threshold}"
+
+
+def _natural_form(probe: "_Probe", period: int, residue: int, threshold: int
+                  ) -> tuple[int, int, str] | None:
+    """Where the valid sizes are ``period·k + offset``: take ``k`` to be the size of the
+    last layer that grows by exactly one per period (U-Net: its bottleneck, so
+    ``16k + 124, k ≥ 4``), and ``k0`` its size at the first valid size from the
+    threshold on."""
+    first = threshold + (residue - threshold) % period
+    sizes = [probe.sizes(first + i * period) for i in range(3)]
+    names = [row.name for row in probe.report(first).layers]
+    for index in range(len(sizes[0]) - 1, -1, -1):
+        a, b, c = (column[index] for column in sizes)
+        if a is not None and b is not None and c is not None and b - a == 1 and c - b == 1:
+            return first - period * a, a, names[index]
+    return None
 
 
 # --- evaluation -------------------------------------------------------------------------
@@ -434,10 +459,13 @@ def _answer(probe: _Probe, name: str, index: int, assumed: dict[str, int]) -> Ax
     for n in exceptions:
         sizes = probe.sizes(n)
         exception_outputs[n] = sizes[-1] if sizes else None
+    form = None
     if not residues:
         small, threshold = 0, (exceptions[-1] + 1) if exceptions else 1
+    elif len(residues) == 1 and small > 1:
+        form = _natural_form(probe, small, residues[0], threshold)
     return AxisSizes(name, index, small, tuple(residues), threshold, tuple(exceptions),
-                     assumed, reason, outputs, period, exception_outputs)
+                     assumed, reason, outputs, period, exception_outputs, form)
 
 
 def _symmetric(spec: Spec, dims: int) -> bool:

@@ -203,6 +203,24 @@ Padding = Annotated[
 ]
 PositiveInt = Annotated[int, Field(strict=True, ge=1, le=MAX_INT)]
 PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]
+Rounding = Literal["exact", "floor", "ceil"]
+
+
+def _layer_rounding() -> Any:
+    """The ``rounding`` option of the windowed layers (``conv``, the window pools and
+    the adaptive pools): the spec's rounding for this layer alone."""
+    return Field(default=None, description=(
+        "This layer's rounding, instead of the spec's: what to do when its windows do not "
+        "tile its input (exact | floor | ceil; default: the spec's). A floor or ceil given "
+        "here is declared: it is reported as a note, which --strict accepts."))
+
+
+def _accept_misalignment() -> Any:
+    """The ``accept_misalignment`` option of the merges (``add``, ``concat``, ``mul``)."""
+    return Field(default=False, description=(
+        "true: the inputs' receptive fields are misaligned by design (a U-Net's upsampled "
+        "map beside its skip); the misalignment is reported as a note, which --strict "
+        "accepts, instead of a warning."))
 
 
 #: A number written as text (YAML 1.1 resolves ``1e-5``, without a dot, to a string).
@@ -414,6 +432,7 @@ class Conv(LayerBase):
         default="zeros", description="What the padding holds (PyTorch's padding_mode): zeros, "
         "or the input reflected (without the edge), replicated (the edge repeated) or "
         "wrapped around (circular).")
+    rounding: Optional[Rounding] = _layer_rounding()
 
 
 class ConvTranspose(LayerBase):
@@ -466,6 +485,14 @@ class Pool(LayerBase):
     padding: Padding = Field(default=0, description="Zeros around the input: an int, valid, same, full, or per axis an int or [before, after].")
     dilation: Dilation = Field(default=1, description="Spacing of the window's taps: extent dilation·(kernel − 1) + 1.")
     ceil_mode: bool = Field(default=False, description="Round a non-whole output size up (PyTorch's ceil_mode), whatever the spec's rounding.")
+    rounding: Optional[Rounding] = _layer_rounding()
+
+    @model_validator(mode="after")
+    def _one_rounding(self) -> "Pool":
+        if self.ceil_mode and self.rounding in ("exact", "floor"):
+            raise PydanticCustomError("rounding", f"ceil_mode: true rounds up, which "
+                                      f"contradicts rounding: {self.rounding} (drop one)")
+        return self
 
 
 class GlobalPool(LayerBase):
@@ -750,6 +777,7 @@ class AdaptivePool(LayerBase):
     type: Literal["adaptive_avgpool", "adaptive_maxpool"]
     output: _per_axis_ints(1, "an output size") = Field(
         description="Output size: one int for every spatial axis, or one per axis.")
+    rounding: Optional[Rounding] = _layer_rounding()
 
 
 class Mul(LayerBase):
@@ -771,6 +799,7 @@ class Mul(LayerBase):
         Example((4,), {"type": "mul", "inputs": ["input", "input"]}),
     )
     type: Literal["mul"]
+    accept_misalignment: bool = _accept_misalignment()
 
 
 class ChannelShuffle(LayerBase):
@@ -806,8 +835,8 @@ class Upsample(LayerBase):
     axis; with ``align_corners`` the corner samples align (``src = dst·(in − 1)/(out −
     1)``), else ``src = (dst + ½)·in/out − ½`` (linear: at least 0).  Sources use
     ``in/out`` also when ``scale`` sets the size (PyTorch's ``scale_factor`` uses
-    ``1/scale``), and ``floor(in·scale)`` is exact for the number the float holds:
-    ``10 × 0.3`` gives 2 where PyTorch's product of doubles gives 3 (a warning says so)."""
+    ``1/scale``), and ``floor(in·scale)`` is PyTorch's: the floor of the product in
+    doubles (``10 × 0.3`` gives 3)."""
 
     examples = (
         Example((2, 3, 3), {"type": "upsample", "scale": 2}),
@@ -943,6 +972,7 @@ class Add(LayerBase):
                 ({"name": "gate", "type": "adaptive_avgpool", "output": 1},)),
     )
     type: Literal["add"]
+    accept_misalignment: bool = _accept_misalignment()
 
 
 class Concat(LayerBase):
@@ -952,6 +982,7 @@ class Concat(LayerBase):
                          ([2, 5], {"type": "concat", "inputs": ["input", "input"]}),
                          ([4], {"type": "concat", "inputs": ["input", "input"]}))
     type: Literal["concat"]
+    accept_misalignment: bool = _accept_misalignment()
 
 
 #: Every layer kind, in the order the docs list them.
@@ -1063,10 +1094,10 @@ class Spec(BaseModel):
             "work, and `--input` sets one.",
         ),
     ]
-    rounding: Literal["exact", "floor", "ceil"] = Field(
+    rounding: Rounding = Field(
         default="exact",
         description="What to do when a window does not tile its input: exact reports an "
-        "error; floor and ceil round (and warn).",
+        "error; floor and ceil round (and warn). A layer's own rounding overrides it.",
     )
     layers: Annotated[list[Layer], Field(min_length=1)]
     blocks: dict[str, Block] = Field(default_factory=dict,

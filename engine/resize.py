@@ -26,6 +26,8 @@ Shapes (``N`` the batch, ``S`` the spatial sizes, ``d`` spatial axes):
 
 from __future__ import annotations
 
+import math
+
 from typing import Any, Sequence
 
 import numpy as np
@@ -83,17 +85,15 @@ def _target(layer: Layer, x: np.ndarray, ref: np.ndarray | None, option: Any) ->
 
 
 def _scaled(layer: Layer, sizes: Sequence[int], scale: Any) -> tuple[int, ...]:
-    """``floor(n·scale)`` per axis, exactly: the scale is the number the float holds
-    (``p/q`` by ``as_integer_ratio``), so ``10 × 0.3`` is 2 (``0.3`` is a little less
-    than 3/10)."""
+    """``floor(n·scale)`` per axis as PyTorch computes it: the product of two doubles,
+    then the floor (``10 × 0.3`` is 3: the double product rounds up to it)."""
     scales = (scale,) * len(sizes) if isinstance(scale, (int, float)) else tuple(scale)
     if len(scales) != len(sizes):
         raise ValueError(f"{layer.name}: scale has {len(scales)} entries but the input has "
                          f"{len(sizes)} spatial axes ({', '.join(axis_names(len(sizes)))})")
     out = []
     for axis, n, s in zip(axis_names(len(sizes)), sizes, scales):
-        p, q = float(s).as_integer_ratio()
-        size = n * p // q
+        size = math.floor(float(n) * float(s))
         if size < 1:
             raise ValueError(f"{layer.name}: {axis}: {n} × {s} leaves no output position")
         out.append(size)

@@ -4,8 +4,8 @@ kept (the shuffles trade them for positions).
 
 Shapes, per spatial axis of input size ``n`` (``d`` spatial axes):
 
-- ``upsample``: ``(C, *n) → (C, *out)``, ``out = floor(n·scale)`` (exactly: the scale
-  is the number its float holds), ``size``, or the reference's size
+- ``upsample``: ``(C, *n) → (C, *out)``, ``out = floor(n·scale)`` (as PyTorch: of
+  the product in doubles), ``size``, or the reference's size
   (``inputs: [x, ref]``).  Source positions: ``nearest`` ``floor(dst·n/out)``;
   ``linear`` and ``cubic`` ``src = (dst + ½)·n/out − ½`` (linear: raised to 0 where
   negative), or with ``align_corners`` ``src = dst·(n − 1)/(out − 1)``;
@@ -77,30 +77,22 @@ def _per_axis(ctx: Context, value: Any, dims: int, option: str) -> tuple[Any, ..
 
 
 def scaled_size(n: int, scale: float) -> int:
-    """``floor(n·scale)`` exactly, for the number the float ``scale`` holds.
+    """``floor(n·scale)`` as PyTorch's ``F.interpolate(scale_factor=…)`` computes it: the
+    product of doubles, then the floor.  IEEE multiplication is the exact product
+    correctly rounded, which is what converting the exact product to a float does, so
+    this is exact arithmetic on PyTorch's definition.
 
-    >>> scaled_size(3, 1.5), scaled_size(10, 2.5), scaled_size(10, 0.3)
-    (4, 25, 2)
+    >>> scaled_size(3, 1.5), scaled_size(10, 2.5), scaled_size(10, 0.3), scaled_size(7, 1 / 7)
+    (4, 25, 3, 1)
 
-    (``0.3`` holds 0.299999999999999988897769753748…: ``10 × 0.3`` is just under 3.)
-    """
-    return floor(n * Fraction(scale))
-
-
-def pytorch_scaled_size(n: int, scale: float) -> int:
-    """What PyTorch's ``F.interpolate(scale_factor=…)`` computes: ``floor(double(n) ×
-    scale)``, the product rounded to a double first (IEEE multiplication is the exact
-    product correctly rounded, which is what converting the exact Fraction does).
-
-    >>> pytorch_scaled_size(10, 0.3), pytorch_scaled_size(7, 1 / 7)
-    (3, 1)
+    (``0.3`` is stored as 0.29999999999999998889…, so ``10 × 0.3`` is just under 3, but
+    its double is 3.0000000000000004: PyTorch outputs 3, and so does the calculator.)
     """
     return floor(float(n * Fraction(scale)))
 
 
 def _scaled_sizes(ctx: Context, sizes: Shape, scale: Any) -> Shape:
-    """``floor(n·scale)`` per axis; an empty axis is fatal, and a size PyTorch computes
-    otherwise (its product of doubles rounds up to a whole number) a warning."""
+    """``floor(n·scale)`` per axis (:func:`scaled_size`); an empty axis is fatal."""
     scales = _per_axis(ctx, scale, len(sizes), "scale")
     out = []
     for axis, n, s in zip(axis_names(len(sizes)), sizes, scales):
@@ -108,13 +100,6 @@ def _scaled_sizes(ctx: Context, sizes: Shape, scale: Any) -> Shape:
         if size < 1:
             raise ctx.fatal(f"{axis}: floor({n} × {s}) = 0 leaves no output position: use "
                             "a larger scale, or give size", "scale", axis=axis)
-        theirs = pytorch_scaled_size(n, s)
-        if theirs != size:
-            ctx.warn(f"{axis}: {n} × {s} is a little less than {theirs} ({s} is stored as "
-                     f"a double slightly below it), so the output has {size} positions; "
-                     f"PyTorch multiplies in doubles, which rounds to {theirs}, and outputs "
-                     f"{theirs}: give size {theirs} to agree with it", "scale",
-                     axis=axis, pytorch=theirs)
         out.append(size)
     return tuple(out)
 
@@ -192,9 +177,8 @@ def resize_reads(n_in: int, n_out: int, mode: str, align_corners: bool
 
 class UpsampleKind(Kind):
     """``upsample``: see the module docstring.  With ``scale`` the output size is
-    ``floor(n·scale)`` of the exact value of the float; PyTorch computes it in doubles
-    and differs where that product rounds up to a whole number (``10 × 0.3``: 2 here, 3
-    in PyTorch — a warning says so).  The source positions use ``n_in/n_out`` whether
+    ``floor(n·scale)`` of the product in doubles, as PyTorch computes it (``10 × 0.3``
+    is 3).  The source positions use ``n_in/n_out`` whether
     ``scale`` or ``size`` set the output (PyTorch's ``scale_factor`` uses ``1/scale``).
 
     ``nearest`` is ``floor(dst·n_in/n_out)`` exactly.  PyTorch's ``nearest`` (with
