@@ -22,7 +22,7 @@ is lost or padded, unlike a window pool's rounding.
 >>> report.layers[0].output_shape, report.layers[0].receptive_field.to_dict()["size"]
 ((2, 3), [3])
 >>> print(report.problems[0].message)
-L: 5 positions do not split evenly into 3 windows: PyTorch's adaptive windows cover 2, 3, 2 positions, and neighbours share one; for equal windows make the input 3 or 6, or the output 1 or 5; or set rounding: floor|ceil to accept them
+L: 5 positions do not split evenly into 3 windows: PyTorch's adaptive windows cover 2, 3, 2 positions and some neighbours share one; for equal windows make the input 3 or 6, or the output 1 or 5; or set rounding: floor|ceil to accept them
 """
 
 from __future__ import annotations
@@ -50,14 +50,20 @@ def even(n: int, m: int) -> bool:
     return n % m == 0 or m % n == 0
 
 
-def _nearest_even(value: int, other: int, as_input: bool) -> list[int]:
-    """The sizes just below and above ``value`` that split evenly with ``other``."""
+def _nearest_even(value: int, other: int) -> list[int]:
+    """The sizes just below and above ``value`` that split evenly with ``other`` (an
+    input size for ``other`` windows, or an output size for an input of ``other``): a
+    multiple or a divisor of it.  Found in ``O(min(value, other))`` steps whatever the
+    sizes (the next multiple is arithmetic; a divisor search gives up after 1,000
+    steps for ``other`` itself, which always fits)."""
     def fits(v: int) -> bool:
-        return even(v, other) if as_input else even(other, v)
+        return v % other == 0 or other % v == 0
 
-    below = next((v for v in range(value - 1, 0, -1) if fits(v)), None)
-    above = next(v for v in range(value + 1, value + other + 2) if fits(v))
-    return [v for v in (below, above) if v is not None]
+    below = next((v for v in range(value - 1, max(value - other - 1, 0), -1) if fits(v)), 1)
+    multiple = (value // other + 1) * other
+    above = next((v for v in range(value + 1, min(multiple, other, value + 1001))
+                  if fits(v)), min(multiple, other) if other > value else multiple)
+    return sorted({below, above} - {value})
 
 
 def _sizes_text(spans: list[tuple[int, int]]) -> str:
@@ -70,10 +76,10 @@ def _sizes_text(spans: list[tuple[int, int]]) -> str:
 
 def uneven_message(axes: tuple[str, ...], n: int, m: int) -> str:
     """The warning for ``m`` windows over ``n`` positions that do not split evenly."""
-    inputs = " or ".join(map(str, _nearest_even(n, m, as_input=True)))
-    outputs = " or ".join(map(str, _nearest_even(m, n, as_input=False)))
+    inputs = " or ".join(map(str, _nearest_even(n, m)))
+    outputs = " or ".join(map(str, _nearest_even(m, n)))
     return (f"{', '.join(axes)}: {n} positions do not split evenly into {m} windows: "
-            f"PyTorch's adaptive windows cover {_sizes_text(windows(n, m))} positions, and "
+            f"PyTorch's adaptive windows cover {_sizes_text(windows(n, m))} positions and some "
             f"neighbours share one; for equal windows make the input {inputs}, or the "
             f"output {outputs}; or set rounding: floor|ceil to accept them")
 
