@@ -118,7 +118,7 @@ SLOW_VERIFY |= {"mobilenet_v2": 1, "efficientnet_b0": 1, "convnext_tiny": 1,
 #: valid size within the default 2 GiB (``--input``).
 SLOW_VERIFY |= {"unet": 1}
 VERIFY_INPUT = {"unet": ("--input", "1,284,284")}
-SLOW_VERIFY |= {"fcn_resnet50": 1}   # 10–25 s
+SLOW_VERIFY |= {"fcn_resnet50": 1, "unet_same": 1}   # 10–25 s, 10–50 s
 #: DeepLabV3 at batch 2 (at batch 1 its image-pooling batchnorm sees 1 value a channel),
 #: which needs 3.22 GiB at 224: verified at 144 (1.71 GiB).
 SLOW_VERIFY |= {"deeplabv3_resnet50": 2}
