@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from . import fixes
 from .errors import Diagnostic
 from .kinds import REGISTRY, Context, Fatal, State, UnknownKind
 from .loading import SourceMap, format_path
@@ -56,14 +57,21 @@ def _unused_outputs(spec: Spec, origins: list[tuple[Any, ...]], source: SourceMa
 
 class _Problems:
     """Where the rules' problems go: each becomes a :class:`Diagnostic` located at the
-    layer's place in the file (and the option, when the rule names one)."""
+    layer's place in the file (and the option, when the rule names one).  A rule's
+    ``fixes`` are located in the spec (:func:`convcalc.fixes.locate`; with ``probe``,
+    a fix of a deep layer's input size becomes the network input that gives it) and
+    written at the end of the message."""
 
-    def __init__(self, source: SourceMap, problems: list[Diagnostic]):
-        self.source, self.problems = source, problems
+    def __init__(self, source: SourceMap, problems: list[Diagnostic], spec: Spec,
+                 probe: bool):
+        self.source, self.problems, self.spec = source, problems, spec
+        self.prober = fixes.Prober(spec) if probe else None
 
     def sink(self, origin: tuple[Any, ...], layer: str) -> Any:
         def report(severity: str, message: str, option: str | None,
                    details: dict[str, Any]) -> None:
+            if "fixes" in details:
+                message, details = self.with_fixes(message, details, origin, layer)
             path = origin + ((option,) if option else ())
             self.problems.append(Diagnostic(
                 severity, message, file=self.source.filename,  # type: ignore[arg-type]
@@ -71,6 +79,16 @@ class _Problems:
                 details=details))
 
         return report
+
+    def with_fixes(self, message: str, details: dict[str, Any], origin: tuple[Any, ...],
+                   layer: str) -> tuple[str, dict[str, Any]]:
+        reads = next((tuple(x.inputs or ()) for x in self.spec.layers if x.name == layer), ())
+        patches = fixes.locate(details["fixes"], layer=layer, origin=origin,
+                               network=self.spec.input, reads_input=reads == ("input",),
+                               prober=self.prober)
+        if patches:
+            message = f"{message}. Fix: {fixes.describe(patches)}"
+        return message, {**details, "fixes": patches}
 
 
 def _open_input(spec: Spec, source: SourceMap, problems: list[Diagnostic]) -> Report:
@@ -175,8 +193,9 @@ def analyze(spec: Spec | Any, *, fields: bool = True) -> Report:
     reads earlier layers only).  Never raises for a problem in the network: every problem
     is in ``report.problems``, and layers downstream of a fatal one have ``None`` shapes.
     Use :meth:`~convcalc.report.Report.raise_for_errors` to turn errors into an exception.
-    ``fields=False`` skips the receptive fields (every row's is "not tracked"): faster,
-    for tools that only need shapes and counts (:mod:`convcalc.sizes`).
+    ``fields=False`` skips the receptive fields (every row's is "not tracked") and the
+    search for the network inputs that fix a deep layer's size (its fixes name no
+    input): faster, for tools that only need shapes and counts (:mod:`convcalc.sizes`).
     """
     from .loading import validate
 
@@ -186,7 +205,7 @@ def analyze(spec: Spec | Any, *, fields: bool = True) -> Report:
     problems: list[Diagnostic] = list(plan.problems)
     if spec.open_axes:
         return _open_input(spec, source, problems)
-    located = _Problems(source, problems)
+    located = _Problems(source, problems, spec, probe=fields)
     input_shape = tuple(spec.input)
     states: dict[str, State | None] = {"input": State(
         input_shape, ReceptiveField.identity(len(input_shape) - 1) if fields
@@ -201,7 +220,7 @@ def analyze(spec: Spec | Any, *, fields: bool = True) -> Report:
             rows.append(LayerRow(name, step.type, None, None, line=step.line,
                                  inputs=step.inputs, group=step.group, origin=step.written))
             continue
-        ctx = Context(rounding, located.sink(step.origin, name))
+        ctx = Context.of(layer, rounding, located.sink(step.origin, name))
         single = incoming[0].shape if len(incoming) == 1 else None  # type: ignore[union-attr]
         try:
             if step.arity:

@@ -26,7 +26,9 @@ from dataclasses import dataclass
 from dataclasses import field as _field
 from typing import Any, Literal
 
-Severity = Literal["error", "warning"]
+#: ``note``: what a layer does as its options declare it (a declared rounding or
+#: misalignment), reported but never failing, not even under ``--strict``.
+Severity = Literal["error", "warning", "note"]
 
 
 def printable(text: str) -> str:
@@ -73,15 +75,15 @@ class Diagnostic:
         return ":".join(parts)
 
     def format(self, tag: bool = True) -> str:
-        """``file:line: [warning: ]field (layer): message``; ``tag=False`` leaves the
-        severity out (for renderings that show it otherwise)."""
+        """``file:line: [warning: |note: ]field (layer): message``; ``tag=False`` leaves
+        the severity out (for renderings that show it otherwise)."""
         prefix = printable(self.location())
         where = printable(self.field or "")
         if self.layer:
             where = f"{where} ({printable(self.layer)})" if where else printable(self.layer)
         message = printable(self.message)
         text = f"{where}: {message}" if where else message
-        severity = "warning: " if tag and self.severity == "warning" else ""
+        severity = f"{self.severity}: " if tag and self.severity != "error" else ""
         return f"{prefix}: {severity}{text}" if prefix else f"{severity}{text}"
 
     def __str__(self) -> str:

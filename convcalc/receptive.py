@@ -383,6 +383,17 @@ def _aligned_over(fields: list[Field1D], outputs: int | None) -> bool:
     if outputs is None:
         return False
     seen = [[f.edges(o) for o in range(outputs)] for f in fields]
+    rest = _positioned(seen)
+    if len({fields[p].jump for p in rest}) > 1:
+        return False
+    return all(len({lo + hi for lo, hi in (seen[p][o] for p in rest)
+                    if lo is not None and hi is not None}) <= 1 for o in range(outputs))
+
+
+def _positioned(seen: list[list[tuple[Edge, Edge]]]) -> list[int]:
+    """The paths (by index) that carry a position, given each one's edges output by
+    output: all but those that see, at every output, the hull of what every other path
+    sees at any output."""
     hulls = [(_min([lo for lo, _ in path]), _max([hi for _, hi in path])) for path in seen]
 
     def carries_no_position(p: int) -> bool:
@@ -393,11 +404,29 @@ def _aligned_over(fields: list[Field1D], outputs: int | None) -> bool:
         return all(a is not None and b is not None and a <= lo and b >= hi
                    for a, b in seen[p])
 
-    rest = [p for p in range(len(fields)) if not carries_no_position(p)]
-    if len({fields[p].jump for p in rest}) > 1:
-        return False
-    return all(len({lo + hi for lo, hi in (seen[p][o] for p in rest)
-                    if lo is not None and hi is not None}) <= 1 for o in range(outputs))
+    return [p for p in range(len(seen)) if not carries_no_position(p)]
+
+
+def centre_offset(fields: list[Field1D], outputs: int) -> tuple[Fraction, bool]:
+    """How far apart the paths' fields are centred, in input pixels: the largest
+    difference of centres at one of the ``outputs`` positions, and whether it is that
+    at every output (paths that carry no position left out, as for alignment).
+
+    >>> pooled = Field1D.identity().through_window(2, 2, 0)          # 2×2/2 pool
+    >>> up = pooled.through_transposed(2, 2, 0)                      # then 2×2/2 up
+    >>> centre_offset([up, Field1D.identity()], 4)                   # U-Net's skip
+    (Fraction(1, 2), True)
+    >>> centre_offset([pooled, Field1D.identity()], 3)               # jumps 2 and 1
+    (Fraction(5, 2), False)
+    """
+    seen = [[f.edges(o) for o in range(outputs)] for f in fields]
+    rest = _positioned(seen)
+    spreads = []
+    for o in range(outputs):
+        centres = [Fraction(lo + hi, 2) for lo, hi in (seen[p][o] for p in rest)
+                   if lo is not None and hi is not None]
+        spreads.append(max(centres) - min(centres) if centres else Fraction(0))
+    return max(spreads, default=Fraction(0)), len(set(spreads)) <= 1
 
 
 @dataclass(frozen=True)
@@ -483,6 +512,21 @@ class ReceptiveField:
         except FieldTooComplex:
             return ReceptiveField(None), []
         return ReceptiveField(tuple(merged)), misaligned
+
+    @staticmethod
+    def centre_offsets(fields: list["ReceptiveField"], sizes: tuple[int, ...],
+                       broadcast: "Sequence[Sequence[int]]", axes: Sequence[int]
+                       ) -> list[tuple[Fraction, bool]]:
+        """:func:`centre_offset` of the paths along each of ``axes`` (as :meth:`merge`
+        takes them: ``sizes`` the output's spatial sizes, a broadcast path's one field
+        at every output)."""
+        out = []
+        for axis in axes:
+            per_path = [f.axes[axis] for f in fields]  # type: ignore[index]
+            per_path = [f.spread(1) if index < len(broadcast) and axis in broadcast[index]
+                        else f for index, f in enumerate(per_path)]
+            out.append(centre_offset(per_path, sizes[axis] if axis < len(sizes) else 1))
+        return out
 
     def to_dict(self) -> dict[str, list[int | float]] | None:
         """``{"size": [...], "jump": [...], "padding": [...]}``; a fractional jump or

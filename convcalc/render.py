@@ -79,10 +79,10 @@ def _field(field: ReceptiveField | None) -> str:
 
 
 def _mark(report: Report, row: LayerRow) -> str:
-    """✗ for a layer with an error, ! for one with only warnings."""
+    """✗ for a layer with an error, ! for one with warnings (a note is no mark)."""
     severities = {p.severity for p in report.problems
                   if p.layer == row.name and (p.field or "").startswith(row.origin)}
-    return "✗" if "error" in severities else ("!" if severities else "")
+    return "✗" if "error" in severities else ("!" if "warning" in severities else "")
 
 
 _RIGHT = {"params", "MACs"}
@@ -174,8 +174,9 @@ def _summary(report: Report) -> list[str]:
 def _problems(report: Report) -> list[str]:
     if not report.problems:
         return []
-    errors, warnings = len(report.errors), len(report.warnings)
-    head = f"{errors} error{'s' if errors != 1 else ''}, {warnings} warning{'s' if warnings != 1 else ''}:"
+    errors, warnings, notes = len(report.errors), len(report.warnings), len(report.notes)
+    head = f"{errors} error{'s' if errors != 1 else ''}, {warnings} warning{'s' if warnings != 1 else ''}"
+    head += f", {notes} note{'s' if notes != 1 else ''}:" if notes else ":"
     return ["", head] + [str(p) for p in report.problems]
 
 

@@ -233,6 +233,12 @@ class Report:
         return tuple(p for p in self.problems if p.severity == "warning")
 
     @property
+    def notes(self) -> tuple[Diagnostic, ...]:
+        """The problems of severity ``note``: what layers do as their options declare it
+        (a layer's own ``rounding: floor``, a merge's ``accept_misalignment``)."""
+        return tuple(p for p in self.problems if p.severity == "note")
+
+    @property
     def ok(self) -> bool:
         """True when there is no error (warnings allowed)."""
         return not self.errors
@@ -246,8 +252,8 @@ class Report:
 
     def raise_for_errors(self, strict: bool = False) -> "Report":
         """Raise :class:`~convcalc.errors.ShapeError` listing every error (and, when
-        ``strict``, every warning); return the report otherwise."""
-        failing = self.problems if strict else self.errors
+        ``strict``, every warning; notes never fail); return the report otherwise."""
+        failing = self.errors + self.warnings if strict else self.errors
         if failing:
             raise ShapeError(list(failing))
         return self

@@ -201,11 +201,12 @@ def _per_channel(v: np.ndarray, dims: int) -> np.ndarray:
 class Conv(Layer):
     """Convolution layer from a :class:`convcalc.spec.Conv` model.
 
-    ``rounding`` is the spec-level rounding: ``"floor"`` and ``"exact"`` keep only windows
-    that fit; ``"ceil"`` adds one more window per axis where the last one would hang
-    past the padded input (implicit zero padding at the end), unless it would start in
-    the right padding or beyond (PyTorch's rule).  ``groups: "depthwise"`` means one
-    group per input channel.  Parameters are allocated on the first :meth:`forward`.
+    ``rounding`` is the spec-level rounding (the layer's own ``rounding`` overrides it):
+    ``"floor"`` and ``"exact"`` keep only windows that fit; ``"ceil"`` adds one more
+    window per axis where the last one would hang past the padded input (implicit zero
+    padding at the end), unless it would start in the right padding or beyond
+    (PyTorch's rule).  ``groups: "depthwise"`` means one group per input channel.
+    Parameters are allocated on the first :meth:`forward`.
 
     ``padding_mode`` other than ``zeros`` (PyTorch's Conv): the input is first padded by
     that mode (:func:`engine.padmodes.pad_by_mode`, into the workspace ``"xm"``), then
@@ -232,7 +233,8 @@ class Conv(Layer):
     def window(self, x_shape: tuple[int, ...]) -> Window:
         """Kernel, stride, dilation and padding (ceil overhang included) for this input."""
         return resolve_window(x_shape[2:], self.spec.kernel, self.spec.stride,
-                              self.spec.padding, self.spec.dilation, self.rounding, self.name)
+                              self.spec.padding, self.spec.dilation,
+                              self.spec.rounding or self.rounding, self.name)
 
     def _allocate(self, channels: int, groups: int, kernel: tuple[int, ...]) -> None:
         _allocate_weights(self, channels, (self.spec.filters, channels // groups, *kernel))

@@ -84,8 +84,8 @@ def _divisor(window: Window, padded_sizes: tuple[int, ...], out: tuple[int, ...]
 class Pool(Layer):
     """Max / min / average pooling layer from a :class:`convcalc.spec.Pool` model.
 
-    ``rounding`` is the spec-level rounding (``"floor"``/``"exact"``/``"ceil"``); the
-    layer's own ``ceil_mode: true`` forces ceil.
+    ``rounding`` is the spec-level rounding (``"floor"``/``"exact"``/``"ceil"``), unless
+    the layer has its own ``rounding``; the layer's ``ceil_mode: true`` forces ceil.
     """
 
     spec_model = specs.Pool
@@ -102,7 +102,7 @@ class Pool(Layer):
         than the window (some windows would see only padding).
         """
         spec = self.spec
-        rounding = "ceil" if spec.ceil_mode else self.rounding
+        rounding = "ceil" if spec.ceil_mode else spec.rounding or self.rounding
         stride = spec.kernel if spec.stride is None else spec.stride
         window = resolve_window(x_shape[2:], spec.kernel, stride, spec.padding,
                                 spec.dilation, rounding, self.name)

@@ -84,15 +84,20 @@ def test_example3_stride_3_is_an_error_in_exact_mode() -> None:
     assert "floor = 2" in problem.message
     assert report.layers[0].output_shape == (1, 2, 2)
     # nearest fixes, by hand: 7 + P − 3 ≡ 0 (mod 3) → P = 2 (1 a side) → 3 outputs;
-    # 4 = 7 − 3 is divisible by 2 (→ 3) and 4 (→ 2); n − 3 ≡ 0 (mod 3) → n = 6 (→ 2), 9 (→ 3)
-    assert problem.details["fixes"] == {
-        "padding": [[2, 3]],
-        "stride": [[2, 3], [4, 2]],
-        "input": [[6, 2], [9, 3]],
-    }
-    assert "padding 1 (→ 3)" in problem.message
-    assert "stride 2 (→ 3) or 4 (→ 2)" in problem.message
-    assert "input 6 (→ 2) or 9 (→ 3)" in problem.message
+    # 4 = 7 − 3 is divisible by 2 (→ 3) and 4, but a stride past the kernel's 3 skips
+    # input; n − 3 ≡ 0 (mod 3) → n = 6 (→ 2), 9 (→ 3); or round on the layer
+    def option(name: str, value: object, output: int) -> dict[str, object]:
+        return {"layer": "conv1", "option": name, "value": value,
+                "path": ["layers", 0, name], "output": output}
+
+    assert problem.details["fixes"] == [
+        option("padding", 1, 3), option("stride", 2, 3),
+        {"input": [1, 6, 6], "output": 2}, {"input": [1, 9, 9], "output": 3},
+        option("rounding", "floor", 2), option("rounding", "ceil", 3),
+    ]
+    assert problem.message.endswith(
+        "Fix: padding: 1 (→ 3); stride: 2 (→ 3); input: [1, 6, 6] (→ 2) or [1, 9, 9] (→ 3); "
+        "rounding: floor (→ 2) or ceil (→ 3)")
     with pytest.raises(convcalc.ShapeError, match="7/3"):
         report.raise_for_errors()
 

@@ -76,20 +76,33 @@ Sink = Callable[[str, str, "str | None", dict[str, Any]], None]
 
 
 class Context:
-    """What a rule needs besides the layer and its inputs: the rounding that applies,
-    and a sink for its problems (located by the analysis)."""
+    """What a rule needs besides the layer and its inputs: the rounding that applies
+    (the layer's own ``rounding`` when it has one, else the spec's; ``declared`` when it
+    is the layer's), and a sink for its problems (located by the analysis)."""
 
-    __slots__ = ("rounding", "_sink")
+    __slots__ = ("rounding", "declared", "_sink")
 
-    def __init__(self, rounding: str, sink: Sink):
+    def __init__(self, rounding: str, sink: Sink, declared: bool = False):
         self.rounding = rounding
+        self.declared = declared
         self._sink = sink
+
+    @classmethod
+    def of(cls, layer: Any, rounding: str, sink: Sink) -> "Context":
+        """The context of ``layer`` in a spec whose rounding is ``rounding``."""
+        own = getattr(layer, "rounding", None)
+        return cls(own or rounding, sink, own is not None)
 
     def error(self, message: str, option: str | None = None, **details: Any) -> None:
         self._sink("error", message, option, details)
 
     def warn(self, message: str, option: str | None = None, **details: Any) -> None:
         self._sink("warning", message, option, details)
+
+    def note(self, message: str, option: str | None = None, **details: Any) -> None:
+        """What a layer does as its options declare it (a rounding, a misalignment):
+        reported, but not a warning (``--strict`` accepts it)."""
+        self._sink("note", message, option, details)
 
     def fatal(self, message: str, option: str | None = None, **details: Any) -> Fatal:
         """Report an error and return the exception to raise: ``raise ctx.fatal(...)``."""

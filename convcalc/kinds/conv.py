@@ -62,7 +62,7 @@ class ConvKind(Kind):
         groups = resolve_groups(ctx, layer.groups, channels, layer.filters)
         window = ctx.window(layer, sizes, layer.stride)
         check_mode_padding(ctx, layer.padding_mode, sizes, window.padding, "padding")
-        out = slide(ctx, window, sizes)
+        out = slide(ctx, window, sizes, padding=layer.padding, padding_mode=layer.padding_mode)
         field = x.field.through_window(window.kernel, window.stride, window.pad_before,
                                        window.dilation)
         per_output = channels // groups * prod(window.kernel)

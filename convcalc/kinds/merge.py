@@ -19,6 +19,7 @@ map, a group norm's output) carries no position and is never misaligned.
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any, Sequence
 
 from ..axes import AXIS_NAMES
@@ -85,16 +86,78 @@ class MergeKind(Kind):
     @staticmethod
     def field(layer: Any, inputs: tuple[State, ...], ctx: Context, out: Shape,
               broadcast: Sequence[Sequence[int]] = ()) -> ReceptiveField:
-        field, misaligned = ReceptiveField.merge([x.field for x in inputs], out[1:],
-                                                 broadcast)
+        fields = [x.field for x in inputs]
+        field, misaligned = ReceptiveField.merge(fields, out[1:], broadcast)
         if misaligned:
-            names = AXIS_NAMES.get(len(inputs[0].shape) - 1, ())
-            axes = ", ".join(names[a] for a in misaligned) if names else "the input"
-            ctx.warn(f"the receptive fields of {', '.join(layer.inputs or [])} are "
-                     f"misaligned along {axes}: their centres differ (or their jumps do), "
-                     "so one output combines features of different places of the input",
-                     "inputs", axes=[names[a] for a in misaligned] if names else [])
+            names = AXIS_NAMES.get(len(out) - 1, ())
+            offsets = ReceptiveField.centre_offsets(fields, out[1:], broadcast, misaligned)
+            jumps = [sorted({f.axes[a].jump for f in fields}, reverse=True)  # type: ignore[index]
+                     for a in misaligned]
+            where = f"misaligned along {', '.join(names[a] for a in misaligned)}: " + \
+                _offsets_text([names[a] for a in misaligned], offsets, jumps)
+            details = {"axes": [names[a] for a in misaligned],
+                       "offsets": [str(offset) for offset, _ in offsets]}
+            sources = ", ".join(layer.inputs or [])
+            if layer.accept_misalignment:
+                ctx.note(f"the receptive fields of {sources} are {where} (declared: "
+                         "accept_misalignment: true)", "accept_misalignment", **details)
+            else:
+                ctx.warn(f"the receptive fields of {sources} are {where}, so one output "
+                         "combines features of different places of the input",
+                         "inputs", fixes=[{"option": "accept_misalignment", "value": True}],
+                         **details)
         return field
+
+
+def pixels(value: Fraction) -> str:
+    """A number of pixels as a person writes it: ``½``, ``1½``, ``4``, ``1⅔``, ``12/7``.
+
+    >>> [pixels(Fraction(n, d)) for n, d in ((1, 2), (3, 2), (4, 1), (5, 3), (12, 7))]
+    ['½', '1½', '4', '1⅔', '12/7']
+    """
+    whole, part = divmod(value, 1)
+    if not part:
+        return str(whole)
+    glyph = _GLYPHS.get(part)
+    if glyph is None:
+        return str(value)
+    return f"{whole}{glyph}" if whole else glyph
+
+
+_GLYPHS = {Fraction(1, 2): "½", Fraction(1, 4): "¼", Fraction(3, 4): "¾",
+           Fraction(1, 3): "⅓", Fraction(2, 3): "⅔"}
+
+
+def _offsets_text(axes: list[str], offsets: list[tuple[Fraction, bool]],
+                  jumps: list[list[Any]]) -> str:
+    """``their centres differ by ½ input pixel``: "up to" where it changes from output
+    to output, in pixels of the layer's own resolution too when its jump is not 1,
+    different jumps named; per axis when the axes differ.
+
+    >>> _offsets_text(["H", "W"], [(Fraction(1, 2), True)] * 2, [[1]] * 2)
+    'their centres differ by ½ input pixel'
+    >>> _offsets_text(["H", "W"], [(Fraction(4), True), (Fraction(2), True)], [[8]] * 2)
+    'their centres differ by 4 input pixels (½ pixel of this layer) along H; 2 input pixels (¼ pixel of this layer) along W'
+    >>> _offsets_text(["L"], [(Fraction(5, 2), False)], [[2, 1]])
+    'their centres differ by up to 2½ input pixels (their jumps differ: 2 and 1)'
+    """
+    def amount(value: Fraction, noun: str) -> str:
+        return f"{pixels(value)} {noun}{'' if value <= 1 else 's'}"
+
+    groups: dict[tuple[Fraction, bool, tuple[Any, ...]], list[str]] = {}
+    for axis, (offset, even), jump in zip(axes, offsets, jumps):
+        groups.setdefault((offset, even, tuple(jump)), []).append(axis)
+    parts = []
+    for (offset, even, jump), names in groups.items():
+        text = ("" if even else "up to ") + amount(offset, "input pixel")
+        if len(jump) == 1 and jump[0] not in (0, 1):
+            text += f" ({amount(offset / Fraction(jump[0]), 'pixel')} of this layer)"
+        if len(groups) > 1:
+            text += f" along {', '.join(names)}"
+        if len(jump) > 1:
+            text += f" (their jumps differ: {' and '.join(pixels(Fraction(j)) for j in jump)})"
+        parts.append(text)
+    return "their centres differ by " + "; ".join(parts)
 
 
 class BroadcastKind(MergeKind):

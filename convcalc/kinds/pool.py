@@ -30,7 +30,8 @@ class PoolKind(Kind):
             if max(pb, pa) >= e:
                 raise ctx.fatal(f"{axis}: padding {max(pb, pa)} is not smaller than the "
                                 f"window {e}: some windows would see only padding", "padding")
-        out = slide(ctx, window, sizes, ceil_mode=layer.ceil_mode, is_pool=True)
+        out = slide(ctx, window, sizes, ceil_mode=layer.ceil_mode, is_pool=True,
+                    padding=layer.padding)
         field = x.field.through_window(window.kernel, window.stride, window.pad_before,
                                        window.dilation)
         return Outcome((channels, *out), field, window=window)

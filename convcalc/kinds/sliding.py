@@ -2,19 +2,20 @@
 
 Shared by the windowed kinds (``conv``, the pools).  Per axis the output is
 ``(n + pb + pa − e) / s + 1`` windows; when that is not whole the layer does not tile
-its input and the rounding decides (``exact``: an error with the nearest fixes, then
-floor; ``floor``/``ceil``: a warning saying what the rounding costs).  Axes with the
-same geometry are reported together ("H, W: …").
+its input and the rounding decides — the layer's own ``rounding``, else the spec's
+(``exact``: an error with the nearest fixes as patches, :mod:`convcalc.fixes`, then
+floor; ``floor``/``ceil``: a warning saying what the rounding costs, or a note when the
+layer declares it).  Axes with the same geometry are reported together ("H, W: …").
 """
 
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Any
+from typing import Any, Callable
 
 from .. import geometry
 from ..axes import AXIS_NAMES, AXIS_NOUNS, Window
-from ..fixes import describe_fixes, nearest_fixes
+from ..fixes import Patch, window_fixes
 from .base import Context, Fatal, Shape
 
 
@@ -29,9 +30,10 @@ def _plural(noun: str, count: int) -> str:
 
 def axis_output(ctx: Context, axes: tuple[str, ...], size: int, pb: int, pa: int,
                 kernel: int, dilation: int, stride: int, ceil_mode: bool,
-                is_pool: bool) -> int:
+                is_pool: bool, fixes: Callable[[], list[Patch]] | None = None) -> int:
     """Output size along the axes that share this geometry, reporting any rounding or
-    impossibility once for all of them."""
+    impossibility once for all of them (``fixes`` gives the patches for them).  A
+    rounding the layer declares (its own ``rounding``) is a note, not a warning."""
     eff = dilation * (kernel - 1) + 1
     padded = size + pb + pa
     span = padded - eff
@@ -39,7 +41,11 @@ def axis_output(ctx: Context, axes: tuple[str, ...], size: int, pb: int, pa: int
         return span // stride + 1
     label = ", ".join(axes)
     details: dict[str, Any] = {"axes": list(axes)}
+    declared = ctx.declared and (ctx.rounding == "ceil" or not ceil_mode)
     mode = "ceil" if ceil_mode else ctx.rounding
+    ceil_mode = ceil_mode and not declared     # the layer's rounding: ceil says it
+    tell = ctx.note if declared else ctx.warn
+    option = "ceil_mode" if ceil_mode else ("rounding" if declared else None)
     if span < 0:
         window = f"window {eff}" + (f" (kernel {kernel} dilated by {dilation})"
                                     if dilation > 1 else "")
@@ -48,9 +54,9 @@ def axis_output(ctx: Context, axes: tuple[str, ...], size: int, pb: int, pa: int
             # PyTorch's ceil_mode: one window that starts in the input and hangs past it
             how = "ceil_mode: true" if ceil_mode else "rounding: ceil"
             noun = "/".join(AXIS_NOUNS[a] for a in axes)
-            ctx.warn(f"{label}: {window} is larger than the {where}; {how} keeps one window "
-                     f"that hangs {-span} {_plural(noun, -span)} past it", "ceil_mode"
-                     if ceil_mode else None, applied="ceil", overhang=-span, **details)
+            tell(f"{label}: {window} is larger than the {where}; {how} keeps one window "
+                 f"that hangs {-span} {_plural(noun, -span)} past it", option,
+                 applied="ceil", overhang=-span, **details)
             return 1
         raise ctx.fatal(f"{label}: {window} is larger than the {where}", "kernel", **details)
     exact = geometry.window_positions(size, pb, pa, eff, stride)
@@ -59,22 +65,17 @@ def axis_output(ctx: Context, axes: tuple[str, ...], size: int, pb: int, pa: int
     floor = span // stride + 1
     noun = "/".join(AXIS_NOUNS[a] for a in axes)
     if mode == "exact":
-        # a pool must pad less than its window on each side
-        max_padding = 2 * (eff - 1) if is_pool else None
-        fixes = nearest_fixes(size, pb + pa, eff, stride, max_padding)
         ctx.error(f"{label}: {text} is not a whole number: the windows do not tile the "
-                  f"input. Fix: {describe_fixes(fixes)}; or set rounding: floor|ceil "
-                  f"(continuing with floor = {floor})", applied="floor",
-                  fixes={k: [list(f) for f in v] for k, v in fixes.items()}, **details)
+                  f"input (continuing with floor = {floor})", applied="floor",
+                  fixes=fixes() if fixes else [], **details)
         return floor
     how = "ceil_mode: true" if ceil_mode else f"rounding: {mode}"
     ceil = geometry.ceil_positions(size, pb, pa, eff, stride)
-    option = "ceil_mode" if ceil_mode else None
     if mode == "ceil" and ceil > floor:
         over = geometry.overhang_of_ceil(size, pb, pa, eff, stride)
-        ctx.warn(f"{label}: {text} rounded up to {ceil} ({how}): the last window hangs "
-                 f"{over} {_plural(noun, over)} past the padded input", option,
-                 applied="ceil", overhang=over, **details)
+        tell(f"{label}: {text} rounded up to {ceil} ({how}): the last window hangs "
+             f"{over} {_plural(noun, over)} past the padded input", option,
+             applied="ceil", overhang=over, **details)
         return ceil
     left, lost = geometry.uncovered_by_floor(size, pb, pa, eff, stride)
     if lost:
@@ -85,16 +86,17 @@ def axis_output(ctx: Context, axes: tuple[str, ...], size: int, pb: int, pa: int
                 f"{'is' if left == 1 else 'are'} unused")
     if mode == "ceil":
         cost += " (ceil would add a window starting in the padding, which is dropped)"
-    ctx.warn(f"{label}: {text} rounded down to {floor} ({how}): {cost}", option,
-             applied="floor", uncovered=lost, **details)
+    tell(f"{label}: {text} rounded down to {floor} ({how}): {cost}", option,
+         applied="floor", uncovered=lost, **details)
     return floor
 
 
 def slide(ctx: Context, window: Window, sizes: Shape, ceil_mode: bool = False,
-          is_pool: bool = False) -> Shape:
+          is_pool: bool = False, padding: Any = None, padding_mode: str = "zeros") -> Shape:
     """Output sizes of a window over spatial ``sizes``.  Axes with the same geometry are
     checked together, so a square problem is reported once for "H, W"; every axis is
-    checked before a fatal problem ends the layer."""
+    checked before a fatal problem ends the layer.  ``padding`` (the option as written)
+    and ``padding_mode`` are what the fixes must keep to."""
     geometries = list(zip(sizes, window.padding, window.kernel, window.dilation, window.stride))
     if len(geometries) > 1 and all(g == geometries[0] for g in geometries):
         distinct = geometries[:1]
@@ -107,8 +109,13 @@ def slide(ctx: Context, window: Window, sizes: Shape, ceil_mode: bool = False,
         axes = names if len(distinct) == 1 else tuple(
             name for name, g in zip(names, geometries) if g == geo)
         n, (pb, pa), k, d, s = geo
+        indices = tuple(names.index(name) for name in axes)
+
+        def fixes(indices: tuple[int, ...] = indices) -> list[Patch]:
+            return window_fixes(window, sizes, indices, padding=padding,
+                                padding_mode=padding_mode, is_pool=is_pool)
         try:
-            out[geo] = axis_output(ctx, axes, n, pb, pa, k, d, s, ceil_mode, is_pool)
+            out[geo] = axis_output(ctx, axes, n, pb, pa, k, d, s, ceil_mode, is_pool, fixes)
         except Fatal as exc:  # check every axis before giving up
             fatal = exc
     if fatal is not None:

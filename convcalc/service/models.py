@@ -25,7 +25,7 @@ class ProblemItem(_Open):
     as ``axes`` for some analysis problems)."""
 
     layer: Optional[str] = Field(description="the layer's name, when the problem is in one")
-    severity: Literal["error", "warning"]
+    severity: Literal["error", "warning", "note"]
     message: str
     field: Optional[str] = Field(None, description="where in the spec: layers[0].stride")
     line: Optional[int] = Field(None, description="the line of that field in the body")
