@@ -45,6 +45,8 @@ _EXPORTS = {
     "render_markdown": "render",
     "render_json": "render",
     "render_verification": "render",
+    "valid_sizes": "sizes",
+    "AxisSizes": "sizes",
 }
 
 __all__ = [
@@ -67,6 +69,8 @@ __all__ = [
     "render_markdown",
     "render_json",
     "render_verification",
+    "valid_sizes",
+    "AxisSizes",
     "LAYER_MODELS",
     "zoo",
     "__version__",
@@ -79,6 +83,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .loading import load, loads, validate
     from .render import render_json, render_markdown, render_table, render_verification
     from .report import LayerRow, Report
+    from .sizes import AxisSizes, valid_sizes
     from .spec import LAYER_MODELS, Spec
     from .verification import VerificationResult, verify
 

@@ -292,15 +292,17 @@ def _period(probe: _Probe) -> int:
     along the axis, read off analyses at huge sizes."""
     samples = [HUGE, 2 * HUGE, 3 * HUGE + 1, 5 * HUGE + 2]
     # every entry of every shape: the probed axis, others that follow it (a square probe
-    # sets them all), and flat widths that grow with it
+    # sets them all), and flat widths that grow with it — those that grow linearly (a
+    # flat width of a square probe grows as its square, and follows the others)
     sizes = [[m for shape in probe.shapes(n) for m in (shape or (None,) * 4)[:4]]
              for n in samples]
     period = 1
     for column in zip(*sizes):
         points = [(n, m) for n, m in zip(samples, column) if m is not None]
-        for (n1, m1), (n2, m2) in zip(points, points[1:]):
-            slope = Fraction(m2 - m1, n2 - n1).limit_denominator(MAX_PERIOD)
-            period = lcm(period, slope.denominator)
+        slopes = {Fraction(m2 - m1, n2 - n1).limit_denominator(MAX_PERIOD)
+                  for (n1, m1), (n2, m2) in zip(points, points[1:])}
+        if len(slopes) == 1:
+            period = lcm(period, slopes.pop().denominator)
     if period > MAX_PERIOD:
         raise SizesTooComplex(f"the sizes repeat only every {period} (more than {MAX_PERIOD})")
     return period
@@ -397,13 +399,17 @@ def _crossing_bound(probe: _Probe, n1: int, n2: int, t1: int) -> int:
     layer = probe.make(n1).layers[failing]
     first, second = probe.shapes(n1), probe.shapes(n2)
 
+    third = probe.shapes(n2 + (n2 - n1))
+
     def affine_of(name: str, which: list[Any], other: list[Any]) -> list[tuple[int, int]]:
+        """The entries of an input's shape that are affine in ``t`` (a flat width of a
+        square probe is not): ``(α, β)``."""
         if name == "input":
-            a, b = probe.make(n1).input, probe.make(n2).input
+            a, b, c = (probe.make(n).input for n in (n1, n2, n2 + (n2 - n1)))
         else:
-            a, b = which[rows[name]], other[rows[name]]
-        return [(y - x, x - (y - x) * t1) for x, y in zip(a, b)
-                if x is not None and y is not None]
+            a, b, c = which[rows[name]], other[rows[name]], third[rows[name]]
+        return [(y - x, x - (y - x) * t1) for x, y, z in zip(a, b, c)
+                if x is not None and y is not None and z is not None and z - y == y - x]
 
     inputs = [affine_of(name, first, second) for name in layer.inputs or ()]
     limit = sum(_whole_numbers(layer)) + 2
@@ -468,9 +474,11 @@ def _answer(probe: _Probe, name: str, index: int, assumed: dict[str, int]) -> Ax
                      assumed, reason, outputs, period, exception_outputs, form)
 
 
-def _symmetric(spec: Spec, dims: int) -> bool:
+def _symmetric(spec: Spec, dims: int, report: Report) -> bool:
     """Whether the spatial axes are interchangeable: no layer option gives different
-    values to different axes (a list of ``dims`` entries that are not all equal)."""
+    values to different axes (a list of ``dims`` entries that are not all equal), and no
+    layer reads inputs of different ranks (broadcasting a flat vector lines it up with
+    the last axis only) — judged on ``report``, an analysis of the spec."""
     if dims < 2:
         return False
     for layer in spec.layers:
@@ -478,7 +486,7 @@ def _symmetric(spec: Spec, dims: int) -> bool:
             value = getattr(layer, name)
             if isinstance(value, tuple) and len(value) == dims and len(set(value)) > 1:
                 return False
-    return True
+    return all(len({len(shape) for shape in row.input_shapes}) <= 1 for row in report.layers)
 
 
 def _smallest_period(period: int, residues: list[int]) -> tuple[int, list[int]]:
@@ -508,9 +516,9 @@ def valid_sizes(spec: Any) -> tuple[AxisSizes, ...]:
     def shape(sizes: dict[int, int]) -> list[int]:
         return [spec.input[0], *(sizes[i] for i in range(dims))]
 
-    symmetric = _symmetric(spec, dims)
-
     def solve(sizes: dict[int, int]) -> list[AxisSizes]:
+        symmetric = _symmetric(spec, dims, analyze(spec.with_input(shape(sizes)),
+                                                   fields=False))
         answers: list[AxisSizes] = []
         for index in range(dims):
             others = sorted(m for i, m in sizes.items() if i != index)

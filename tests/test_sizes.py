@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 from test_agreement import graphs, specs
 
@@ -41,7 +41,13 @@ def claimed(answer: AxisSizes, upto: int = UPTO) -> list[int]:
     return [n for n in range(1, upto + 1) if answer.contains(n)]
 
 
+def dump(spec: convcalc.Spec) -> str:
+    return f"input {spec.input} rounding {spec.rounding} " + "; ".join(
+        str(layer.model_dump(exclude_defaults=True)) for layer in spec.layers)
+
+
 def check_against_brute_force(spec: convcalc.Spec, upto: int = UPTO) -> list[AxisSizes]:
+    note(dump(spec))
     answers = list(valid_sizes(spec))
     for answer in answers:
         truth = brute_force(spec, answer, upto)

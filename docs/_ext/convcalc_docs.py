@@ -120,6 +120,35 @@ def _options_table(model: Any, names: list[str]) -> list[str]:
     return lines + [""]
 
 
+def _example_yaml(spec: dict[str, Any]) -> str:
+    """A spec as a short YAML file: one layer per line, in flow style."""
+    import yaml
+
+    def flow(value: Any) -> str:
+        return yaml.safe_dump(value, default_flow_style=True, sort_keys=False,
+                              width=10_000).strip()
+
+    lines = [f"input: {flow(spec['input'])}", "layers:"]
+    lines += [f"  - {flow(layer)}" for layer in spec["layers"]]
+    return "\n".join(lines)
+
+
+def _example_block(model: Any) -> list[str]:
+    """The model's first example as a file, and what ``convcalc check`` prints for it
+    (computed now, while the docs are built)."""
+    import convcalc
+
+    if not model.examples:
+        return []
+    example = model.examples[0]
+    text = _example_yaml(example.spec())
+    output = convcalc.render_table(convcalc.analyze(example.spec()))
+    shown = ["$ cat example.yaml", *text.split("\n"), "$ convcalc check example.yaml",
+             *output.split("\n")]
+    return ["Example (run while these docs were built):", "", ".. code-block:: console", ""] + \
+        [f"   {line}" if line else "" for line in shown] + [""]
+
+
 class LayersDirective(SphinxDirective):
     """``.. convcalc-layers::`` (every layer kind) or ``.. convcalc-layers:: common``."""
 
@@ -149,6 +178,7 @@ class LayersDirective(SphinxDirective):
                 else:
                     lines += ["No options besides ``name`` and ``trainable``; "
                               f"``- {tags[0]}`` alone is a layer.", ""]
+                lines += _example_block(model)
         node = nodes.section() if not self.arguments else nodes.container()
         node.document = self.state.document
         content = StringList(lines, source=f"<convcalc-layers from {spec_module.__file__}>")
