@@ -28,10 +28,11 @@ extensions = [
     "sphinx_click",
     "convcalc_docs",  # docs/_ext: layer reference and command output derived from the code
     "zoo_pages",  # docs/_ext: a section per model of convcalc.zoo, from its spec file
+    "drawings",  # docs/_ext: drawings of specs made with convcalc.draw at build time
 ]
 
 exclude_patterns = ["_build"]
-html_theme = "alabaster"
+html_theme = "furo"  # a well-kept theme whose code blocks scroll inside the page width
 html_static_path: list[str] = []
 html_show_sourcelink = False
 
