@@ -466,6 +466,114 @@ def layers() -> None:
         click.echo(f"    {doc}")
 
 
+DRAW_EPILOG = """\b
+Examples:
+  convcalc draw zoo:resnet50 -o resnet50.svg     # every layer, shortcut and block
+  convcalc draw net.yaml -o net.png              # for slides and documents
+  convcalc draw net.yaml -o net.dot              # the DOT text, to lay out yourself
+  convcalc draw zoo:googlenet --depth 1 -o g.svg # blocks nested deeper: one node each
+  convcalc draw zoo:resnet50 --fold layer1.0 --fold layer1.1 -o r.svg
+  convcalc draw net.yaml > net.svg               # no -o: SVG on standard output
+
+\b
+SVG and PNG need Graphviz's dot (apt-get install graphviz).  Exit status: 0 drawn;
+1 errors in the spec, or in the network (the drawing is written, with the errors
+marked), or the drawing failed; 2 usage.
+"""
+
+#: ``-o`` suffix → format
+DRAW_SUFFIXES = {".svg": "svg", ".png": "png", ".dot": "dot", ".gv": "dot"}
+
+
+class DrawDepth(click.ParamType):
+    """``--depth``: ``auto``, ``all`` or a number of block levels drawn open."""
+
+    name = "N|all|auto"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if value in ("auto", None) or isinstance(value, int):
+            return value
+        if value == "all":
+            return None
+        if str(value).isdigit() and int(value) <= MAX_INT:
+            return int(value)
+        self.fail(f"{value!r} is not a depth: a whole number ≥ 0, all or auto", param, ctx)
+
+
+def _draw_format(output: str, fmt: str | None) -> str:
+    if fmt is not None:
+        return fmt
+    if output == "-":
+        return "svg"
+    from pathlib import Path
+
+    suffix = Path(output).suffix.lower()
+    if suffix not in DRAW_SUFFIXES:
+        raise click.UsageError(f"cannot tell the format from {output!r}: name it .svg, .png "
+                               "or .dot, or give --format")
+    return DRAW_SUFFIXES[suffix]
+
+
+@main.command("draw", epilog=DRAW_EPILOG)
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("-o", "--output", default="-", show_default=True, metavar="FILE",
+              help="Where to write the drawing; its suffix (.svg, .png, .dot) picks the "
+                   "format.  -: standard output.")
+@click.option("--format", "fmt", type=click.Choice(["svg", "png", "dot"]), default=None,
+              help="The format, whatever -o's suffix (default: from it, else svg).")
+@click.option("--fold", multiple=True, metavar="NAME",
+              help="Draw this block instance as one node (repeatable).")
+@click.option("--depth", type=DrawDepth(), default="auto", show_default=True,
+              help="Draw blocks nested deeper than N as one node each (0: the top "
+                   "level's blocks); all: none; auto: all when the drawing stays under "
+                   "200 nodes and 720 pt wide, else the deepest level that does.")
+@input_option
+def draw_command(file: str, output: str, fmt: str | None, fold: tuple[str, ...], depth: Any,
+                 input_shape: list[int | None] | None) -> None:
+    """Draw the graph of the network in FILE: a node per layer (type, window, output
+    shape), an edge per input — branches, shortcuts and skips — and block instances as
+    boxes, laid out top to bottom by Graphviz; layers with errors in red, with
+    warnings in orange."""
+    from .draw import DrawError, draw
+
+    fmt = _draw_format(output, fmt)
+    if output == "-" and fmt == "png" and sys.stdout.isatty():
+        raise click.UsageError("PNG is binary: write it to a file with -o net.png")
+    from .sizes import check as check_sizes
+
+    try:
+        given = read_spec(file, input_shape)
+    except SpecError as error:
+        fail(error)
+    checked = check_sizes(given)   # open sizes: drawn at the smallest valid one
+    note = sizes_note(checked, given)
+    if note:
+        click.echo(note, err=True)
+    report = checked.report
+    try:
+        drawing = draw(report, fmt, fold=fold, depth=depth)
+    except DrawError as error:
+        fail(error)
+    except ConvCalcError as error:   # a --fold that names no block instance
+        raise click.UsageError(str(error)) from None
+    if output == "-":
+        sys.stdout.buffer.write(drawing.data)
+    else:
+        try:
+            with open(output, "wb") as out:
+                out.write(drawing.data)
+        except OSError as error:
+            fail(ConvCalcError(f"cannot write {output}: {error.strerror or error}"))
+        levels = "every block open" if drawing.depth is None else f"depth {drawing.depth}"
+        click.echo(f"{output}: {drawing.nodes} nodes ({levels}"
+                   + (f", {len(drawing.folded)} blocks folded" if drawing.folded else "")
+                   + ")", err=True)
+    if report.errors:
+        click.echo(f"the network has {len(report.errors)} error"
+                   f"{'s' if len(report.errors) != 1 else ''} (marked in the drawing)", err=True)
+        sys.exit(EXIT_PROBLEMS)
+
+
 SERVE_EPILOG = """\b
 Examples:
   convcalc serve                        # http://127.0.0.1:8000/ : the design page

@@ -4,6 +4,8 @@ Endpoints (all JSON under ``/api/v1/``; errors are ``application/problem+json``)
 
 - ``POST /api/v1/analyse`` — a spec (JSON, or YAML as ``application/yaml`` /
   ``text/yaml``) → exactly what ``convcalc check --format json`` prints;
+- ``POST /api/v1/draw`` — a spec → its graph as ``convcalc draw`` draws it
+  (``?format=svg|png|dot&fold=&depth=``: SVG, PNG or DOT), laid out by Graphviz's dot;
 - ``POST /api/v1/verify`` — a spec → exactly what ``convcalc verify --format json``
   prints (``?batch=&seed=&gradcheck=&max_memory=``), run in a worker process;
 - ``GET /api/v1/schema`` — the spec's JSON Schema (``convcalc schema``);

@@ -52,6 +52,10 @@ class Limits:
     - ``verify_workers``: verifications running at once (one process each); another
       request meanwhile is answered 503 with ``Retry-After``.
     - ``max_batch``: the largest ``batch`` a verification may ask for.
+    - ``draw_timeout``: seconds Graphviz's ``dot`` may run for one drawing; then it is
+      killed (504).
+    - ``draw_workers``: drawings running at once (one ``dot`` process each); another
+      request meanwhile is answered 503 with ``Retry-After``.
 
     What one connection may hold (applied by ``convcalc serve``'s server,
     :mod:`convcalc.service.server`):
@@ -76,6 +80,8 @@ class Limits:
     verify_timeout: float = 60.0
     verify_workers: int = 2
     max_batch: int = 64
+    draw_timeout: float = 20.0
+    draw_workers: int = 2
     keep_alive_timeout: float = 5.0
     header_timeout: float = 10.0
     max_header_bytes: int = 16 * 1024

@@ -3,6 +3,7 @@
 - :func:`pages` — the design page ``/`` and the offline reference ``/docs``;
 - :func:`meta` — ``GET /api/v1/health``;
 - :func:`analysis` — ``POST /api/v1/analyse``;
+- :func:`~convcalc.service.drawing.drawing` — ``POST /api/v1/draw`` (in its own module);
 - :func:`verification` — ``POST /api/v1/verify`` (its query bounds come from the limits);
 - :func:`reference` — the spec's JSON Schema and the zoo.
 
@@ -34,6 +35,7 @@ from ..sizes import check as check_sizes
 from ..schema import spec_json_schema
 from . import models
 from ..blocks import MAX_LAYERS
+from .drawing import drawing
 from .limits import Limits
 from .openapi import problem_responses, render_reference, spec_body
 from .problems import ClientGone, ProblemError, diagnostics, item, utf8_json
@@ -410,4 +412,4 @@ def reference() -> APIRouter:
 
 def api_routers(limits: Limits) -> list[APIRouter]:
     """The API's routers, in the order of the OpenAPI document."""
-    return [meta(), analysis(), sizes(), verification(limits), reference()]
+    return [meta(), analysis(), sizes(), drawing(limits), verification(limits), reference()]

@@ -398,6 +398,7 @@ def test_limits_documented_values():
         "max_body_bytes": 1 << 20, "max_layers": 2000, "large_body_bytes": 64 << 10,
         "large_parses": 1, "body_timeout": 20.0, "verify_max_memory": 2 << 30,
         "verify_timeout": 60.0, "verify_workers": 2, "max_batch": 64,
+        "draw_timeout": 20.0, "draw_workers": 2,
         "keep_alive_timeout": 5.0, "header_timeout": 10.0, "max_header_bytes": 16 << 10,
         "max_connections": 100, "shutdown_timeout": 10.0}
     assert Limits(verify_workers=5).per_process(2).verify_workers == 2
@@ -445,8 +446,8 @@ def test_host_allow_list_of_an_app(make_client):
 def test_openapi_document(client):
     document = client.get("/openapi.json").json()
     assert set(document["paths"]) == {
-        "/api/v1/health", "/api/v1/analyse", "/api/v1/sizes", "/api/v1/verify", "/api/v1/schema",
-        "/api/v1/zoo", "/api/v1/zoo/{name}", "/api/v1/zoo/{name}/spec.yaml"}
+        "/api/v1/health", "/api/v1/analyse", "/api/v1/sizes", "/api/v1/draw", "/api/v1/verify",
+        "/api/v1/schema", "/api/v1/zoo", "/api/v1/zoo/{name}", "/api/v1/zoo/{name}/spec.yaml"}
     analyse = document["paths"]["/api/v1/analyse"]["post"]
     assert set(analyse["requestBody"]["content"]) == {"application/json", "application/yaml",
                                                       "text/yaml"}
@@ -455,6 +456,11 @@ def test_openapi_document(client):
     assert set(verify["responses"]) == {"200", "400", "408", "413", "415", "422", "503",
                                         "504"}
     assert set(analyse["responses"]["422"]["content"]) == {PROBLEM}
+    drawn = document["paths"]["/api/v1/draw"]["post"]
+    assert set(drawn["responses"]) == {"200", "400", "408", "413", "415", "422", "503", "504"}
+    assert set(drawn["responses"]["200"]["content"]) == {"image/svg+xml", "image/png",
+                                                         "text/vnd.graphviz"}
+    assert {p["name"] for p in drawn["parameters"]} == {"format", "fold", "depth"}
     assert "spec.Spec" in document["components"]["schemas"]
     assert "$defs" not in json.dumps(document)
 
