@@ -58,31 +58,39 @@ PUBLISHED = {
 }
 
 #: The only warnings, by layer: the rounding the reference implementations really do
-#: (ResNet's 1×1/2 projection shortcuts skip the last row and column of an even input;
-#: GoogLeNet's ceil_mode pools hang one pixel past theirs).  See the files' headers.
+#: that a file does not declare (GoogLeNet's ceil_mode pools hang one pixel past
+#: theirs), and what is no rounding.  See the files' headers.
 EXPECTED_WARNINGS = {
-    "resnet18": ["layer2.0.downsample.0", "layer3.0.downsample.0", "layer4.0.downsample.0"],
-    "resnet50": ["layer2.0.downsample.0", "layer3.0.downsample.0", "layer4.0.downsample.0"],
     "googlenet": ["maxpool1", "maxpool2", "maxpool3"],
     "inception_v3": ["AuxLogits.fc"],   # the auxiliary head, a branch nothing reads
+    # the ASPP concat: the pooling branch's field is the whole input
+    "deeplabv3_resnet50": ["classifier.0.cat"],
+}
+
+#: The only notes, by layer: the rounding the reference implementations do, declared
+#: on those layers (`rounding: floor`), and the misalignments a design has
+#: (`accept_misalignment: true`).  `--strict` accepts them.
+_RESNET_NOTES = ["layer2.0.downsample.0", "layer3.0.downsample.0", "layer4.0.downsample.0",
+                 "conv1", "maxpool"]
+_BACKBONE_NOTES = ["backbone.layer2.0.conv2", "backbone.layer2.0.downsample.0",
+                   "backbone.conv1", "backbone.maxpool"]
+EXPECTED_NOTES = {
+    # the stride-2 3×3 pad-1 convs, stem and max pool leave their last padding row and
+    # column unread; the 1×1/2 projection shortcuts skip the last input row and column
+    "resnet18": ["layer2.0.conv1", "layer3.0.conv1", "layer4.0.conv1", *_RESNET_NOTES],
+    "resnet50": ["layer2.0.conv2", "layer3.0.conv2", "layer4.0.conv2", *_RESNET_NOTES],
+    "resnext50_32x4d": ["layer2.0.conv2", "layer3.0.conv2", "layer4.0.conv2",
+                        *_RESNET_NOTES],
+    "regnet_y_400mf": ["stem.conv", "block1.0.f.b.conv", "block2.0.f.b.conv",
+                       "block3.0.f.b.conv", "block4.0.f.b.conv", "block1.0.proj.0",
+                       "block2.0.proj.0", "block3.0.proj.0", "block4.0.proj.0"],
     "squeezenet1_1": ["conv1"],   # 3×3/2 unpadded on 224: input row and column 223 unread
-    "resnext50_32x4d": ["layer2.0.downsample.0", "layer3.0.downsample.0",
-                        "layer4.0.downsample.0"],
-    "regnet_y_400mf": ["block1.0.proj.0", "block2.0.proj.0", "block3.0.proj.0",
-                       "block4.0.proj.0"],   # the 1×1/2 projection shortcuts, as ResNet's
+    "fcn_resnet50": _BACKBONE_NOTES,
+    "deeplabv3_resnet50": _BACKBONE_NOTES,
     # U-Net's concats: the upsampled map's fields are half a pixel off the skip's
     "unet_same": ["up1.cat", "up2.cat", "up3.cat", "up4.cat"],
     "unet": ["concat4", "concat3", "concat2", "concat1"],
-    # torchvision's symmetric padding kept (see SYMMETRIC_PADDING), and its 1×1/2 shortcut
-    "fcn_resnet50": ["backbone.layer2.0.conv2", "backbone.layer2.0.downsample.0",
-                     "backbone.conv1", "backbone.maxpool"],
-    # the same, and the ASPP concat: the pooling branch's field is the whole input
-    "deeplabv3_resnet50": ["backbone.layer2.0.conv2", "backbone.layer2.0.downsample.0",
-                           "backbone.conv1", "backbone.maxpool", "classifier.0.cat"],
 }
-#: Files that keep torchvision's symmetric padding, to compute as torchvision at every
-#: input size: at 224 a stride-2 window leaves the last padding row unread (a warning).
-SYMMETRIC_PADDING = {"fcn_resnet50", "deeplabv3_resnet50"}
 
 #: Models whose architecture repeats: their files use blocks.
 WITH_BLOCKS = {"vgg16", "googlenet", "resnet18", "resnet50", "mobilenet_v1", "unet_same"}
@@ -160,9 +168,32 @@ def test_analyses_without_errors_and_only_the_documented_warnings(name: str) -> 
             continue
         if warning.field.endswith(".inputs"):   # or is a merge of misaligned fields
             continue
-        if name in SYMMETRIC_PADDING and warning.details.get("uncovered") == 0:
-            continue   # or leaves only padding unread
         assert warning.details.get("uncovered", warning.details.get("overhang")) == 1
+    assert [p.layer for p in result.notes] == EXPECTED_NOTES.get(name, [])
+    for note in result.notes:   # a declared rounding of one row/column (input or padding)
+        if note.field.endswith(".accept_misalignment"):   # or a declared misalignment
+            assert "½ pixel of this layer" in note.message or "up to" in note.message
+            continue
+        assert note.field.endswith(".rounding") and note.details["applied"] == "floor"
+        assert note.details["uncovered"] in (0, 1)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_NOTES))
+def test_declared_roundings_and_misalignments_pass_strict(name: str) -> None:
+    result = invoke("check", f"zoo:{name}", "--strict")
+    assert result.exit_code == (1 if EXPECTED_WARNINGS.get(name) else 0), result.output
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50", "resnext50_32x4d", "regnet_y_400mf"])
+def test_torchvisions_sizes_are_valid(name: str) -> None:
+    """Written as torchvision writes them (symmetric padding, a floor on the layers that
+    round), the ResNets accept every input size torchvision does — every size, with both
+    paths of each add rounding alike — where [before, after] padding accepted only
+    sizes ≡ 0–3 (mod 32)."""
+    from convcalc.sizes import valid_sizes
+
+    for axis in valid_sizes(convcalc.load(f"zoo:{name}")):
+        assert axis.describe() == f"every {axis.axis} ≥ 1"
 
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED))
@@ -346,7 +377,7 @@ def test_resnet50_is_v1_5_stride_on_the_3x3() -> None:
 TORCHVISION_PADDING = {"[[3, 2], [3, 2]]": "3", "[[2, 1], [2, 1]]": "2", "[[1, 0], [1, 0]]": "1"}
 
 
-@pytest.mark.parametrize("name", ["alexnet", "resnet18", "resnet50", "googlenet"])
+@pytest.mark.parametrize("name", ["alexnet", "googlenet"])
 def test_before_after_padding_is_torchvisions_computation(name: str) -> None:
     """The files write [before, after] padding where torchvision pads symmetrically but
     never reads the last padding row: with torchvision's symmetric padding and floor
@@ -383,7 +414,7 @@ def test_convcalc_load_reads_zoo_names() -> None:
     assert spec.name == "ResNet-50"
     assert [layer.name for layer in spec.layers] == \
         [layer.name for layer in convcalc.load("zoo:resnet50").layers]
-    diagnostics = convcalc.analyze(spec).warnings
+    diagnostics = convcalc.analyze(spec).problems
     assert diagnostics[0].file == "zoo:resnet50" and diagnostics[0].line
 
 

@@ -12,9 +12,10 @@ windows repeat with period ``m/g`` outputs moving ``n/g`` inputs (``g = gcd(n, m
 the size shown is the largest window's field.
 
 Windows that do not split the input evenly are a warning under ``rounding: exact``
-naming their sizes and the nearest even sizes; under ``floor`` or ``ceil`` (which accept
-windows that do not tile) nothing is said: every input position is still read, none
-is lost or padded, unlike a window pool's rounding.
+(the layer's own, or the spec's) naming their sizes, with the nearest even sizes as
+fixes (:mod:`convcalc.fixes`); under ``floor`` or ``ceil`` (which accept windows that do
+not tile) nothing is said: every input position is still read, none is lost or padded,
+unlike a window pool's rounding.
 
 >>> import convcalc
 >>> report = convcalc.analyze({"input": [2, 5], "layers": [
@@ -22,7 +23,7 @@ is lost or padded, unlike a window pool's rounding.
 >>> report.layers[0].output_shape, report.layers[0].receptive_field.to_dict()["size"]
 ((2, 3), [3])
 >>> print(report.problems[0].message)
-L: 5 positions do not split evenly into 3 windows: PyTorch's adaptive windows cover 2, 3, 2 positions and some neighbours share one; for equal windows make the input 3 or 6, or the output 1 or 5; or set rounding: floor|ceil to accept them
+L: 5 positions do not split evenly into 3 windows: PyTorch's adaptive windows cover 2, 3, 2 positions and some neighbours share one. Fix: input: [2, 3] or [2, 6]; output: 1 or 5; rounding: floor
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from math import gcd
 from typing import Any
 
 from ..axes import AXIS_NAMES, AxisCountError, per_axis
+from ..fixes import Patch, spec_value
 from ..spec import AdaptivePool
 from .base import Context, Cost, Kind, Outcome, State, size_of, spatial
 
@@ -75,13 +77,25 @@ def _sizes_text(spans: list[tuple[int, int]]) -> str:
 
 
 def uneven_message(axes: tuple[str, ...], n: int, m: int) -> str:
-    """The warning for ``m`` windows over ``n`` positions that do not split evenly."""
-    inputs = " or ".join(map(str, _nearest_even(n, m)))
-    outputs = " or ".join(map(str, _nearest_even(m, n)))
+    """The warning for ``m`` windows over ``n`` positions that do not split evenly (its
+    fixes: :func:`uneven_fixes`)."""
     return (f"{', '.join(axes)}: {n} positions do not split evenly into {m} windows: "
             f"PyTorch's adaptive windows cover {_sizes_text(windows(n, m))} positions and some "
-            f"neighbours share one; for equal windows make the input {inputs}, or the "
-            f"output {outputs}; or set rounding: floor|ceil to accept them")
+            f"neighbours share one")
+
+
+def uneven_fixes(indices: tuple[int, ...], n: int, m: int, out: tuple[int, ...]
+                 ) -> list[Patch]:
+    """For axes ``indices`` of ``n`` positions pooled to ``m`` (of ``out``): the nearest
+    input sizes and outputs that split evenly, or accepting the windows
+    (``rounding: floor``)."""
+    patches: list[Patch] = [{"layer_input": {a: size for a in indices}}
+                            for size in _nearest_even(n, m)]
+    for size in _nearest_even(m, n):
+        output = [size if a in indices else o for a, o in enumerate(out)]
+        patches.append({"option": "output", "value": spec_value(output)})
+    patches.append({"option": "rounding", "value": "floor"})
+    return patches
 
 
 class AdaptivePoolKind(Kind):
@@ -118,8 +132,10 @@ class AdaptivePoolKind(Kind):
         for pair in dict.fromkeys(p for p in pairs if not even(*p)):
             axes = tuple(name for name, p in zip(names, pairs) if p == pair)
             n, m = pair
+            indices = tuple(names.index(axis) for axis in axes)
             ctx.warn(uneven_message(axes, n, m), "output", axes=list(axes),
-                     windows=[last - first + 1 for first, last in windows(n, m)])
+                     windows=[last - first + 1 for first, last in windows(n, m)],
+                     fixes=uneven_fixes(indices, n, m, out))
 
     def cost(self, layer: AdaptivePool, row: Any) -> Cost:
         """The engine pools one axis at a time (the last first), skipping axes whose size

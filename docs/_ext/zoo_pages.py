@@ -113,9 +113,11 @@ def model_rst(name: str) -> list[str]:
         "",
     ]
     if report.problems:
+        notes = len(report.notes)
         lines += [f"``convcalc check zoo:{name}`` reports {len(report.warnings)} warning"
-                  f"{'s' if len(report.warnings) != 1 else ''} and {len(report.errors)} "
-                  f"error{'s' if len(report.errors) != 1 else ''}:", ""]
+                  f"{'s' if len(report.warnings) != 1 else ''}, {notes} note"
+                  f"{'s' if notes != 1 else ''} (declared on their layers) and "
+                  f"{len(report.errors)} error{'s' if len(report.errors) != 1 else ''}:", ""]
         lines += [f"- {p.severity}: {_escape(p.format(tag=False))}" for p in report.problems]
         lines += [""]
     lines += [
