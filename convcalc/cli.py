@@ -434,6 +434,61 @@ def sizes(file: str, fmt: str, near: int | None, input_shape: list[int | None] |
     sys.exit(EXIT_PROBLEMS if any(a.empty for a in answers) else EXIT_OK)
 
 
+EXPORT_EPILOG = """\b
+Examples:
+  convcalc export net.yaml --to pytorch -o net.py   # then: from net import Net
+  convcalc export zoo:resnet18 > resnet18.py        # no -o: standard output
+  convcalc export zoo:unet --input 1,572,572 -o unet.py
+
+\b
+Exit status: 0 exported; 1 errors in the spec (nothing is written), or a target that
+is not available; 2 usage.
+"""
+
+
+@main.command("export", epilog=EXPORT_EPILOG)
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--to", "target", type=click.Choice(["pytorch", "onnx"]), default="pytorch",
+              show_default=True, help="What to write: a PyTorch module (a Python file) or "
+                                      "an ONNX model.")
+@click.option("-o", "--output", default="-", show_default=True, metavar="FILE",
+              help="Where to write it; -: standard output.")
+@input_option
+def export_command(file: str, target: str, output: str,
+                   input_shape: list[int | None] | None) -> None:
+    """Write the network in FILE as framework code: with --to pytorch a self-contained
+    Python file defining Net, an nn.Module built with no arguments whose attributes are
+    the spec's layer names (see docs/export).
+
+    A spec whose input leaves sizes open (null) is exported at its smallest valid size
+    (see `convcalc sizes`), or at --input; a spec with errors is not exported."""
+    from .export import exporter, prepare
+    from .sizes import check as check_sizes
+
+    try:
+        function = exporter(target)
+        given = read_spec(file, input_shape)
+        checked = check_sizes(given)
+        note = sizes_note(checked, given)
+        if note and not checked.report.errors:
+            click.echo(note.rstrip(":\n") + ".", err=True)
+        spec, report = prepare(checked.spec)
+        options = {"source": "<stdin>" if file == "-" else file} if target == "pytorch" else {}
+        result = function(spec, report, **options)
+    except ConvCalcError as error:
+        fail(error)
+    data = result.encode("utf-8") if isinstance(result, str) else result
+    if output == "-":
+        click.echo(data, nl=False)
+    else:
+        try:
+            with open(output, "wb") as handle:
+                handle.write(data)
+        except OSError as error:
+            fail(ConvCalcError(f"cannot write {output}: {error.strerror or error}"))
+    sys.exit(EXIT_OK)
+
+
 @main.command()
 def schema() -> None:
     """Print the JSON Schema of the spec language (for editor completion).
