@@ -439,6 +439,7 @@ Examples:
   convcalc export net.yaml --to pytorch -o net.py   # then: from net import Net
   convcalc export zoo:resnet18 > resnet18.py        # no -o: standard output
   convcalc export zoo:unet --input 1,572,572 -o unet.py
+  convcalc export net.yaml --to onnx -o net.onnx    # random weights (--seed, --zeros)
 
 \b
 Exit status: 0 exported; 1 errors in the spec (nothing is written), or a target that
@@ -453,8 +454,12 @@ is not available; 2 usage.
                                       "an ONNX model.")
 @click.option("-o", "--output", default="-", show_default=True, metavar="FILE",
               help="Where to write it; -: standard output.")
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
+              help="--to onnx: the seed of the random weights.")
+@click.option("--zeros", is_flag=True, help="--to onnx: every weight and bias zero "
+              "(norms as PyTorch starts them).")
 @input_option
-def export_command(file: str, target: str, output: str,
+def export_command(file: str, target: str, output: str, seed: int, zeros: bool,
                    input_shape: list[int | None] | None) -> None:
     """Write the network in FILE as framework code: with --to pytorch a self-contained
     Python file defining Net, an nn.Module built with no arguments whose attributes are
@@ -465,6 +470,11 @@ def export_command(file: str, target: str, output: str,
     from .export import exporter, prepare
     from .sizes import check as check_sizes
 
+    if target != "onnx":
+        ctx = click.get_current_context()
+        for name in ("seed", "zeros"):
+            if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT:
+                raise click.UsageError(f"--{name} only applies with --to onnx")
     try:
         function = exporter(target)
         given = read_spec(file, input_shape)
@@ -473,7 +483,8 @@ def export_command(file: str, target: str, output: str,
         if note and not checked.report.errors:
             click.echo(note.rstrip(":\n") + ".", err=True)
         spec, report = prepare(checked.spec)
-        options = {"source": "<stdin>" if file == "-" else file} if target == "pytorch" else {}
+        options = {"source": "<stdin>" if file == "-" else file} if target == "pytorch" \
+            else {"seed": seed, "zeros": zeros}
         result = function(spec, report, **options)
     except ConvCalcError as error:
         fail(error)

@@ -316,7 +316,9 @@ def pool_geometry(window: Any, sizes: tuple[int, ...], out: tuple[int, ...]
     >>> pool_geometry(Window((2,), (2,), (1,), ((1, 1),)), (5,), (3,))   # 6/2 + 1 = 3 (floor)
     ([1], [1], [None], False)
     >>> pool_geometry(Window((2, 2), (2, 2), (1, 1), ((0, 0), (1, 1))), (5, 5), (3, 3))
-    ([0, 1], [0, 0], [None, 5], True)
+    ([0, 1], [0, 0], [None, None], True)
+    >>> pool_geometry(Window((2, 1), (2, 2), (1, 1), ((0, 0), (0, 0))), (5, 12), (3, 6))
+    ([0, 0], [0, 0], [None, 11], True)
     """
     before = [pb for pb, _ in window.padding]
     after = [pa for _, pa in window.padding]
