@@ -83,9 +83,10 @@ class _Problems:
     def with_fixes(self, message: str, details: dict[str, Any], origin: tuple[Any, ...],
                    layer: str) -> tuple[str, dict[str, Any]]:
         reads = next((tuple(x.inputs or ()) for x in self.spec.layers if x.name == layer), ())
+        shared = self.spec.origins().count(origin) > 1
         patches = fixes.locate(details["fixes"], layer=layer, origin=origin,
                                network=self.spec.input, reads_input=reads == ("input",),
-                               prober=self.prober)
+                               prober=self.prober, shared=shared, axes=details.get("axes", ()))
         if patches:
             message = f"{message}. Fix: {fixes.describe(patches)}"
         return message, {**details, "fixes": patches}

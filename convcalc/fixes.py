@@ -54,8 +54,9 @@ Patch = dict[str, Any]
 #: Candidates scanned one by one at most this far from the current value (a stride or
 #: an input size); beyond, only the arithmetic's nearest are tried.
 _SCAN = 512
-#: Analyses at most one report spends finding network inputs for layer-input fixes.
-PROBE_BUDGET = 400
+#: Analyses one report may spend on its fixes (network inputs, patches of shared
+#: layers): this many layers' worth, at least 50, at most 400.
+PROBE_BUDGET = 40_000
 
 
 # --- values as the spec writes them ------------------------------------------------------
@@ -249,50 +250,114 @@ def window_fixes(window: Window, sizes: Sequence[int], indices: Sequence[int], *
 
 
 class Prober:
-    """Finds the network input that gives a layer an input size, by analysing the spec
-    at other input sizes (shapes only), within :data:`PROBE_BUDGET` analyses."""
+    """Answers what a fix needs of the whole network by analysing the spec again (shapes
+    only): the network input that gives a layer an input size (:meth:`network_input`),
+    and whether a patch of a layer written once for several (a block's, a repeat's)
+    still fixes it (:meth:`holds`).  Within a budget of :data:`PROBE_BUDGET` layers
+    analysed (at least 50 analyses, at most 400); a fix that needs more is left out."""
+
+    #: Sizes tried past the nearest one that gives a layer its size, for one that makes
+    #: fewer errors elsewhere (the layers before it tiling too).
+    ALTERNATIVES = 16
 
     def __init__(self, spec: Any):
-        self.spec, self.left = spec, PROBE_BUDGET
+        self.spec = spec
+        self.left = min(400, max(50, PROBE_BUDGET // max(1, len(spec.layers))))
+        self._reports: dict[tuple[Any, ...], Any] = {}
 
-    def input_size(self, layer: str, axes: Sequence[int], n: int) -> int | None:
-        """Layer ``layer``'s input size along ``axes[0]`` when the network input is ``n``
-        along every axis of ``axes`` (``None``: not computed there, or out of budget)."""
+    def report(self, shape: Sequence[Any], spec: Any = None) -> Any:
+        """The report (shapes only) of the spec on input ``shape`` (cached)."""
         from .analysis import analyze
 
+        key = tuple(shape)
+        if spec is None and key in self._reports:
+            return self._reports[key]
         if self.left <= 0:
             raise _OutOfBudget
         self.left -= 1
-        shape = list(self.spec.input)
+        report = analyze((spec or self.spec).with_input(list(shape)), fields=False)
+        if spec is None:
+            self._reports[key] = report
+        return report
+
+    def _shape(self, axes: Sequence[int], n: int, base: Sequence[Any]) -> list[Any]:
+        shape = list(base)
         for a in axes:
             shape[1 + a] = n
-        row = analyze(self.spec.with_input(shape), fields=False).layer(layer)
+        return shape
+
+    def input_size(self, layer: str, axes: Sequence[int], n: int,
+                   base: Sequence[Any] | None = None) -> int | None:
+        """Layer ``layer``'s input size along ``axes[0]`` when the network input is ``n``
+        along every axis of ``axes`` (``None``: not computed there)."""
+        row = self.report(self._shape(axes, n, base or self.spec.input)).layer(layer)
         return None if row.input_shape is None else row.input_shape[1 + axes[0]]
 
     def network_input(self, layer: str, wanted: dict[int, int]) -> list[int] | None:
         """The network input nearest the spec's that gives ``layer`` the input sizes
-        ``wanted`` (axis → size), assuming its input grows with the network's; checked
-        by one more analysis (``None`` when none is found)."""
+        ``wanted`` (axis → size), assuming its input grows with the network's — of the
+        sizes that do, the nearest that makes the fewest errors — checked by one more
+        analysis (``None`` when none is found)."""
         shape = list(self.spec.input)
         groups: dict[tuple[int, int], list[int]] = {}
         for axis, size in wanted.items():
             groups.setdefault((shape[1 + axis], size), []).append(axis)
         try:
             for (start, size), axes in groups.items():
-                found = _search(lambda m, axes=axes: self.input_size(layer, axes, m), start, size)
+                def size_at(m: int, axes: list[int] = axes) -> int | None:
+                    return self.input_size(layer, axes, m, shape)
+
+                found = _search(size_at, start, size)
                 if found is None:
                     return None
+                found = self._fewest_errors(size_at, axes, shape, found, 1 if found > start
+                                            else -1, size)
                 for axis in axes:
                     shape[1 + axis] = found
-            from .analysis import analyze
-
-            self.left -= 1
-            row = analyze(self.spec.with_input(shape), fields=False).layer(layer)
+            row = self.report(shape).layer(layer)
         except _OutOfBudget:
             return None
         if row.input_shape is None or any(row.input_shape[1 + a] != m for a, m in wanted.items()):
             return None
         return shape
+
+    def _fewest_errors(self, size_at: Callable[[int], int | None], axes: Sequence[int],
+                       base: Sequence[Any], found: int, direction: int, size: int) -> int:
+        """Of ``found`` and the sizes past it (going ``direction``) that give the same
+        ``size``, the first with the fewest errors."""
+        def errors(m: int) -> int:
+            return len(self.report(self._shape(axes, m, base)).errors)
+
+        best, fewest = found, errors(found)
+        m = found
+        for _ in range(self.ALTERNATIVES):
+            if fewest == 0:
+                break
+            m += direction
+            if m < 1 or size_at(m) != size:
+                break
+            if errors(m) < fewest:
+                best, fewest = m, errors(m)
+        return best
+
+    def holds(self, layer: str, origin: Sequence[Any], patch: Patch, axes: Sequence[str]) -> bool:
+        """Whether an option ``patch`` of ``layer``, written at ``origin`` (and so for
+        every layer written there), leaves ``layer`` without an error or warning on
+        ``axes``: a patch of a block changes its other instances too, and so maybe this
+        layer's input."""
+        origins = self.spec.origins()
+        layers = []
+        for index, each in enumerate(self.spec.layers):
+            if tuple(origins[index]) == tuple(origin):
+                each = type(each).model_validate({**each.model_dump(),
+                                                  patch["option"]: patch["value"]})
+            layers.append(each)
+        try:
+            report = self.report(self.spec.input, self.spec.model_copy(update={"layers": layers}))
+        except _OutOfBudget:
+            return False
+        return not any(p.layer == layer and p.severity != "note" and
+                       set(p.details.get("axes", ())) & set(axes) for p in report.problems)
 
 
 class _OutOfBudget(Exception):
@@ -329,15 +394,21 @@ def _search(size_at: Callable[[int], int | None], start: int, wanted: int) -> in
 
 
 def locate(patches: list[Patch], *, layer: str, origin: Sequence[Any],
-           network: Sequence[Any], reads_input: bool, prober: Prober | None) -> list[Patch]:
+           network: Sequence[Any], reads_input: bool, prober: Prober | None,
+           shared: bool = False, axes: Sequence[str] = ()) -> list[Patch]:
     """A rule's patches made applicable: each option patch names the layer and where the
     option is written (``path``); a layer-input patch becomes the ``network`` input that
     gives it — directly when the layer reads the network input, else found by the
-    ``prober`` (dropped without one, or when none is found)."""
+    ``prober`` (dropped without one, or when none is found).  A patch of a layer
+    written once for several (``shared``: in a block used more than once, or repeated)
+    is kept only if the ``prober`` finds that it fixes the layer's ``axes`` still."""
     out: list[Patch] = []
     for patch in patches:
         rest = {k: v for k, v in patch.items() if k not in ("option", "value", "layer_input")}
         if "layer_input" not in patch:
+            if shared and axes and (prober is None or not prober.holds(layer, origin, patch,
+                                                                       axes)):
+                continue
             out.append({"layer": layer, "option": patch["option"], "value": patch["value"],
                         "path": [*origin, patch["option"]], **rest})
             continue
