@@ -142,14 +142,23 @@ def torch_pads(pairs: Sequence[tuple[int, int]]) -> tuple[int, ...]:
 
 
 def comment_text(text: str) -> str:
-    """``text`` safe in a comment or a docstring: every non-printable character (a
-    newline, a line separator, an escape) written as its escape, and backslashes and
-    double quotes escaped so that a docstring cannot end early.
+    """``text`` safe in a comment: every non-printable character (a newline, a line
+    separator, a terminal escape) written as its escape.
 
-    >>> print(comment_text('end of "doc"\\nimport os'))
-    end of \\"doc\\"\\nimport os
+    >>> print(comment_text("conv\\nimport os"))
+    conv\\nimport os
     """
-    text = text.replace("\\", "\\\\").replace('"', '\\"')
+    return printable(text)
+
+
+def docstring_text(text: str) -> str:
+    """``text`` safe in a docstring: as :func:`comment_text`, with backslashes doubled
+    and every double quote next to another escaped (so three cannot end it).
+
+    >>> print(docstring_text('a "b" ' + '"' * 3 + 'c\\\\'))
+    a "b" \\"\\"\\"c\\\\
+    """
+    text = re.sub(r'"(?=")|(?<=")"', '\\\\"', text.replace("\\", "\\\\"))
     return printable(text)
 
 
@@ -1236,8 +1245,8 @@ def _paragraph(text: str) -> list[str]:
 
 def _docstring(result: Plan, source: str | None) -> str:
     spec, report = result.spec, result.report
-    title = comment_text(spec.name) if spec.name else "A network"
-    origin = f" from {comment_text(source)}" if source else ""
+    title = docstring_text(spec.name) if spec.name else "A network"
+    origin = f" from {docstring_text(source)}" if source else ""
     shape_in = "(N, " + _shape(tuple(spec.input))[1:]
     shape_out = "(N, " + _shape(report.output_shape)[1:].replace(",)", ")")
     counts = (f"{report.total_params:,} parameters"
@@ -1254,7 +1263,7 @@ def _docstring(result: Plan, source: str | None) -> str:
                         "comments give each layer's output shape without the batch axis.")
     nested = next((layer for layer in result.layers if len(layer.path) > 1), None)
     if nested is not None:
-        example = comment_text(f"{nested.name} is {module_ref(nested.path)}")
+        example = docstring_text(f"{nested.name} is {module_ref(nested.path)}")
         lines += [""] + _paragraph(
             "Each layer is the module of its spec name in named_modules(): a name with "
             f"dots through nn.ModuleDict containers ({example}).")

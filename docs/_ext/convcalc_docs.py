@@ -9,6 +9,10 @@
 ``.. convcalc-layer-models::``
     An ``autoclass`` entry for every model of ``LAYER_MODELS`` (the API page).
 
+``.. convcalc-export-table:: pytorch``
+    The kind → PyTorch mapping of ``convcalc export`` (one row per spec model), from
+    the exporter's own registry (``convcalc.export.pytorch.mapping_rows()``).
+
 ``.. convcalc-command:: convcalc check net.yaml``
     Runs the command in-process (click's test runner) while the docs are built and shows
     it with its real output as a console block.  The command runs in the repository root,
@@ -271,6 +275,43 @@ class CommandDirective(SphinxDirective):
         return result_nodes
 
 
+# --- export mappings ----------------------------------------------------------------
+
+
+class ExportTableDirective(SphinxDirective):
+    """``.. convcalc-export-table:: pytorch``: the kind → framework table of an exporter,
+    one row per spec model, from ``convcalc.export.<target>.mapping_rows()`` (rows of
+    the layer types, then what the exporter makes of them: for ``pytorch`` the modules
+    and a note)."""
+
+    required_arguments = 1
+    has_content = False
+    HEADERS = {"pytorch": ("type", "PyTorch", "notes"), "onnx": ("type", "ONNX operators")}
+
+    def run(self) -> list[nodes.Node]:
+        from importlib import import_module
+
+        target = self.arguments[0]
+        if target not in self.HEADERS:
+            raise self.error(f"unknown export target {target!r} (expected "
+                             f"{' or '.join(self.HEADERS)})")
+        _depend_on_code(self)
+        module = import_module(f"convcalc.export.{target}")
+        self.env.note_dependency(module.__file__)
+        headers = self.HEADERS[target]
+        lines = [".. list-table::", "   :header-rows: 1", ""]
+        for row in [headers, *module.mapping_rows()]:
+            cells = [cell if index or row is headers else f"``{cell}``"
+                     for index, cell in enumerate(row)]
+            lines.append(f"   * - {cells[0]}")
+            lines += [f"     - {cell}" if cell else "     -" for cell in cells[1:]]
+        node = nodes.container()
+        node.document = self.state.document
+        self.state.nested_parse(StringList(lines, source=f"<convcalc-export-table {target}>"),
+                                self.content_offset, node)
+        return node.children
+
+
 # --- API signatures ------------------------------------------------------------------
 
 
@@ -293,5 +334,6 @@ def setup(app):
     app.add_directive("convcalc-layers", LayersDirective)
     app.add_directive("convcalc-layer-models", LayerModelsDirective)
     app.add_directive("convcalc-command", CommandDirective)
+    app.add_directive("convcalc-export-table", ExportTableDirective)
     app.connect("autodoc-process-signature", _model_signature)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
