@@ -275,7 +275,8 @@ def run_verify(spec: Spec, batch: int, seed: int, gradcheck: bool, max_memory: i
 @main.command(epilog=CHECK_EPILOG)
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @format_option
-@click.option("--strict", is_flag=True, help="Treat warnings (rounded sizes) as failures.")
+@click.option("--strict", is_flag=True, help="Treat warnings (rounded sizes) as failures; "
+              "notes (roundings and misalignments declared on their layers) never fail.")
 @click.option("--depth", type=click.IntRange(min=0), default=None,
               help="Fold layers nested deeper than this many blocks into their block's "
                    "row (table format; 0: top-level layers and blocks only).")
