@@ -42,15 +42,58 @@ Exit status: 0 clean, 1 errors (or warnings with --strict), 2 usage.
 
 
 def read_spec(file: str, input_shape: list[int | None] | None = None) -> Spec:
-    """Load FILE (``-`` for standard input, ``zoo:NAME`` for a zoo model) into a
-    validated spec, on ``input_shape`` when given (``--input``)."""
-    if file == "-":
-        spec = loads(sys.stdin.buffer.read(MAX_SPEC_BYTES + 1), filename="<stdin>")
+    """Load FILE (``-`` for standard input, ``zoo:NAME`` for a zoo model, an ONNX model
+    — imported, its warnings on standard error) into a validated spec, on
+    ``input_shape`` when given (``--input``)."""
+    imported = read_onnx(file)
+    if imported is not None:
+        for warning in imported.warnings:
+            click.echo(f"{imported.source}: warning: {warning}", err=True)
+        spec = imported.spec()
+    elif file == "-":
+        spec = loads(_stdin_head(), filename="<stdin>")
     else:
         from .loading import load
 
         spec = load(file)
     return spec if input_shape is None else spec.with_input(input_shape)
+
+
+_STDIN: dict[str, bytes] = {}
+
+
+def _stdin_head() -> bytes:
+    """Standard input's first MAX_SPEC_BYTES + 1 bytes (read once)."""
+    if "head" not in _STDIN:
+        _STDIN["head"] = sys.stdin.buffer.read(MAX_SPEC_BYTES + 1)
+    return _STDIN["head"]
+
+
+def read_onnx(file: str) -> Any:
+    """FILE imported (:class:`convcalc.importers.onnx.Imported`) when it is an ONNX
+    model — by its name (``.onnx``) or its first byte — else ``None``."""
+    from .importers import is_onnx
+
+    if file.startswith("zoo:"):
+        return None
+    if file == "-":
+        head = _stdin_head()
+        if not is_onnx("", head[:1]):
+            return None
+        from .importers.onnx import MAX_ONNX_BYTES, import_onnx
+
+        return import_onnx(head + sys.stdin.buffer.read(MAX_ONNX_BYTES + 1 - len(head)),
+                           "<stdin>")
+    if not is_onnx(file):
+        try:
+            with open(file, "rb") as handle:
+                if not is_onnx(file, handle.read(1)):
+                    return None
+        except OSError:
+            return None      # load() says why it cannot be read
+    from .importers.onnx import import_onnx_file
+
+    return import_onnx_file(file)
 
 
 class InputShape(click.ParamType):
@@ -498,6 +541,54 @@ def export_command(file: str, target: str, output: str, seed: int, zeros: bool,
                 handle.write(data)
         except OSError as error:
             fail(ConvCalcError(f"cannot write {output}: {error.strerror or error}"))
+    sys.exit(EXIT_OK)
+
+
+IMPORT_EPILOG = """\b
+Examples:
+  convcalc import resnet50.onnx -o resnet50.yaml
+  convcalc import model.onnx                 # the YAML on standard output
+  convcalc check model.onnx                  # the same, analysed at once (verify, sizes too)
+
+\b
+Needs the onnx extra: pip install 'convcalc[onnx]'.  Exit status: 0 imported; 1 a file
+that is not an ONNX model convcalc can read, or nodes no convcalc layer expresses
+(every one is listed; nothing is written); 2 usage.
+"""
+
+
+@main.command("import", epilog=IMPORT_EPILOG)
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("-o", "--output", default="-", show_default=True, metavar="FILE",
+              help="Where to write the spec (YAML); -: standard output.")
+def import_command(file: str, output: str) -> None:
+    """Turn the ONNX model in FILE into a convcalc spec: one layer per node (or fused
+    group of nodes), named after the graph's nodes, weights' shapes from the
+    initializers, constant subgraphs folded; ONNX's window rules followed exactly
+    (see docs/export)."""
+    from .importers.onnx import import_onnx, import_onnx_file
+
+    try:
+        if file == "-":
+            from .importers.onnx import MAX_ONNX_BYTES
+
+            imported = import_onnx(sys.stdin.buffer.read(MAX_ONNX_BYTES + 1), "<stdin>")
+        else:
+            imported = import_onnx_file(file)
+        imported.spec()                      # a spec that validates, or its errors
+    except ConvCalcError as error:
+        fail(error)
+    for warning in imported.warnings:
+        click.echo(f"{imported.source}: warning: {warning}", err=True)
+    if output == "-":
+        click.echo(imported.text, nl=False)
+    else:
+        try:
+            with open(output, "w", encoding="utf-8") as handle:
+                handle.write(imported.text)
+        except OSError as error:
+            fail(ConvCalcError(f"cannot write {output}: {error.strerror or error}"))
+        click.echo(f"{output}: {len(imported.data['layers'])} layers from {file}", err=True)
     sys.exit(EXIT_OK)
 
 

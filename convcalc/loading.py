@@ -654,7 +654,8 @@ def loads(text: str | bytes | Mapping[str, Any], filename: str | None = None, *,
 
 def load(path: str | os.PathLike[str], *, max_layers: int = MAX_LAYERS) -> Spec:
     """Read, parse and validate a spec file (YAML or JSON); ``zoo:NAME`` reads a model
-    of :mod:`convcalc.zoo`.
+    of :mod:`convcalc.zoo`; an ONNX model (``.onnx``, or a file whose first byte is a
+    ModelProto's) is imported (:mod:`convcalc.importers.onnx`, the ``onnx`` extra).
 
     ``path`` is a ``str`` or an ``os.PathLike`` naming text (a ``bytes`` path is a
     ``TypeError``).  A file that cannot be read (missing, a directory, a name with a NUL
@@ -676,7 +677,14 @@ def load(path: str | os.PathLike[str], *, max_layers: int = MAX_LAYERS) -> Spec:
 
         return loads(zoo.path(name).read_bytes(), filename=zoo.label(name),
                      max_layers=max_layers)
-    return loads(_read_file(name), filename=name, max_layers=max_layers)
+    data = _read_file(name)
+    from .importers import is_onnx
+
+    if is_onnx(name, data[:1]):   # an ONNX model (by name or first byte): imported
+        from .importers.onnx import load_onnx
+
+        return load_onnx(name)
+    return loads(data, filename=name, max_layers=max_layers)
 
 
 def _read_file(name: str) -> bytes:
