@@ -17,8 +17,8 @@ Playwright against ``convcalc serve`` running in a second process on a loopback 
 - the page asked nothing of any other host and broke no rule of its CSP.
 
 Screenshots: ``artifacts/design-page.png``, ``artifacts/design-{resnet50,googlenet,
-unet}.png`` (1440×900), ``artifacts/design-800.png``, and half-scale copies for the docs
-in ``artifacts/docs/`` (``docs/images/`` holds them, optimised).
+unet}.png`` (1440×900), ``artifacts/design-800.png`` (800×1100), and copies at 0.6 scale for the docs
+in ``artifacts/docs/`` (``docs/images/`` holds them, optimised with pngquant).
 
 Playwright never downloads a browser here: it launches ``/usr/bin/chromium``.  Without
 it the test is skipped on a developer's machine, but fails in CI (``CI`` set), which
@@ -48,8 +48,8 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = ROOT / "artifacts"
 SCREENSHOT = ARTIFACTS / "design-page.png"
-#: the docs' copies are taken at this device scale (1440×900 → 720×450 pixels)
-DOCS_SCALE = 0.5
+#: the docs' copies are taken at this scale (1440×900 → 864×540 pixels)
+DOCS_SCALE = 0.6
 TIMEOUT_MS = 15_000
 #: a status code where a sentence should be
 STATUS_CODE = re.compile(r"\b[45]\d\d\b")
@@ -135,6 +135,7 @@ def load_model(page, name: str, title: str) -> convcalc.Report:
     expect(page.locator("#summary h2")).to_have_text(title)
     expect(page.locator("body")).not_to_have_attribute("data-drawn", drawn)
     expect(page.locator("#picture")).not_to_have_class(re.compile("stale"))
+    expect(page.locator("#sizes")).not_to_have_class(re.compile("stale"))
     return report_of(zoo.text(name))
 
 
@@ -233,6 +234,18 @@ def test_edit_mistakes_and_verify(open_page):
 
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+    # integers above 2**53: shown exactly, and frozen = total − trainable computed exactly
+    huge = ("name: huge\ninput: [99999998]\nlayers:\n"
+            "  - {type: dense, units: 99999999, trainable: false}\n  - {type: dense, units: 3}\n")
+    big = report_of(huge)
+    assert big.total_params > 2**53 and float(big.total_params) != big.total_params
+    editor.fill(huge)
+    expect(page.locator("#total-params")).to_have_text(f"{big.total_params:,}")
+    expect(page.locator("#summary .totals")).to_contain_text(
+        f"(trainable {big.trainable_params:,}, frozen {big.total_params - big.trainable_params:,})")
+    expect(page.locator("#layers tbody tr[data-layer='dense1'] td.num").first).to_have_text(
+        f"{big.layers[0].params:,}")
     assert SCREENSHOT.stat().st_size > 10_000
 
 
@@ -287,7 +300,9 @@ def test_zoo_graphs_selection_and_folding(open_page):
     expect(table.locator("tr[data-layer]:visible")).to_have_count(len(resnet.layers) - len(inside2))
     table.locator("tr[data-group='layer2.1']").click()
     expect(picture.locator("g[data-folded]")).to_have_count(0)
-    picture.evaluate("(p) => { p.scrollTop = 0; }")
+    table.locator("tr[data-layer='layer1.0.add']").click()   # the shortcut's merge, centred
+    expect(picture.locator("g[data-layer='layer1.0.add']")).to_be_in_viewport()
+    expect(picture.locator("g.edge.adjacent")).to_have_count(3)
     screenshot(page, "design-resnet50")
 
     # GoogLeNet: the inception modules' four branches, side by side
@@ -416,10 +431,9 @@ def test_invalid_input_size_offers_the_nearest_valid(open_page):
 
 
 def test_800_px_wide(open_page):
-    page = open_page(800, 900).page
+    page = open_page(800, 1100).page
     googlenet = load_model(page, "googlenet", "GoogLeNet")
     check_graph(page, googlenet)
     for selector in ("html", "#table-box", "#report-pane", "header"):
         assert no_sideways_scroll(page, selector), selector
-    page.evaluate("() => window.scrollTo(0, document.getElementById('summary').offsetTop - 8)")
     screenshot(page, "design-800")
