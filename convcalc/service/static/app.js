@@ -42,6 +42,7 @@ const state = {
   nodes: new Map(),      // layer or folded block name -> its <g> in the graph
   verifyRun: null,       // {controller, started, ticker} while a verification runs
   showNotes: false,      // the notes under the editor are open
+  verifyTimeout: null,   // the service's limit on a verification, in seconds
 };
 
 // --- small helpers --------------------------------------------------------------------------
@@ -742,8 +743,10 @@ function renderSizes(report, answer) {
   box.className = invalid.length ? "err" : "";
   if (invalid.length) {
     const buttons = [];
-    const outputs = (near, m) => (near.output && near.output[String(m)] !== undefined
-      ? ` (→ ${near.output[String(m)]})` : "");
+    const outputs = (near, m) => {   // the output's size along the axis, if it has one
+      const size = near.output ? near.output[String(m)] : null;
+      return size === null || size === undefined ? "" : ` (→ ${size})`;
+    };
     for (const { index, axis, near } of invalid) {
       for (const m of [near.below, near.above]) {
         if (m === null || m === undefined) continue;
@@ -754,12 +757,13 @@ function renderSizes(report, answer) {
       }
     }
     if (invalid.length > 1) {   // every failing axis to its nearest below / above at once
-      for (const side of ["below", "above"]) {
-        if (invalid.some((item) => item.near[side] === null)) continue;
-        const fixed = shape.slice();
-        for (const item of invalid) fixed[item.index] = item.near[side];
-        buttons.push(sizeButton(shapeText(fixed), fixed, `set the input to ${shapeText(fixed)}`));
-      }
+      const together = ["below", "above"].filter((side) => invalid.every((item) => item.near[side] !== null))
+        .map((side) => {
+          const fixed = shape.slice();
+          for (const item of invalid) fixed[item.index] = item.near[side];
+          return sizeButton(shapeText(fixed), fixed, `set the input to ${shapeText(fixed)}`);
+        });
+      if (together.length) buttons.push(" or at once: ", ...together);
     }
     const sizes = invalid.map((item) => `${item.axis.axis} = ${item.near.size}`).join(", ");
     rows.push(el("div", { class: "fixes" },
@@ -852,12 +856,23 @@ function seconds(ms) {
   return (ms / 1000).toFixed(1) + " s";
 }
 
+function progressText(started) {
+  const limit = state.verifyTimeout ? ` (the service stops it at ${state.verifyTimeout} s)` : "";
+  return `Verifying on the engine… ${seconds(performance.now() - started)}${limit}`;
+}
+
 function showVerifying(started) {
   const panel = $("verification");
   panel.className = "running";
   panel.replaceChildren(el("span", { class: "spinner", "aria-hidden": "true" }),
-    el("span", { id: "verify-progress",
-      text: `Verifying on the engine… ${seconds(performance.now() - started)}` }));
+    el("span", { id: "verify-progress", text: progressText(started) }));
+}
+
+async function loadLimits() {
+  try {
+    const response = await fetch("/api/v1/health");
+    if (response.ok) state.verifyTimeout = (await response.json()).limits.verify_timeout;
+  } catch (error) { /* the limit is not shown */ }
 }
 
 function stopTicker() {
@@ -880,7 +895,7 @@ async function verify() {
   showVerifying(started);
   run.ticker = setInterval(() => {
     const progress = $("verify-progress");
-    if (progress) progress.textContent = `Verifying on the engine… ${seconds(performance.now() - started)}`;
+    if (progress) progress.textContent = progressText(started);
   }, 100);
   setStatus("verifying on the engine…");
   const panel = $("verification");
@@ -1054,6 +1069,7 @@ function start() {
   });
   renderLines();
   loadZooList();
+  loadLimits();
   const wanted = new URLSearchParams(location.hash.slice(1)).get("zoo");
   if (wanted) loadZooModel(wanted); else analyse();
 }
