@@ -390,7 +390,7 @@ def test_verify_shows_progress_and_cancels(open_page, served):
     expect(page.locator("#verification .spinner")).to_be_visible()
     expect(page.locator("#verify-progress")).to_have_text(
         re.compile(r"^Verifying on the engine… [1-9][0-9]*\.[0-9] s \(the service stops it at 60 s\)$"))
-    assert served.health()["verify"]["busy"] >= 1
+    assert wait_for(lambda: served.health()["verify"]["busy"] >= 1)   # running in a worker
     page.click("#cancel")
     expect(page.locator("#verification")).to_have_text(
         re.compile(r"^Verification cancelled after [0-9.]+ s: the service stopped the run"))
