@@ -68,7 +68,6 @@ import keyword
 import re
 import textwrap
 from dataclasses import dataclass, field
-from math import prod
 from typing import Any, Callable, Iterable, Sequence
 
 from .. import spec as specs
