@@ -525,7 +525,8 @@ def export_command(file: str, target: str, output: str, seed: int, zeros: bool,
         checked = check_sizes(given)
         note = sizes_note(checked, given)
         if note and not checked.report.errors:
-            click.echo(note.rstrip(":\n") + ".", err=True)
+            click.echo(note.replace("analysed at", "exported at").rstrip(":\n") + ".",
+                       err=True)
         spec, report = prepare(checked.spec)
         options = {"source": "<stdin>" if file == "-" else file} if target == "pytorch" \
             else {"seed": seed, "zeros": zeros}
