@@ -563,8 +563,11 @@ def near(answer: AxisSizes, n: int) -> dict[str, Any]:
 def input_advice(spec: Spec, report: Report) -> Any:
     """For a report with errors whose input sizes do not suit the network: a diagnostic
     on ``input`` naming, per axis, the nearest valid sizes of the whole network (or
-    ``None`` when the sizes are not the problem, or cannot be worked out)."""
+    ``None`` when the sizes are not the problem, or cannot be worked out), and as its
+    fixes the inputs with every such axis at its nearest valid size below, or above,
+    where the network analyses without an error there (:mod:`convcalc.fixes`)."""
     from .errors import Diagnostic
+    from .fixes import describe
 
     if report.ok or spec.open_axes or len(spec.input) < 2:
         return None
@@ -573,19 +576,31 @@ def input_advice(spec: Spec, report: Report) -> Any:
     except SizesTooComplex:
         return None
     parts = []
+    shapes: list[list[Any] | None] = [list(spec.input), list(spec.input)]
     for answer, n in zip(answers, spec.input[1:]):
         if answer.contains(n) or answer.empty:
             continue
-        below, above = answer.nearest(n)
-        options = " or ".join(str(m) for m in (below, above) if m is not None)
+        nearest = answer.nearest(n)
+        options = " or ".join(str(m) for m in nearest if m is not None)
         parts.append(f"{answer.axis} = {n}: nearest valid {options} ({answer.describe()})")
+        for side, m in enumerate(nearest):
+            shape = shapes[side]
+            if shape is not None:
+                shape[1 + answer.index] = m
+            if m is None:
+                shapes[side] = None
     if not parts or any(a.empty for a in answers):
         return None
+    fixes = [{"input": shape} for shape in shapes
+             if shape is not None and analyze(spec.with_input(shape), fields=False).ok]
     source = spec.source
-    shape = "[" + ", ".join(map(str, spec.input)) + "]"
-    return Diagnostic("error", f"the input {shape} does not suit this network: "
-                      + "; ".join(parts), file=source.filename if source else None,
-                      line=source.line_of(("input",)) if source else None, field="input")
+    shown = "[" + ", ".join(map(str, spec.input)) + "]"
+    message = f"the input {shown} does not suit this network: " + "; ".join(parts)
+    if fixes:
+        message += f". Fix: {describe(fixes)}"
+    return Diagnostic("error", message, file=source.filename if source else None,
+                      line=source.line_of(("input",)) if source else None, field="input",
+                      details={"fixes": fixes} if fixes else {})
 
 
 def at_smallest(spec: Spec, answers: tuple[AxisSizes, ...]) -> Spec | None:
