@@ -234,6 +234,21 @@ def test_the_misalignment_fix_declares_it() -> None:
     assert report.ok and not report.warnings and "declared" in note.message
 
 
+def test_flat_vectors_misaligned_name_the_inputs_axes() -> None:
+    """Two flattened branches whose fields are centred apart: the axes named are the
+    network input's, which the fields are in."""
+    data = {"input": [2, 8, 8], "layers": [
+        {"name": "a", "type": "conv", "filters": 2, "kernel": 3, "padding": [[0, 2], [0, 2]]},
+        {"name": "fa", "type": "flatten"},
+        {"name": "b", "type": "conv", "inputs": "input", "filters": 2, "kernel": 3,
+         "padding": 1},
+        {"name": "fb", "type": "flatten"},
+        {"name": "cat", "type": "concat", "inputs": ["fa", "fb"]}]}
+    (warning,) = convcalc.analyze(data).warnings
+    assert warning.details["axes"] == ["H", "W"] and warning.details["offsets"] == ["1", "1"]
+    assert check_fixes(data) == 1
+
+
 # --- random networks ---------------------------------------------------------------------------
 
 

@@ -89,7 +89,8 @@ class MergeKind(Kind):
         fields = [x.field for x in inputs]
         field, misaligned = ReceptiveField.merge(fields, out[1:], broadcast)
         if misaligned:
-            names = AXIS_NAMES.get(len(out) - 1, ())
+            # the fields' axes are the network input's (a flat output keeps them)
+            names = AXIS_NAMES[len(fields[0].axes or ())]
             offsets = ReceptiveField.centre_offsets(fields, out[1:], broadcast, misaligned)
             jumps = [sorted({f.axes[a].jump for f in fields}, reverse=True)  # type: ignore[index]
                      for a in misaligned]
