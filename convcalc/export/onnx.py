@@ -112,7 +112,9 @@ class Builder:
     seed: int
     zeros: bool
     weights: dict[str, dict[str, Any]] | None
+    as_inputs: bool = False
     nodes: list[Any] = field(default_factory=list)
+    inputs: list[Any] = field(default_factory=list)
     initializers: list[Any] = field(default_factory=list)
     value_info: list[Any] = field(default_factory=list)
     taken: set[str] = field(default_factory=set)
@@ -198,6 +200,10 @@ class Layer:
         scales and statistics), else random from the seed (zero with ``zeros``)."""
         onnx = self.g.onnx
         name = self.g.fresh(f"{self.name}.{key}")
+        if self.g.as_inputs:
+            self.g.inputs.append(onnx.helper.make_tensor_value_info(
+                name, onnx.TensorProto.FLOAT, dims))
+            return name
         given = (self.g.weights or {}).get(self.name, {}).get(engine_key or key)
         if given is not None:
             array = given.astype("float32").reshape(dims)
@@ -281,18 +287,41 @@ def conv(L: Layer) -> str:
                   **_window_attrs(window))
 
 
-@exports(specs.ConvTranspose, "ConvTranspose")
+@exports(specs.ConvTranspose, "ConvTranspose (output_padding ≥ stride: less end padding, "
+         "or Pad and Add of the bias)")
 def conv_transpose(L: Layer) -> str:
     window, channels = L.row.window, L.in_shape[0]
+    before = [b for b, _ in window.padding]
+    after = [a for _, a in window.padding]
     out_pad = list(_per_axis(L.spec.output_padding, len(window.kernel)))
+    # onnxruntime takes output_padding < stride only (PyTorch: < stride or dilation):
+    # the rest is less end padding, and past the full output, zeros (and the bias)
+    extra = [0] * len(out_pad)
+    for i, s in enumerate(window.stride):
+        if out_pad[i] >= s:
+            take = min(after[i], out_pad[i])
+            after[i] -= take
+            out_pad[i] -= take
+            if out_pad[i] >= s:
+                extra[i], out_pad[i] = out_pad[i], 0
     fan_in = L.spec.filters // L.spec.groups * prod(window.kernel)
     inputs = [L.inputs[0], L.param("weight", [channels, L.spec.filters // L.spec.groups,
                                               *window.kernel], fan_in=fan_in)]
+    attrs = dict(group=L.spec.groups, pads=_pads(before, after), output_padding=out_pad,
+                 **_window_attrs(window))
+    if not any(extra):
+        if L.spec.bias:
+            inputs.append(L.param("bias", [L.spec.filters], fan_in=fan_in))
+        return L.node("ConvTranspose", inputs, last=True, **attrs)
+    out = L.out_shape
+    short = (out[0], *(o - e for o, e in zip(out[1:], extra)))
+    x = L.node("ConvTranspose", inputs, short, **attrs)
+    dims = len(extra)
+    x = L.node("Pad", [x, L.const([0, 0, *[0] * dims, 0, 0, *extra])], out, last=not L.spec.bias,
+               mode="constant")
     if L.spec.bias:
-        inputs.append(L.param("bias", [L.spec.filters], fan_in=fan_in))
-    return L.node("ConvTranspose", inputs, last=True, group=L.spec.groups,
-                  pads=_pads([b for b, _ in window.padding], [a for _, a in window.padding]),
-                  output_padding=out_pad, **_window_attrs(window))
+        x = L.node("Add", [x, L.param("bias", _channel_dims(out), fan_in=fan_in)], last=True)
+    return x
 
 
 def _per_axis(value: Any, dims: int) -> tuple[int, ...]:
@@ -788,12 +817,15 @@ def missing_exporters() -> list[str]:
 
 
 def build_model(spec: Any, report: Any, *, seed: int = 0, zeros: bool = False,
-                weights: dict[str, dict[str, Any]] | None = None) -> Any:
-    """The ``onnx.ModelProto`` of an analysed spec without errors (see the module)."""
+                weights: dict[str, dict[str, Any]] | None = None,
+                weights_as_inputs: bool = False) -> Any:
+    """The ``onnx.ModelProto`` of an analysed spec without errors (see the module).
+    ``weights_as_inputs``: the learned tensors are graph inputs (their shapes declared)
+    instead of initializers — the graph without its weights, as small as the spec."""
     onnx = require_onnx()
     import onnx.numpy_helper  # noqa: F401  (from_array, for given weights)
 
-    g = Builder(onnx, seed, zeros, weights)
+    g = Builder(onnx, seed, zeros or weights_as_inputs, weights, weights_as_inputs)
     g.taken.update({"input"} | {layer.name for layer in spec.layers})
     rows = {row.name: row for row in report.layers}
     for layer in spec.layers:
@@ -807,7 +839,7 @@ def build_model(spec: Any, report: Any, *, seed: int = 0, zeros: bool = False,
     last = spec.layers[-1]
     graph = helper.make_graph(
         g.nodes, _graph_name(spec),
-        [helper.make_tensor_value_info("input", float_type, [BATCH, *spec.input])],
+        [helper.make_tensor_value_info("input", float_type, [BATCH, *spec.input]), *g.inputs],
         [helper.make_tensor_value_info(last.name, float_type,
                                        [BATCH, *rows[last.name].output_shape])],
         g.initializers,

@@ -404,10 +404,11 @@ class Importer:
                     continue
                 self.index = index
                 self.convert(self.graph.node[index])
+        if len(self.problems) == 1:
+            raise OnnxImportError(self.problems)
         if self.problems:
-            count = len(self.problems)
-            head = Diagnostic("error", f"{count} node{'s' if count != 1 else ''} of the graph "
-                              f"cannot be expressed in convcalc:", file=self.filename)
+            head = Diagnostic("error", f"{len(self.problems)} nodes of the graph cannot be "
+                              "expressed in convcalc:", file=self.filename)
             raise OnnxImportError([head, *self.problems])
         self.finish_output()
         return self.result()
@@ -548,9 +549,11 @@ class Importer:
         try:
             built = model.model_validate(layer)
         except Exception as error:
+            from ..loading import _message
+
             errors = getattr(error, "errors", lambda: [])()
-            text = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors) \
-                or str(error)
+            text = "; ".join(f"{'.'.join(map(str, e['loc']))}: {_message(e)}"
+                             for e in errors) or str(error)
             self.names.discard(name)
             return self.problem(node, f"as {layer_type}: {text}")
         kind = REGISTRY[model]
@@ -894,6 +897,8 @@ def concat(im: Importer, node: Any, a: dict[str, Any]) -> Any:
     if _axis(a.get("axis", 1), rank) != 1:
         return im.problem(node, f"Concat along axis {a.get('axis')}: convcalc concatenates "
                                 "channels (axis 1)")
+    if len(tensors) == 1:      # torch.cat([x]): x itself
+        return im.add(node, "identity", {}, tensors)
     return im.add(node, "concat", {}, tensors)
 
 
@@ -1601,6 +1606,8 @@ def _merge_chain(im: Importer, node: Any) -> Any:
     tensors = [im.tensor(name) for name in names]
     if any(not isinstance(t, Tensor) for t in tensors):
         return UNKNOWN
+    if len(tensors) == 1:      # a Sum of one input
+        return im.add(last, "identity", {}, tensors)
     return im.add(last, "add" if op == "Add" else "mul", {}, tensors)
 
 
