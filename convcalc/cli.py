@@ -45,28 +45,29 @@ def read_spec(file: str, input_shape: list[int | None] | None = None) -> Spec:
     """Load FILE (``-`` for standard input, ``zoo:NAME`` for a zoo model, an ONNX model
     — imported, its warnings on standard error) into a validated spec, on
     ``input_shape`` when given (``--input``)."""
-    imported = read_onnx(file)
+    from .importers import is_onnx
+
+    imported = None
+    if file == "-":
+        head = sys.stdin.buffer.read(MAX_SPEC_BYTES + 1)
+        if is_onnx("", head[:1]):
+            from .importers.onnx import MAX_ONNX_BYTES, import_onnx
+
+            rest = sys.stdin.buffer.read(MAX_ONNX_BYTES + 1 - len(head))
+            imported = import_onnx(head + rest, "<stdin>")
+        else:
+            spec = loads(head, filename="<stdin>")
+    else:
+        imported = read_onnx(file)
+        if imported is None:
+            from .loading import load
+
+            spec = load(file)
     if imported is not None:
         for warning in imported.warnings:
             click.echo(f"{imported.source}: warning: {warning}", err=True)
         spec = imported.spec()
-    elif file == "-":
-        spec = loads(_stdin_head(), filename="<stdin>")
-    else:
-        from .loading import load
-
-        spec = load(file)
     return spec if input_shape is None else spec.with_input(input_shape)
-
-
-_STDIN: dict[str, bytes] = {}
-
-
-def _stdin_head() -> bytes:
-    """Standard input's first MAX_SPEC_BYTES + 1 bytes (read once)."""
-    if "head" not in _STDIN:
-        _STDIN["head"] = sys.stdin.buffer.read(MAX_SPEC_BYTES + 1)
-    return _STDIN["head"]
 
 
 def read_onnx(file: str) -> Any:
@@ -76,20 +77,12 @@ def read_onnx(file: str) -> Any:
 
     if file.startswith("zoo:"):
         return None
-    if file == "-":
-        head = _stdin_head()
-        if not is_onnx("", head[:1]):
-            return None
-        from .importers.onnx import MAX_ONNX_BYTES, import_onnx
-
-        return import_onnx(head + sys.stdin.buffer.read(MAX_ONNX_BYTES + 1 - len(head)),
-                           "<stdin>")
     if not is_onnx(file):
         try:
             with open(file, "rb") as handle:
                 if not is_onnx(file, handle.read(1)):
                     return None
-        except OSError:
+        except (OSError, ValueError):
             return None      # load() says why it cannot be read
     from .importers.onnx import import_onnx_file
 
@@ -542,6 +535,12 @@ def export_command(file: str, target: str, output: str, seed: int, zeros: bool,
                 handle.write(data)
         except OSError as error:
             fail(ConvCalcError(f"cannot write {output}: {error.strerror or error}"))
+        if target == "onnx":
+            from .export.onnx import OPSET
+
+            weights = "zero weights" if zeros else f"random weights (seed {seed})"
+            click.echo(f"{output}: ONNX opset {OPSET}, {len(spec.layers)} layers, "
+                       f"{report.total_params:,} parameters, {weights}", err=True)
     sys.exit(EXIT_OK)
 
 

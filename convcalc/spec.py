@@ -416,6 +416,10 @@ class Conv(LayerBase):
                   "padding_mode": "replicate"}),
         ([2, 5, 5], {"type": "conv", "filters": 2, "kernel": 3, "stride": 2, "padding": 1,
                      "padding_mode": "circular"}),
+        # torchvision's 3×3/2 pad 1 on an even size, floored on the layer (a note)
+        ([2, 8, 8], {"type": "conv", "filters": 2, "kernel": 3, "stride": 2, "padding": 1,
+                     "rounding": "floor"}),
+        ([2, 8], {"type": "conv", "filters": 2, "kernel": 3, "stride": 2, "rounding": "ceil"}),
     )
 
     type: Literal["conv"]
@@ -477,6 +481,9 @@ class Pool(LayerBase):
         ([3, 8], {"type": "avgpool", "kernel": 3, "stride": 2, "ceil_mode": True}),
         ([2, 4, 4, 4], {"type": "minpool", "kernel": 2, "dilation": 1}),
         ([2, 6, 6], {"type": "avgpool", "kernel": 3, "stride": 1, "padding": 1}),
+        ([2, 7, 7], {"type": "avgpool", "kernel": 2, "rounding": "ceil"}),
+        ([2, 8], {"type": "maxpool", "kernel": 3, "stride": 2, "padding": 1,
+                  "ceil_mode": True, "rounding": "ceil"}),
     )
 
     type: Literal["maxpool", "avgpool", "minpool"]
@@ -773,6 +780,7 @@ class AdaptivePool(LayerBase):
         ([2, 6, 4], {"type": "adaptive_maxpool", "output": [3, 2]}),
         ([2, 4, 4, 4], {"type": "adaptive_avgpool", "output": 2}),
         ([2, 3, 4], {"type": "adaptive_maxpool", "output": [5, 6]}),
+        ([2, 5], {"type": "adaptive_avgpool", "output": 3, "rounding": "floor"}),
     )
     type: Literal["adaptive_avgpool", "adaptive_maxpool"]
     output: _per_axis_ints(1, "an output size") = Field(
@@ -980,7 +988,14 @@ class Concat(LayerBase):
 
     examples = _examples(([3, 4, 4], {"type": "concat", "inputs": ["input", "input"]}),
                          ([2, 5], {"type": "concat", "inputs": ["input", "input"]}),
-                         ([4], {"type": "concat", "inputs": ["input", "input"]}))
+                         ([4], {"type": "concat", "inputs": ["input", "input"]})) + (
+        # a U-Net's 2×2/2 transposed conv beside its skip: ½ pixel off, by design
+        Example((2, 4, 4), {"type": "concat", "inputs": ["input", "up"],
+                            "accept_misalignment": True},
+                ({"type": "maxpool", "kernel": 2},
+                 {"name": "up", "type": "conv_transpose", "filters": 2, "kernel": 2,
+                  "stride": 2})),
+    )
     type: Literal["concat"]
     accept_misalignment: bool = _accept_misalignment()
 

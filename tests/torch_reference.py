@@ -50,18 +50,40 @@ def _window(layer: Any, x: Any, stride: Any) -> tuple:
     return kernel, strides, dilation, pads
 
 
+def _rounding(layer: Any, engine_layer: Any) -> str:
+    """The layer's own rounding, else the spec's (the engine layer's)."""
+    return getattr(layer, "rounding", None) or engine_layer.rounding
+
+
+def _ceil_overhang(n: int, pads: tuple[int, int], extent: int, stride: int) -> int:
+    """Zeros a ceil rounding reads past the padded input, by PyTorch's ceil_mode rule:
+    one more window, unless it would start in the end padding or past it."""
+    padded = n + sum(pads)
+    out = -(-(padded - extent) // stride) + 1
+    if (out - 1) * stride >= n + pads[0]:
+        out -= 1
+    return max(0, (out - 1) * stride + extent - padded)
+
+
 @reference("conv")
 def conv(layer: Any, params: dict, buffers: dict, inputs: list, engine_layer: Any) -> Any:
     """``F.pad`` by the padding mode (PyTorch's Conv with ``padding_mode`` does the same:
-    ``F.pad(x, …, mode)``, then the convolution without padding)."""
+    ``F.pad(x, …, mode)``, then the convolution without padding); a ceil rounding (which
+    PyTorch's Conv does not have) reads zeros past the end, padded on after that."""
     functional = _functional()
     (x,) = inputs
     kernel, stride, dilation, pads = _window(layer, x, layer.stride)
     groups = x.shape[1] if layer.groups == "depthwise" else layer.groups
     op = (functional.conv1d, functional.conv2d, functional.conv3d)[len(kernel) - 1]
     mode = "constant" if layer.padding_mode == "zeros" else layer.padding_mode
-    return op(functional.pad(x, _torch_pads(pads), mode=mode), params["weight"],
-              params.get("bias"), stride=stride, dilation=dilation, groups=groups)
+    padded = functional.pad(x, _torch_pads(pads), mode=mode)
+    if _rounding(layer, engine_layer) == "ceil":
+        extents = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
+        overhang = [_ceil_overhang(n, p, e, s) for n, p, e, s in
+                    zip(x.shape[2:], pads, extents, stride)]
+        padded = functional.pad(padded, _torch_pads([(0, o) for o in overhang]))
+    return op(padded, params["weight"], params.get("bias"), stride=stride, dilation=dilation,
+              groups=groups)
 
 
 @reference("conv_transpose")
@@ -91,7 +113,7 @@ def pool(layer: Any, params: dict, buffers: dict, inputs: list, engine_layer: An
     if any(before != after for before, after in pads):
         raise NotImplementedError("asymmetric pool padding has no torch reference here")
     padding = tuple(before for before, _ in pads)
-    ceil = layer.ceil_mode or engine_layer.rounding == "ceil"
+    ceil = layer.ceil_mode or _rounding(layer, engine_layer) == "ceil"
     dims = len(kernel)
     if layer.type == "avgpool":
         assert all(d == 1 for d in dilation), "torch's avg_pool has no dilation"

@@ -39,7 +39,7 @@ from .drawing import drawing
 from .limits import Limits
 from .openapi import problem_responses, render_reference, spec_body
 from .problems import ClientGone, ProblemError, diagnostics, item, utf8_json
-from .reading import BODY_NAME, load_spec, parse_off_loop, read_body
+from .reading import spec_text, BODY_NAME, load_spec, parse_off_loop, read_body
 from .worker import Busy, Cancelled, Job, Slot, Timeout, VerifyPool, WorkerDied
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -336,6 +336,7 @@ def verification(limits: Limits) -> APIRouter:
         `verify_timeout` seconds (else 504: the worker is killed)."""
         memory = memory_option(max_memory, limits)
         body = await read_body(request, limits)
+        body = await parse_off_loop(request, spec_text, body, limits)   # ONNX: its YAML
         await parse_off_loop(request, check_runnable, body, limits, batch, gradcheck, memory)
         return await run_verification(
             request, Job(body, BODY_NAME, batch, seed, gradcheck, memory,
