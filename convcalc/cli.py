@@ -7,6 +7,7 @@ Exit codes: 0 clean; 1 errors in the spec or the network (or warnings with
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from typing import Any, NoReturn
@@ -78,7 +79,11 @@ def read_onnx(file: str) -> Any:
     if file.startswith("zoo:"):
         return None
     if not is_onnx(file):
-        try:
+        import stat
+
+        try:      # a regular file's first byte (a FIFO is never waited for here)
+            if not stat.S_ISREG(os.stat(file).st_mode):
+                return None
             with open(file, "rb") as handle:
                 if not is_onnx(file, handle.read(1)):
                     return None

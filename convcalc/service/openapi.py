@@ -22,7 +22,8 @@ PROBLEM_DESCRIPTIONS = {
     404: "No such zoo model.",
     408: "The body did not arrive in time; the connection is closed.",
     413: "The body is larger than the limit (1 MiB).",
-    415: "The Content-Type is not JSON or YAML (or not UTF-8).",
+    415: "The Content-Type is not JSON, YAML (UTF-8), ONNX or a multipart form — or "
+         "ONNX, and this service has no onnx package.",
     422: "The spec (or a query parameter) is invalid, the network has errors, it has "
          "too many layers, or its run would need more memory than the ceiling.",
     503: "Every verification worker is busy (Retry-After), or a worker failed.",
@@ -39,10 +40,21 @@ def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 def spec_body(description: str) -> dict[str, Any]:
     """The OpenAPI request body of analyse/verify: the spec as JSON or YAML text."""
     text = {"type": "string", "description": "the spec file's YAML (or JSON) text"}
-    return {"requestBody": {"required": True, "description": description, "content": {
+    model = {"type": "string", "format": "binary",
+             "description": "an ONNX model (a serialized ModelProto), imported as "
+                            "`convcalc import` does; needs the service's onnx extra"}
+    form = {"type": "object", "required": ["file"], "properties": {"file": {
+        "type": "string", "format": "binary",
+        "description": "a spec file (YAML or JSON) or an ONNX model, told apart by its "
+                       "first byte"}}}
+    return {"requestBody": {"required": True, "description": description + " The body "
+                            "limits hold for every form: an ONNX model must fit them (a "
+                            "graph without its weights does).", "content": {
         "application/json": {"schema": {"$ref": "#/components/schemas/spec.Spec"}},
         "application/yaml": {"schema": text},
         "text/yaml": {"schema": text},
+        "application/onnx": {"schema": model},
+        "multipart/form-data": {"schema": form},
     }}}
 
 

@@ -1,6 +1,11 @@
 """Reading a spec from a request: its media type, its body (bounded in size and in
 time), and the spec parsed and validated as the CLI reads a file.
 
+A body is a spec's YAML or JSON text, an ONNX model (``application/onnx``; imported as
+``convcalc import`` does, :mod:`convcalc.importers.onnx`, when the service has the
+``onnx`` extra), or a ``multipart/form-data`` form whose ``file`` field holds either
+(told apart by the first byte, as the CLI does) — all within the same body limits.
+
 Each step refuses with a :class:`~convcalc.service.problems.ProblemError` (415, 400,
 413, 408, 422, 503) before any costlier step runs.
 """
@@ -18,14 +23,21 @@ from starlette.requests import ClientDisconnect
 
 from ..blocks import MAX_LAYERS
 from ..errors import Diagnostic, SpecError
+from ..importers import is_onnx
 from ..loading import loads
 from ..memory import format_bytes
 from ..spec import Spec
 from .limits import Limits
-from .problems import ClientGone, ProblemError, diagnostics
+from .problems import ClientGone, ProblemError, diagnostics, item
 
 JSON_TYPES = ("application/json",)
 YAML_TYPES = ("application/yaml", "text/yaml", "application/x-yaml", "text/x-yaml")
+ONNX_TYPES = ("application/onnx",)
+FORM_TYPE = "multipart/form-data"
+#: The form field a multipart upload carries the file in.
+FORM_FIELD = "file"
+ACCEPTED = ("application/json, application/yaml (text/yaml), application/onnx or "
+            "multipart/form-data with a file field")
 #: The file name diagnostics give a request body (as ``<stdin>`` for the CLI).
 BODY_NAME = "<request>"
 
@@ -38,12 +50,14 @@ def media_type(request: Request) -> str:
     """The body's media type, refused (415) unless JSON or YAML in UTF-8."""
     header = request.headers.get("content-type")
     if not header:
-        raise _unsupported("no Content-Type: send the spec as application/json or "
-                           "application/yaml (text/yaml)")
+        raise _unsupported(f"no Content-Type: send the spec as {ACCEPTED}")
     media, *params = (part.strip().lower() for part in header.split(";"))
-    if media not in JSON_TYPES + YAML_TYPES:
+    if media not in JSON_TYPES + YAML_TYPES + ONNX_TYPES + (FORM_TYPE,):
         raise _unsupported(f"Content-Type {media!r} is not accepted: send the spec as "
-                           "application/json or application/yaml (text/yaml)")
+                           f"{ACCEPTED}")
+    if media == FORM_TYPE and not any(p.partition("=")[0].strip() == "boundary"
+                                      for p in params):
+        raise _unsupported("multipart/form-data without a boundary")
     for param in params:
         name, _, value = param.partition("=")
         if name.strip() == "charset" and value.strip().strip('"') not in ("utf-8", "utf8"):
@@ -96,13 +110,45 @@ async def read_body(request: Request, limits: Limits) -> bytes:
             headers={"Connection": "close"}) from None
     except ClientDisconnect:
         raise ClientGone(f"while sending its body ({len(body)} bytes received)") from None
+    media = media_type(request)
+    if media == FORM_TYPE:
+        return form_file(request.headers["content-type"], bytes(body))
+    if media in ONNX_TYPES and not is_onnx("", bytes(body[:1])):
+        raise ProblemError(422, "invalid-spec", "Invalid spec",
+                           f"{BODY_NAME}: not an ONNX model: a serialized ModelProto starts "
+                           "with byte 0x08", [item("not an ONNX model: a serialized "
+                                                   "ModelProto starts with byte 0x08")])
     return bytes(body)
+
+
+def form_file(content_type: str, body: bytes) -> bytes:
+    """The bytes of the ``file`` field of a ``multipart/form-data`` body (400 when the
+    form is malformed or has none)."""
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    try:
+        message = BytesParser(policy=HTTP).parsebytes(
+            b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body)
+        parts = list(message.iter_parts()) if message.is_multipart() else []
+    except Exception:  # noqa: BLE001  (any malformed form is the client's)
+        parts = []
+    for part in parts:
+        if part.get_param("name", header="content-disposition") == FORM_FIELD:
+            payload = part.get_payload(decode=True)
+            if isinstance(payload, bytes):
+                return payload
+    raise ProblemError(400, "bad-request", "Bad request",
+                       f"a multipart/form-data upload carries the spec (YAML, JSON or ONNX) "
+                       f"in a field named {FORM_FIELD!r}; none was found")
 
 
 def load_spec(body: bytes, limits: Limits) -> Spec:
     """Parse and validate a body as the CLI reads a file; refuse too many layers —
     before expanding them (blocks and ``repeat`` stop at the service's limit)."""
     cap = min(limits.max_layers, MAX_LAYERS)
+    if is_onnx("", body[:1]):
+        return _imported(body, cap, limits).spec()
     try:
         spec = loads(body, filename=BODY_NAME, max_layers=cap)
     except SpecError as error:
@@ -113,6 +159,36 @@ def load_spec(body: bytes, limits: Limits) -> Spec:
         raise ProblemError(422, "invalid-spec", "Invalid spec", str(error),
                            diagnostics(error)) from None
     return spec
+
+
+def _imported(body: bytes, cap: int, limits: Limits) -> Any:
+    """The ONNX model in ``body`` imported (415 when the service has no onnx package,
+    422 when it cannot be read or expressed)."""
+    from ..export.onnx import OnnxUnavailable, require_onnx
+
+    try:
+        require_onnx()
+    except OnnxUnavailable as error:
+        raise _unsupported(f"this service cannot read ONNX: {error}") from None
+    from ..importers.onnx import import_onnx
+
+    try:
+        imported = import_onnx(body, BODY_NAME)
+        if len(imported.data["layers"]) > cap:
+            raise _too_many_layers(str(len(imported.data["layers"])), None, limits)
+        imported.spec()
+    except SpecError as error:
+        raise ProblemError(422, "invalid-spec", "Invalid spec", str(error),
+                           diagnostics(error)) from None
+    return imported
+
+
+def spec_text(body: bytes, limits: Limits) -> bytes:
+    """A body as spec text: an ONNX model imported to its YAML (for the verify worker,
+    which reads text), anything else as it is."""
+    if not is_onnx("", body[:1]):
+        return body
+    return _imported(body, min(limits.max_layers, MAX_LAYERS), limits).text.encode("utf-8")
 
 
 def _too_many_layers(count: str, line: int | None, limits: Limits) -> ProblemError:

@@ -450,7 +450,8 @@ def test_openapi_document(client):
         "/api/v1/schema", "/api/v1/zoo", "/api/v1/zoo/{name}", "/api/v1/zoo/{name}/spec.yaml"}
     analyse = document["paths"]["/api/v1/analyse"]["post"]
     assert set(analyse["requestBody"]["content"]) == {"application/json", "application/yaml",
-                                                      "text/yaml"}
+                                                      "text/yaml", "application/onnx",
+                                                      "multipart/form-data"}
     assert set(analyse["responses"]) == {"200", "400", "408", "413", "415", "422", "503"}
     verify = document["paths"]["/api/v1/verify"]["post"]
     assert set(verify["responses"]) == {"200", "400", "408", "413", "415", "422", "503",
