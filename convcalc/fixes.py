@@ -148,7 +148,7 @@ class _Layer:
 
     def __init__(self, window: Window, sizes: Sequence[int], padding: Any, mode: str,
                  is_pool: bool):
-        self.window, self.sizes, self.mode, self.is_pool = window, tuple(sizes), mode, is_pool
+        self.window, self.mode, self.is_pool = window, mode, is_pool
         self.padding = window.padding if padding is None else padding
         self.tiling = {i for i in range(len(sizes)) if self._tiles(window, sizes, i)}
 
@@ -157,11 +157,11 @@ class _Layer:
         span = sizes[i] + sum(window.padding[i]) - window.extent[i]
         return span >= 0 and span % window.stride[i] == 0
 
-    def resolved(self, stride: Sequence[int], sizes: Sequence[int], pads: Any = None) -> Window:
-        """The window with ``stride``, on ``sizes``, padded ``pads`` (default: as written)."""
+    def resolved(self, stride: Sequence[int], sizes: Sequence[int]) -> Window:
+        """The window with ``stride``, on ``sizes``, padded as the layer's option says."""
         w = self.window
-        return Window(w.kernel, tuple(stride), w.dilation, resolve_padding(
-            self.padding if pads is None else pads, tuple(sizes), w.extent, tuple(stride)))
+        return Window(w.kernel, tuple(stride), w.dilation,
+                      resolve_padding(self.padding, tuple(sizes), w.extent, tuple(stride)))
 
     def output(self, window: Window, sizes: Sequence[int], indices: Sequence[int]) -> int | None:
         """The output along ``indices`` when ``window`` on ``sizes`` tiles there, keeps
@@ -180,17 +180,17 @@ class _Layer:
 def _nearest(valid: Callable[[int], Any], start: int, lowest: int, highest: int | None,
              guesses: Sequence[int]) -> list[tuple[int, Any]]:
     """The nearest value below and above ``start`` (within ``lowest`` … ``highest``)
-    for which ``valid`` gives something: scanned within :data:`_SCAN` steps, else
-    among ``guesses``."""
+    for which ``valid`` gives something: every value within :data:`_SCAN` steps, then
+    the arithmetic's ``guesses`` further away (huge strides and sizes)."""
     found = []
     for direction in (-1, 1):
-        end = lowest if direction < 0 else (start + _SCAN if highest is None else highest)
-        if abs(end - start) <= _SCAN:
-            candidates: Iterable[int] = range(start + direction, end + direction, direction)
-        else:
-            candidates = sorted((g for g in guesses if (g - start) * direction > 0),
-                                key=lambda g: abs(g - start))
-        for value in candidates:
+        end = lowest if direction < 0 else highest
+        near = start + direction * _SCAN
+        near = near if end is None else (max(near, end) if direction < 0 else min(near, end))
+        further = sorted((g for g in guesses if (g - near) * direction > 0
+                          and (end is None or (end - g) * direction >= 0)),
+                         key=lambda g: abs(g - start))
+        for value in [*range(start + direction, near + direction, direction), *further]:
             result = valid(value)
             if result is not None:
                 found.append((value, result))
