@@ -58,6 +58,16 @@ def spec_body(description: str) -> dict[str, Any]:
     }}}
 
 
+def upload_body(description: str) -> dict[str, Any]:
+    """The OpenAPI request body of import: a model or a spec file, as an upload."""
+    body = spec_body(description)
+    content = body["requestBody"]["content"]
+    body["requestBody"]["content"] = {key: content[key] for key in
+                                      ("application/onnx", "multipart/form-data",
+                                       "application/yaml")}
+    return body
+
+
 def spec_components() -> dict[str, Any]:
     """The spec's JSON Schema as OpenAPI components ``spec.Spec``, ``spec.Conv``, …"""
     schema = spec_json_schema()

@@ -191,6 +191,17 @@ def spec_text(body: bytes, limits: Limits) -> bytes:
     return _imported(body, min(limits.max_layers, MAX_LAYERS), limits).text.encode("utf-8")
 
 
+def import_answer(body: bytes, limits: Limits) -> tuple[bytes, int]:
+    """``POST /api/v1/import``: the spec text of a body — an ONNX model's imported
+    YAML (as ``convcalc import`` writes it), a spec's text as it is (once it
+    validates) — and the import's warning count."""
+    if not is_onnx("", body[:1]):
+        load_spec(body, limits)
+        return body, 0
+    imported = _imported(body, min(limits.max_layers, MAX_LAYERS), limits)
+    return imported.text.encode("utf-8"), len(imported.warnings)
+
+
 def _too_many_layers(count: str, line: int | None, limits: Limits) -> ProblemError:
     message = (f"the spec expands to {count} layers; this service analyses at most "
                f"{limits.max_layers} (the CLI and the library at most {MAX_LAYERS:,})")

@@ -37,9 +37,10 @@ from . import models
 from ..blocks import MAX_LAYERS
 from .drawing import drawing
 from .limits import Limits
-from .openapi import problem_responses, render_reference, spec_body
+from .openapi import problem_responses, render_reference, spec_body, upload_body
 from .problems import ClientGone, ProblemError, diagnostics, item, utf8_json
-from .reading import spec_text, BODY_NAME, load_spec, parse_off_loop, read_body
+from .reading import (BODY_NAME, import_answer, load_spec, parse_off_loop, read_body,
+                      spec_text)
 from .worker import Busy, Cancelled, Job, Slot, Timeout, VerifyPool, WorkerDied
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -411,6 +412,32 @@ def reference() -> APIRouter:
     return router
 
 
+def importing() -> APIRouter:
+    """``POST /api/v1/import``: what the design page opens a file with."""
+    router = APIRouter()
+
+    @router.post(
+        "/api/v1/import", summary="Import a model (ONNX) as spec text", response_model=None,
+        responses={200: {"content": {"application/yaml": {"schema": {"type": "string"}}},
+                         "description": "The spec's YAML, exactly as `convcalc import` "
+                                        "writes it (a spec file's text comes back as it "
+                                        "is); `Convcalc-Warnings` counts the import's "
+                                        "warnings, each a comment above its layer."},
+                   **problem_responses(400, 408, 413, 415, 422, 503)},
+        openapi_extra=upload_body("An ONNX model, or a spec file."))
+    async def import_model(request: Request) -> Response:
+        """Turn an uploaded ONNX model into spec text (as `convcalc import`), for an
+        editor to open; analyse it with `/api/v1/analyse`."""
+        limits = _limits(request)
+        body = await read_body(request, limits)
+        text, warnings = await parse_off_loop(request, import_answer, body, limits)
+        return Response(text, media_type="application/yaml",
+                        headers={"Convcalc-Warnings": str(warnings)})
+
+    return router
+
+
 def api_routers(limits: Limits) -> list[APIRouter]:
     """The API's routers, in the order of the OpenAPI document."""
-    return [meta(), analysis(), sizes(), drawing(limits), verification(limits), reference()]
+    return [meta(), analysis(), sizes(), importing(), drawing(limits), verification(limits),
+            reference()]

@@ -13,6 +13,10 @@
     The kind → PyTorch mapping of ``convcalc export`` (one row per spec model), from
     the exporter's own registry (``convcalc.export.pytorch.mapping_rows()``).
 
+``.. convcalc-import-table:: onnx``
+    The ONNX operator → layer table of ``convcalc import``, from the importer's own
+    handlers (``convcalc.importers.onnx.mapping_rows()``).
+
 ``.. convcalc-command:: convcalc check net.yaml``
     Runs the command in-process (click's test runner) while the docs are built and shows
     it with its real output as a console block.  The command runs in the repository root,
@@ -312,6 +316,35 @@ class ExportTableDirective(SphinxDirective):
         return node.children
 
 
+class ImportTableDirective(SphinxDirective):
+    """``.. convcalc-import-table:: onnx``: the operator → layer table of an importer,
+    from ``convcalc.importers.<source>.mapping_rows()`` (the operators, the convcalc
+    layer they become, and how)."""
+
+    required_arguments = 1
+    has_content = False
+
+    def run(self) -> list[nodes.Node]:
+        from importlib import import_module
+
+        source = self.arguments[0]
+        if source != "onnx":
+            raise self.error(f"unknown import source {source!r} (expected onnx)")
+        _depend_on_code(self)
+        module = import_module(f"convcalc.importers.{source}")
+        self.env.note_dependency(module.__file__)
+        lines = [".. list-table::", "   :header-rows: 1", "   :widths: 25 25 50", "",
+                 "   * - ONNX operators", "     - convcalc layer", "     - how"]
+        for ops, layer, how in module.mapping_rows():
+            lines += [f"   * - {ops}", f"     - {layer}" if layer else "     -",
+                      f"     - {how}" if how else "     -"]
+        node = nodes.container()
+        node.document = self.state.document
+        self.state.nested_parse(StringList(lines, source=f"<convcalc-import-table {source}>"),
+                                self.content_offset, node)
+        return node.children
+
+
 # --- API signatures ------------------------------------------------------------------
 
 
@@ -335,5 +368,6 @@ def setup(app):
     app.add_directive("convcalc-layer-models", LayerModelsDirective)
     app.add_directive("convcalc-command", CommandDirective)
     app.add_directive("convcalc-export-table", ExportTableDirective)
+    app.add_directive("convcalc-import-table", ImportTableDirective)
     app.connect("autodoc-process-signature", _model_signature)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -82,3 +82,17 @@ def test_the_openapi_document_names_the_upload_types(client) -> None:
     content = document["paths"]["/api/v1/analyse"]["post"]["requestBody"]["content"]
     assert content["application/onnx"]["schema"]["format"] == "binary"
     assert content["multipart/form-data"]["schema"]["required"] == ["file"]
+
+
+def test_import_answers_the_yaml_convcalc_import_writes(client) -> None:
+    """What the design page opens a file with: the model's spec text."""
+    response = client.post("/api/v1/import", content=RESNET.read_bytes(), headers=ONNX)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/yaml")
+    printed = CliRunner().invoke(main, ["import", str(RESNET)]).stdout
+    assert response.text.replace("<request>", "resnet50.onnx").splitlines()[1:] == \
+        printed.splitlines()[1:]
+    files = {"file": ("resnet50.onnx", RESNET.read_bytes())}
+    assert client.post("/api/v1/import", files=files).text == response.text
+    spec = (ROOT / "examples" / "simple-convnet.yaml").read_bytes()
+    assert client.post("/api/v1/import", files={"file": ("n.yaml", spec)}).content == spec

@@ -447,7 +447,7 @@ def test_openapi_document(client):
     document = client.get("/openapi.json").json()
     assert set(document["paths"]) == {
         "/api/v1/health", "/api/v1/analyse", "/api/v1/sizes", "/api/v1/draw", "/api/v1/verify",
-        "/api/v1/schema", "/api/v1/zoo", "/api/v1/zoo/{name}", "/api/v1/zoo/{name}/spec.yaml"}
+        "/api/v1/import", "/api/v1/schema", "/api/v1/zoo", "/api/v1/zoo/{name}", "/api/v1/zoo/{name}/spec.yaml"}
     analyse = document["paths"]["/api/v1/analyse"]["post"]
     assert set(analyse["requestBody"]["content"]) == {"application/json", "application/yaml",
                                                       "text/yaml", "application/onnx",
