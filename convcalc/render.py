@@ -383,7 +383,7 @@ def render_sizes(name: str | None, input_shape: Sequence[Any], answers: Sequence
     out.append("")
     shape = "[" + ", ".join("null" if n is None else str(n) for n in input_shape) + "]"
     out.append(f"input {shape}; sizes that analyse without an error"
-               + (", under the spec's rounding" if answers else ""))
+               + (", under the rounding of the spec and of its layers" if answers else ""))
     notes = _assumptions(answers)
     if notes:
         out.append("each axis's sizes assume a valid size on the others: " + "; ".join(notes))
