@@ -1,52 +1,79 @@
 """Gradient checking: back-propagated gradients against centred differences, in float64.
 
-The scalar loss is a fixed random projection of the network's output,
-``L = Σ y ⊙ P`` with ``P ~ N(0, 1)`` drawn once, so ``dL/dy = P``.  For every layer
-``i`` the check compares, on at most ``samples`` randomly chosen entries each,
+Two methods compare every layer's gradients — w.r.t. each of its parameter tensors and
+w.r.t. its input, the complete gradient of the output it reads as
+:meth:`engine.Network.backward` computes it (a merge layer has one tensor per input,
+``"input:<name>"``) — with centred differences.
 
-- the gradient w.r.t. the layer's *input* — the complete gradient of the output it
-  reads, as :meth:`engine.Network.backward` returns it: summed over every layer reading
-  that output (a fan-out, e.g. a ResNet shortcut), or the network's input gradient;
-  a merge layer has one such tensor per input, ``"input:<name>"``;
-- the gradient w.r.t. each of its parameter tensors,
+``method="directions"`` (the default) moves each tensor along one random direction
+``v`` (standard normal entries, scaled to unit norm, drawn from the seed) and compares
+the analytic directional derivative ``⟨∇, v⟩`` with ``(φ(h) − φ(−h)) / 2h``,
+``φ(t) = L(θ + t·v)``: two evaluations per tensor, whatever its size.  A wrong
+gradient ``a ≠ ∇`` passes only if ``⟨a − ∇, v⟩`` happens to be almost 0, which for a
+random direction has probability about ``tolerance · ‖a‖ / ‖a − ∇‖``: it fails for
+almost every direction.  The loss is, per ``scope``:
 
-with the centred difference ``(L(θ + h) − L(θ − h)) / 2h``, where ``L`` re-runs the
-network from the first layer that sees the perturbed value (every reader of a perturbed
-output sees it; outputs computed before stay as they were).  The error of one tensor is
-the relative error of the sampled vectors, ``‖a − n‖₂ / (‖a‖₂ + ‖n‖₂)``; a layer's error
-is the largest over its tensors.  Correct layers give about 1e-9 or less; a layer
-passes below 1e-6.  A wrong ``backward`` shows at its layer, at the layers upstream of
-it, and at the other readers of the outputs it reads (they share those gradients).
+- ``"layer"`` (the default): each layer against its own forward.  With ``g`` the
+  gradient that reached the layer's output in the backward pass, ``L = ⟨g, f(x; θ)⟩``
+  is re-run on that one layer; its gradient is exactly what the layer's backward must
+  return for ``g`` (its share of the input gradient, and its parameter gradients).  A
+  wrong backward fails at its own layer only.  Two *end-to-end* checks then cover how
+  the network combines the layers (fan-out sums, merge routing): one direction for the
+  network's input and one for all parameters together, against the whole network's
+  loss (two full forward passes each).
+- ``"network"``: every tensor against the whole network's loss, re-running it from the
+  first layer the perturbed value reaches (as the per-entry check does); a wrong
+  backward then fails at its layer and at every layer upstream.  Slower: a full
+  forward pass per tensor of the early layers.
 
-Two refinements keep the check honest where plain differences are not:
+``method="entries"`` is the per-entry check: on at most ``samples`` randomly chosen
+entries of every tensor, the centred difference ``(L(θ + h) − L(θ − h)) / 2h`` of the
+whole network's loss, re-run from the first layer that sees the perturbed value.  The
+error of one tensor is the relative error of the sampled vectors,
+``‖a − n‖₂ / (‖a‖₂ + ‖n‖₂)``.
 
-- *Kinks.*  Where the loss is not differentiable — a ReLU input at exactly 0 (common:
-  ReLU zeros tie inside the max-pool windows that follow), values tying for a maximum —
-  the two one-sided differences disagree.  The entry is re-measured with ``h/100``; if
-  they still disagree the kink is at the entry itself, both one-sided derivatives are
-  measured, and a back-propagated value between them (a valid choice there) counts as
-  correct (:class:`Derivatives`).  The number of such entries is reported.
-- *Resolution.*  A difference cannot see a derivative below ``ρ = ε·|L|/h`` (one
-  rounding of the loss over the step; about 2e-10·|L| with ``h = 1e-6``), and rounding
-  through a deep stack reaches ~20ρ.  The denominator of the relative error is at least
-  ``1000·‖ρ‖ / tolerance``: absolute differences below 1000ρ per entry count as noise,
-  so a gradient that is exactly zero in theory (a conv bias followed by batchnorm) is
-  not failed for its rounding noise.
+The network's loss is a fixed random projection of the output, ``L = Σ y ⊙ P`` with
+``P ~ N(0, 1)`` drawn once, so ``dL/dy = P``.  A layer's error is the largest over its
+tensors.  Correct layers give about 1e-9 or less; a layer passes below 1e-6.
+
+Refinements that keep both methods honest where plain differences are not:
+
+- *Kinks.*  Where the loss is not differentiable — a ReLU input at exactly 0, values
+  tying for a maximum (ReLU zeros tie inside the max-pool windows that follow) — the
+  two one-sided differences disagree.  The difference is re-measured with ``h/100``; if
+  they still disagree the kink is at the point itself.  Per entry, both one-sided
+  derivatives are then measured and a back-propagated value between them (a valid
+  choice there) counts as correct (:class:`Derivatives`).  Along a direction that
+  bound does not hold (a sum of kinks of both signs), so the direction is drawn again
+  without the entries whose value occurs more than once in the tensor (the exact ties
+  that make such kinks); if that still sits on a kink, the tensor is checked per entry.
+  Each such tensor counts as a kink (per entry: each sampled entry on a kink).
+- *Resolution.*  A difference cannot see a derivative below ``ρ = ε·S/h``, where ``S``
+  is the size of the loss's terms (``|L|``, and along a direction at least
+  ``‖g ⊙ y‖₂``, whose rounding does not cancel where ``L`` does), and rounding through
+  a deep stack reaches ~20ρ.  The denominator of the relative error is at least
+  ``1000·‖ρ‖ / tolerance``: absolute differences below 1000ρ count as noise, so a
+  gradient that is exactly zero in theory (a conv bias followed by batchnorm) is not
+  failed for its rounding noise.
+- *The step's own rounding.*  ``θ + t·v`` is rounded; along a direction the analytic
+  side uses the step actually taken, ``⟨a, (θ⁺ − θ⁻)⟩ / 2h``, not ``⟨a, v⟩``.
+- *Not a number.*  A NaN anywhere (in a gradient, in the loss) makes the error NaN,
+  and a NaN error fails (:attr:`GradcheckResult.ok`).
 
 Randomness and state: every layer's generator is reset before each evaluation, so
 dropout draws the same mask every time; batchnorm in training mode recomputes its batch
 statistics each time (its running statistics do not affect the output) and its buffers
-are restored afterwards.
+are restored afterwards; perturbed parameters are restored exactly.
 
 >>> from convcalc.spec import Spec
 >>> spec = Spec.model_validate({"input": [2, 6, 6], "layers": [
 ...     {"type": "conv", "filters": 3, "kernel": 3}, "tanh", "flatten",
 ...     {"type": "dense", "units": 4}]})
 >>> result = gradcheck(spec, batch=2, seed=0)
->>> result.ok, sorted(result.per_layer)
-(True, ['conv1', 'dense1', 'flatten1', 'tanh1'])
->>> result.max_error < 1e-6
-True
+>>> result.ok, sorted(result.per_layer), [c.tensor for c in result.end_to_end]
+(True, ['conv1', 'dense1', 'flatten1', 'tanh1'], ['input', 'parameters'])
+>>> result.max_error < 1e-6, gradcheck(spec, method="entries").ok
+(True, True)
 """
 
 from __future__ import annotations
@@ -58,8 +85,13 @@ import numpy as np
 
 #: A layer passes when its relative error is below this.
 TOLERANCE = 1e-6
-#: Default step of the centred differences.
+#: Default step of the centred differences, per entry.
 STEP = 1e-6
+#: Default step along a (unit) direction: it moves each of ``n`` entries by about
+#: ``h/√n``, so kinks are crossed far less often than by a per-entry step, and the
+#: larger step resolves ten times smaller derivatives (``ρ = ε·S/h``); the truncation
+#: error ``h²·φ'''/6`` stays ~1e-10 relative for smooth layers.
+DIRECTION_STEP = 1e-5
 #: Differences up to this many times the resolution ``ε·|L|/h`` count as rounding noise
 #: (measured: up to ~20× in deep float64 stacks).
 NOISE_MARGIN = 1000.0
@@ -122,9 +154,11 @@ _EPS = float(np.finfo(np.float64).eps)
 
 
 def derivatives(loss: Callable[[], float], array: np.ndarray, indices: Any = None,
-                h: float = STEP) -> Derivatives:
+                h: float = STEP, scale: float = 0.0) -> Derivatives:
     """Centred differences ``(L(θ + h) − L(θ − h)) / 2h`` of ``loss()`` for entries of
     ``array`` (flat ``indices``, default all), perturbing it in place and restoring it.
+    ``scale`` is the size of the loss's terms when it exceeds ``|L|`` (see
+    :func:`_crosses_kink`).
 
     A step that crosses a kink shows as the one-sided differences disagreeing; the entry
     is then re-measured with ``h/100``.  If they still disagree, the kink is at the entry
@@ -159,9 +193,9 @@ def derivatives(loss: Callable[[], float], array: np.ndarray, indices: Any = Non
     for position, index in enumerate(chosen.tolist()):
         for step in (h, h / 100.0):
             plus, minus = at(index, step), at(index, -step)
-            kink = _crosses_kink(base, plus, minus, step)
+            kink = _crosses_kink(base, plus, minus, step, scale)
             value[position] = low[position] = high[position] = (plus - minus) / (2 * step)
-            resolution[position] = _EPS * max(abs(base), abs(plus), abs(minus)) / step
+            resolution[position] = _EPS * max(abs(base), abs(plus), abs(minus), scale) / step
             if not kink:
                 break
         else:  # the kink is at the entry itself: one-sided derivatives, O(h²)
@@ -170,7 +204,7 @@ def derivatives(loss: Callable[[], float], array: np.ndarray, indices: Any = Non
             backward = (3 * base - 4 * minus + at(index, -2 * h)) / (2 * h)
             value[position] = (forward + backward) / 2
             low[position], high[position] = min(forward, backward), max(forward, backward)
-            resolution[position] = _EPS * max(abs(base), abs(plus), abs(minus)) / h
+            resolution[position] = _EPS * max(abs(base), abs(plus), abs(minus), scale) / h
     return Derivatives(value, low, high, resolution)
 
 
@@ -195,57 +229,89 @@ def numerical_gradient(loss: Callable[[], float], array: np.ndarray,
     return result.value.reshape(array.shape) if indices is None else result.value
 
 
-def _crosses_kink(base: float, plus: float, minus: float, h: float) -> bool:
+def _crosses_kink(base: float, plus: float, minus: float, h: float,
+                  scale: float = 0.0) -> bool:
     """True when the one-sided slopes differ by more than a smooth loss allows.
 
     For a smooth loss ``(plus − base)/h − (base − minus)/h = h·L''``, tiny next to the
-    slopes; a kink of slope jump ``Δ`` inside ``[−h, h]`` makes it about ``Δ``.
+    slopes; a kink of slope jump ``Δ`` inside ``[−h, h]`` makes it about ``Δ``.  The
+    rounding noise allowed is ``64ε`` times the loss's size over ``h``, the size being
+    at least ``scale`` (a loss whose terms cancel rounds like its terms, not like ``L``).
     """
     forward, backward = (plus - base) / h, (base - minus) / h
-    scale = abs(forward) + abs(backward)
-    noise = 64 * _EPS * (abs(base) + abs(plus) + abs(minus)) / h
-    return abs(forward - backward) > 1e-5 * scale + noise
+    slopes = abs(forward) + abs(backward)
+    noise = 64 * _EPS * (abs(base) + abs(plus) + abs(minus) + 3 * scale) / h
+    return abs(forward - backward) > 1e-5 * slopes + noise
 
 
 @dataclass(frozen=True)
 class TensorCheck:
-    """One compared tensor: ``layer``, ``tensor`` (``"input"`` or a parameter name), how
-    many ``entries`` were sampled, the relative ``error``, and how many sampled entries
-    sat on a kink (where any value between the one-sided derivatives passes)."""
+    """One compared tensor: ``layer``, ``tensor`` (``"input"``, ``"input:<name>"`` or a
+    parameter name; end to end: ``"input"`` or ``"parameters"``), the relative
+    ``error``, and ``kinks``.  ``method`` is ``"direction"`` (``entries``: how many
+    entries the direction moved) or ``"entries"`` (``entries`` sampled).  ``kinks``:
+    per entry, the sampled entries on a kink (where any value between the one-sided
+    derivatives passes); along a direction, 1 when the direction met a kink (a smaller
+    step, a direction without the tied entries, or the per-entry check took over)."""
 
     layer: str
     tensor: str
     entries: int
     error: float
     kinks: int = 0
+    method: str = "entries"
+
+
+def worst(errors: Any) -> float:
+    """The largest of ``errors`` where NaN counts as the largest (``max`` would skip
+    it); 0.0 for none.
+
+    >>> worst([1e-9, float("nan"), 1e-3]), worst([]), worst([1e-9, 2e-9])
+    (nan, 0.0, 2e-09)
+    """
+    out = 0.0
+    for error in errors:
+        if error != error:
+            return float("nan")
+        out = max(out, error)
+    return out
 
 
 @dataclass
 class GradcheckResult:
-    """Every compared tensor, the largest error per layer, and the verdict."""
+    """Every compared tensor, the largest error per layer, and the verdict.
+
+    ``end_to_end`` holds the whole-network checks of the directional method with layer
+    scope (the input, and all parameters along one direction); empty otherwise.
+    """
 
     tensors: list[TensorCheck] = field(default_factory=list)
     tolerance: float = TOLERANCE
+    method: str = "entries"
+    end_to_end: list[TensorCheck] = field(default_factory=list)
 
     @property
     def per_layer(self) -> dict[str, float]:
-        """``{layer name: largest relative error over its input and parameters}``."""
-        out: dict[str, float] = {}
+        """``{layer name: largest relative error over its input and parameters}`` (NaN
+        when any of them is NaN)."""
+        grouped: dict[str, list[float]] = {}
         for check in self.tensors:
-            out[check.layer] = max(out.get(check.layer, 0.0), check.error)
-        return out
+            grouped.setdefault(check.layer, []).append(check.error)
+        return {name: worst(errors) for name, errors in grouped.items()}
 
     @property
     def max_error(self) -> float:
-        return max((check.error for check in self.tensors), default=0.0)
+        """The largest error of all (NaN when any is NaN), end to end included."""
+        return worst(check.error for check in self.tensors + self.end_to_end)
 
     @property
     def ok(self) -> bool:
-        return self.max_error < self.tolerance
+        return self.max_error < self.tolerance   # False for NaN
 
     def failing(self) -> dict[str, float]:
-        """The layers whose error is not below the tolerance."""
-        return {name: err for name, err in self.per_layer.items() if err >= self.tolerance}
+        """The layers whose error is not below the tolerance (or is NaN)."""
+        return {name: err for name, err in self.per_layer.items()
+                if not err < self.tolerance}
 
 
 def _sample(rng: np.random.Generator, size: int, samples: int) -> np.ndarray:
@@ -273,19 +339,36 @@ class _Frozen:
                 layer.buffers[key][...] = value
 
 
+#: ``method``: one random direction per tensor (default), or sampled entries.
+METHODS = ("directions", "entries")
+#: ``scope`` of the directional method: each layer against its own forward (default),
+#: or every tensor against the whole network.
+SCOPES = ("layer", "network")
+
+
 def gradcheck(net_or_spec: Any, x: np.ndarray | None = None, *, batch: int = 2,
-              seed: int = 0, samples: int = 20, h: float = STEP,
+              seed: int = 0, samples: int = 20, h: float | None = None,
               tolerance: float = TOLERANCE,
-              progress: Callable[[int, int], None] | None = None) -> GradcheckResult:
+              progress: Callable[[int, int], None] | None = None,
+              method: str = "directions", scope: str = "layer") -> GradcheckResult:
     """Check every layer's gradients (input and parameters) by centred differences.
 
     ``net_or_spec`` is a float64 :class:`engine.Network` or a spec (built in float64
     with ``seed``).  ``x`` defaults to a standard-normal batch of ``batch`` examples.
-    ``progress(done, total)`` is called after each layer.  The network's parameters,
-    buffers and generators are left as they were.
+    ``method`` and ``scope``: see the module docstring; ``samples`` is the number of
+    entries per tensor the per-entry check compares (also where a direction stays on a
+    kink); ``h`` the step (default :data:`DIRECTION_STEP` along directions,
+    :data:`STEP` per entry).  ``progress(done, total)`` is called after each layer
+    (``total``: the layers, plus one for the directional method's last step, the
+    end-to-end checks).  The network's parameters, buffers and generators are left as
+    they were.
     """
     from .network import Network, build
 
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)} (got {method!r})")
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {', '.join(SCOPES)} (got {scope!r})")
     net = net_or_spec if isinstance(net_or_spec, Network) else build(net_or_spec, seed,
                                                                       "float64")
     if net.dtype != np.float64:
@@ -296,10 +379,380 @@ def gradcheck(net_or_spec: Any, x: np.ndarray | None = None, *, batch: int = 2,
         x = rng.standard_normal((batch, *net.input_shape))
     frozen = _Frozen(net)
     try:
-        return _check(net, np.asarray(x, dtype=np.float64), rng, frozen, samples, h,
-                      tolerance, progress)
+        x = np.asarray(x, dtype=np.float64)
+        if method == "entries":
+            return _check(net, x, rng, frozen, samples, STEP if h is None else h,
+                          tolerance, progress)
+        return _Directions(net, rng, frozen, seed, samples,
+                           DIRECTION_STEP if h is None else h, tolerance, progress,
+                           scope).run(x)
     finally:
         frozen.restore()
+
+
+def progress_steps(layers: int, method: str = "directions") -> int:
+    """The ``total`` that :func:`gradcheck` reports progress against."""
+    return layers + (method == "directions")
+
+
+# --- one random direction per tensor -----------------------------------------------------
+
+
+def _unit(z: np.ndarray) -> np.ndarray:
+    """``z / ‖z‖₂`` in place (``z`` must not be all zeros)."""
+    z /= np.linalg.norm(z.reshape(-1))
+    return z
+
+
+def _tied(a: np.ndarray) -> np.ndarray:
+    """Where ``a`` holds a value that occurs more than once in it (ReLU zeros, clamped
+    values): the exact ties that put a direction on a kink.
+
+    >>> _tied(np.array([0.0, 1.5, 0.0, 2.0, -0.0])).tolist()
+    [True, False, True, False, True]
+    """
+    flat = a.reshape(-1)
+    order = np.argsort(flat, kind="stable")
+    same = flat[order][1:] == flat[order][:-1]
+    tied = np.zeros(flat.size, bool)
+    tied[1:] |= same
+    tied[:-1] |= same
+    out = np.empty(flat.size, bool)
+    out[order] = tied
+    return out.reshape(a.shape)
+
+
+@dataclass(frozen=True)
+class _Along:
+    """One direction measured: the analytic and the numerical directional derivative
+    and the resolution ``ε·S/step``.  ``kinked``: a kink crossed at the first step
+    (measured again with ``h/100``); ``at_kink``: the kink is at the point (``numeric``
+    is then the mean of the one-sided derivatives ``low`` and ``high``)."""
+
+    analytic: float
+    numeric: float
+    resolution: float
+    kinked: bool = False
+    at_kink: bool = False
+    low: float = 0.0
+    high: float = 0.0
+
+    def error(self, tolerance: float) -> float:
+        """Relative error, with the noise floor ``1000·ρ / tolerance``; at a kink the
+        nearest point of ``[low, high]`` is the reference."""
+        reference = np.clip(self.analytic, self.low, self.high) if self.at_kink \
+            else self.numeric
+        floor = NOISE_MARGIN * self.resolution / tolerance
+        return relative_error(np.array([self.analytic]), np.array([reference]), floor)
+
+
+#: ``at(t) → (L(θ + t·v), ⟨a, Δ⟩)``: the loss with the tensor(s) moved by ``t·v`` and the
+#: analytic gradient against the step ``Δ`` actually taken (``θ + t·v`` is rounded).
+Move = Callable[[float], tuple[float, float]]
+
+
+def _along(at: Move, h: float, base: float, scale: float) -> _Along:
+    """Centred differences of ``t ↦ L(θ + t·v)`` with ``h``, then ``h/100`` if the step
+    crossed a kink; if it still does, the one-sided derivatives (``O(h²)``)."""
+    for step in (h, h / 100.0):
+        (plus, a_plus), (minus, a_minus) = at(step), at(-step)
+        resolution = _EPS * max(abs(base), abs(plus), abs(minus), scale) / step
+        if not _crosses_kink(base, plus, minus, step, scale):
+            return _Along((a_plus - a_minus) / (2 * step), (plus - minus) / (2 * step),
+                          resolution, kinked=step != h)
+    (plus, a_plus), (minus, a_minus) = at(h), at(-h)
+    (plus2, _), (minus2, _) = at(2 * h), at(-2 * h)
+    forward = (4 * plus - plus2 - 3 * base) / (2 * h)
+    backward = (3 * base - 4 * minus + minus2) / (2 * h)
+    resolution = _EPS * max(abs(base), abs(plus), abs(minus), scale) / h
+    return _Along((a_plus - a_minus) / (2 * h), (forward + backward) / 2, resolution,
+                  kinked=True, at_kink=True, low=min(forward, backward),
+                  high=max(forward, backward))
+
+
+def _moving(target: np.ndarray, saved: np.ndarray, v: np.ndarray, analytic: np.ndarray,
+            loss: Callable[[], float]) -> Move:
+    """:data:`Move` for one array ``target`` that ``loss()`` reads: set to
+    ``saved + t·v``, then put back to ``saved`` exactly."""
+    def at(t: float) -> tuple[float, float]:
+        np.multiply(v, t, out=target)
+        np.add(target, saved, out=target)
+        try:
+            value = loss()
+            np.subtract(target, saved, out=target)  # the step taken (exact: Sterbenz)
+            return value, float(np.vdot(analytic, target))
+        finally:
+            target[...] = saved
+    return at
+
+
+class _Directions:
+    """The directional check of one network (see the module docstring).
+
+    The analytic gradients come from one backward pass; each layer is checked inside
+    it, as soon as its own backward has returned (a hook on each layer's ``backward``):
+    the gradient ``g`` of its output and its share of its inputs' gradients are at
+    hand then, and re-running that layer (or, with network scope, the layers after it)
+    disturbs no cache the rest of the pass still needs.
+    """
+
+    def __init__(self, net: Any, rng: np.random.Generator, frozen: _Frozen, seed: int,
+                 samples: int, h: float, tolerance: float,
+                 progress: Callable[[int, int], None] | None, scope: str):
+        self.net, self.rng, self.frozen, self.seed = net, rng, frozen, seed
+        self.samples, self.h, self.tolerance = samples, h, tolerance
+        self.progress, self.scope = progress, scope
+        self.output = net.layers[-1].name
+        self.total = progress_steps(len(net.layers))
+        self.done = 0
+        self.checked: dict[int, list[TensorCheck]] = {}
+        self.nodes: dict[str, tuple[int, float, int, str]] = {}   # network scope
+
+    # --- running -----------------------------------------------------------------------
+
+    def run(self, x: np.ndarray) -> GradcheckResult:
+        net = self.net
+        self.frozen.reset_randomness()
+        self.values = net.evaluate({"input": x})            # every output, kept
+        y = self.values[self.output]
+        self.projection = self.rng.standard_normal(y.shape)
+        self.base = float(np.vdot(y, self.projection))
+        self.scale = float(np.linalg.norm((y * self.projection).reshape(-1)))
+        del y
+        with _hooked(net.layers, self._layer_done):
+            dx = net.backward(self.projection)
+        for index in range(len(net.layers)):                 # nothing reached them
+            if index not in self.checked:
+                self._unreached(index)
+        result = GradcheckResult(tolerance=self.tolerance, method="directions")
+        if self.scope == "network":
+            self.nodes["input"] = self._node("input", dx)
+        for index, layer in enumerate(net.layers):
+            sources = list(dict.fromkeys(net.sources[index]))
+            if self.scope == "network":
+                for source in sources:
+                    tensor = "input" if len(sources) == 1 else f"input:{source}"
+                    result.tensors.append(TensorCheck(layer.name, tensor,
+                                                      *self.nodes[source]))
+            result.tensors.extend(self.checked[index])
+        x = self.values["input"]
+        del self.values                                     # the end-to-end passes drop
+        if self.scope == "layer":                           # outputs as they go
+            result.end_to_end = [self._end_to_end_input(x, dx), self._end_to_end_params(x)]
+        self._tick()
+        return result
+
+    def _tick(self) -> None:
+        self.done += 1
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+    def _layer_done(self, index: int, dout: np.ndarray, result: Any,
+                    before: bool) -> None:
+        """The hook: before layer ``index``'s backward (network scope: its output's
+        check), and after it, with what it returned (its own checks)."""
+        layer = self.net.layers[index]
+        if before:
+            if self.scope == "network" and self.net.readers[layer.name]:
+                self.nodes[layer.name] = self._node(layer.name, dout)
+            return
+        shares = list(result) if layer.many_inputs else [result]
+        sources = self.net.sources[index]
+        base_args = [self.values[name] for name in sources]
+        dout = np.ascontiguousarray(dout)        # read by every evaluation's np.vdot
+        checks = []
+        if self.scope == "layer":
+            base, scale = self._layer_base(self.values[layer.name], dout)
+            for source in dict.fromkeys(sources):
+                analytic = _share(shares, sources, source)
+                target = np.array(self.values[source], dtype=np.float64, order="C")
+                args = [target if name == source else value
+                        for name, value in zip(sources, base_args)]
+                found = self._measure((1, index, sources.index(source)), target,
+                                      self.values[source], analytic,
+                                      self._layer_loss(index, args, dout), base, scale)
+                tensor = "input" if len(set(sources)) == 1 else f"input:{source}"
+                checks.append(TensorCheck(layer.name, tensor, *found))
+        else:
+            base, scale = self.base, self.scale
+        for slot, (key, array) in enumerate(layer.params.items()):
+            loss = self._layer_loss(index, base_args, dout) if self.scope == "layer" \
+                else self._network_loss(index, {})
+            found = self._measure((2, index, slot), array, array.copy(), layer.grads[key],
+                                  loss, base, scale)
+            checks.append(TensorCheck(layer.name, key, *found))
+        self.checked[index] = checks
+        self._tick()
+
+    def _unreached(self, index: int) -> None:
+        """A layer whose output nothing reads: no gradient reached it, so the loss does
+        not depend on its input or parameters and every gradient must be 0."""
+        layer = self.net.layers[index]
+        sources = list(dict.fromkeys(self.net.sources[index]))
+        checks = [] if self.scope == "network" else [
+            TensorCheck(layer.name, "input" if len(sources) == 1 else f"input:{s}",
+                        0, 0.0, 0, "direction") for s in sources]
+        for key, grad in layer.grads.items():
+            zero = not np.any(grad) and not np.isnan(grad).any()
+            checks.append(TensorCheck(layer.name, key, grad.size, 0.0 if zero else 1.0, 0,
+                                      "direction"))
+        self.checked[index] = checks
+        self._tick()
+
+    # --- losses ------------------------------------------------------------------------
+
+    @staticmethod
+    def _layer_base(y: np.ndarray, dout: np.ndarray) -> tuple[float, float]:
+        """``⟨g, y⟩`` at the point (``y``: the layer's output as the first evaluation
+        computed it, as a re-run does), and the size of its terms ``‖g ⊙ y‖₂``."""
+        return float(np.vdot(dout, y)), float(np.linalg.norm((dout * y).reshape(-1)))
+
+    def _layer_loss(self, index: int, args: list[np.ndarray], dout: np.ndarray
+                    ) -> Callable[[], float]:
+        """``L = ⟨g, f(args)⟩``: layer ``index`` alone, ``g`` its output's gradient."""
+        def loss() -> float:
+            self.frozen.reset_randomness()
+            return float(np.vdot(dout, self.net._apply(index, args)))
+        return loss
+
+    def _network_loss(self, start: int, overrides: dict[str, np.ndarray]
+                      ) -> Callable[[], float]:
+        """``L`` with layers ``start…`` re-run; earlier outputs as computed, but
+        ``overrides`` (a perturbed output: every layer reading it sees the probe)."""
+        def loss() -> float:
+            self.frozen.reset_randomness()
+            y = self.net.evaluate({**self.values, **overrides}, start)[self.output]
+            return float(np.vdot(y, self.projection))
+        return loss
+
+    def _node(self, name: str, grad: np.ndarray) -> tuple[int, float, int, str]:
+        """Network scope: the complete gradient of output ``name`` against ``L``."""
+        target = np.array(self.values[name], dtype=np.float64, order="C")
+        start = self.net.readers[name][0]
+        return self._measure((1, start, name == "input"), target, self.values[name], grad,
+                             self._network_loss(start, {name: target}), self.base,
+                             self.scale)
+
+    def _full_loss(self, x: np.ndarray) -> Callable[[], float]:
+        def loss() -> float:
+            self.frozen.reset_randomness()
+            return float(np.vdot(self.net.forward(x), self.projection))
+        return loss
+
+    # --- measuring ---------------------------------------------------------------------
+
+    def _measure(self, key: tuple[int, ...], target: np.ndarray, saved: np.ndarray,
+                 analytic: np.ndarray, loss: Callable[[], float], base: float,
+                 scale: float) -> tuple[int, float, int, str]:
+        """``(entries, error, kinks, method)`` of one tensor: ``target`` (an array
+        ``loss()`` reads, equal to ``saved``) moved along a random direction; at a kink
+        at the point, along one without the tied entries; if that too, per entry."""
+        if target.size == 0:
+            return 0, 0.0, 0, "direction"
+        rng = np.random.default_rng([self.seed, *key])
+        v = _unit(rng.standard_normal(target.shape))
+        found = _along(_moving(target, saved, v, analytic, loss), self.h, base, scale)
+        if found.at_kink:
+            free = ~_tied(saved)
+            if free.any():
+                v = rng.standard_normal(target.shape)
+                v *= free
+                found = _along(_moving(target, saved, _unit(v), analytic, loss), self.h,
+                               base, scale)
+            if not free.any() or found.at_kink:
+                chosen = _sample(rng, target.size, self.samples)
+                numeric = derivatives(loss, target, chosen, self.h, scale)
+                error = numeric.compare(analytic.reshape(-1)[chosen], self.tolerance)
+                return len(chosen), error, max(numeric.kinks, 1), "entries"
+            return int(np.count_nonzero(free)), found.error(self.tolerance), 1, "direction"
+        return target.size, found.error(self.tolerance), int(found.kinked), "direction"
+
+    def _end_to_end_input(self, x: np.ndarray, dx: np.ndarray) -> TensorCheck:
+        """The network's input along one direction, against the whole network."""
+        target = np.array(x, dtype=np.float64, order="C")
+        found = self._measure((3,), target, x, dx, self._full_loss(target), self.base,
+                              self.scale)
+        return TensorCheck("", "input", *found)
+
+    def _end_to_end_params(self, x: np.ndarray) -> TensorCheck:
+        """Every parameter at once along one direction (unit norm over all of them),
+        against the whole network: ``Σ ⟨∂L/∂θₖ, vₖ⟩``."""
+        arrays = [(index, key, layer.params[key], layer.grads[key])
+                  for index, layer in enumerate(self.net.layers) for key in layer.params
+                  if layer.params[key].size]
+        if not arrays:
+            return TensorCheck("", "parameters", 0, 0.0, 0, "direction")
+
+        def draw(index: int, key: str, shape: tuple[int, ...]) -> np.ndarray:
+            # drawn again for each step rather than kept: one tensor at a time in memory
+            # (float32 draws are faster; the step actually taken is measured anyway)
+            return np.random.default_rng([self.seed, 4, index, len(key), *key.encode()]
+                                         ).standard_normal(shape, dtype=np.float32)
+
+        norm = float(np.sqrt(sum(np.linalg.norm(draw(i, k, a.shape).reshape(-1)
+                                                .astype(np.float64)) ** 2
+                                 for i, k, a, _ in arrays)))
+        saved = [array.copy() for _, _, array, _ in arrays]
+        loss = self._full_loss(x)
+
+        def at(t: float) -> tuple[float, float]:
+            try:
+                for (index, key, array, _), original in zip(arrays, saved):
+                    np.multiply(draw(index, key, array.shape), t / norm, out=array)
+                    np.add(array, original, out=array)
+                value = loss()
+                moved = 0.0
+                for (_, _, array, grad), original in zip(arrays, saved):
+                    array -= original
+                    moved += float(np.vdot(grad, array))
+                return value, moved
+            finally:
+                for (_, _, array, _), original in zip(arrays, saved):
+                    array[...] = original
+
+        found = _along(at, self.h, self.base, self.scale)
+        entries = sum(array.size for _, _, array, _ in arrays)
+        return TensorCheck("", "parameters", entries, found.error(self.tolerance),
+                           int(found.kinked), "direction")
+
+
+def _share(shares: list[np.ndarray], sources: tuple[str, ...], source: str) -> np.ndarray:
+    """A layer's part of the gradient of ``source``: its returned gradient for each
+    position it reads ``source`` at, summed (``add(x, x)`` reads it twice)."""
+    parts = [grad for grad, name in zip(shares, sources) if name == source]
+    return parts[0] if len(parts) == 1 else sum(parts[1:], parts[0].copy())
+
+
+_MISSING = object()
+
+
+class _hooked:
+    """Within the block, each layer's ``backward`` (whatever it is now: the class's, or
+    one set on the instance) calls ``hook(index, dout, None, True)`` before and
+    ``hook(index, dout, result, False)`` after it; restored exactly afterwards."""
+
+    def __init__(self, layers: list[Any], hook: Callable[..., None]):
+        self.layers, self.hook = layers, hook
+
+    def __enter__(self) -> None:
+        self.own = [layer.__dict__.get("backward", _MISSING) for layer in self.layers]
+        for index, layer in enumerate(self.layers):
+            layer.backward = self._wrap(index, layer.backward)
+
+    def _wrap(self, index: int, real: Callable[[np.ndarray], Any]) -> Callable[..., Any]:
+        def backward(dout: np.ndarray) -> Any:
+            self.hook(index, dout, None, True)
+            result = real(dout)
+            self.hook(index, dout, result, False)
+            return result
+        return backward
+
+    def __exit__(self, *exc: Any) -> None:
+        for layer, own in zip(self.layers, self.own):
+            if own is _MISSING:
+                del layer.backward
+            else:
+                layer.backward = own
 
 
 def _check(net: Any, x: np.ndarray, rng: np.random.Generator, frozen: _Frozen,

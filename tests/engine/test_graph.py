@@ -335,16 +335,21 @@ def test_gradcheck_passes_through_graphs(name, spec):
         assert tensors == {f"input:{source}" for source in layer.inputs}
 
 
-def test_gradcheck_checks_the_summed_gradient_of_a_shortcut():
+@pytest.mark.parametrize("method, scope", [("entries", "layer"), ("directions", "network"),
+                                           ("directions", "layer")])
+def test_gradcheck_checks_the_summed_gradient_of_a_shortcut(method, scope):
     spec = convcalc.validate(RESIDUAL_NET)
     net = build(spec, dtype="float64")
     add = net.layer("layer1.add")
     real = add.backward
     add.backward = lambda dout: [real(dout)[0], 0.99 * dout]   # the shortcut's share
-    result = gradcheck(net, batch=3, samples=8)
+    result = gradcheck(net, batch=3, samples=8, method=method, scope=scope)
     failing = set(result.failing())
-    # relu1's output feeds layer1.conv1 and the add: its summed gradient is wrong.
-    assert {"layer1.conv1", "layer1.add", "relu1", "conv1"} <= failing
+    if scope == "layer" and method == "directions":   # each layer against its forward
+        assert failing == {"layer1.add"} and not result.ok
+    else:
+        # relu1's output feeds layer1.conv1 and the add: its summed gradient is wrong.
+        assert {"layer1.conv1", "layer1.add", "relu1", "conv1"} <= failing
     assert result.per_layer["dense1"] < 1e-6 and result.per_layer["layer1.relu2"] < 1e-6
     assert [c.tensor for c in result.tensors if c.layer == "layer1.add" and c.error >= 1e-6] \
         == ["input:relu1"]
