@@ -62,6 +62,8 @@ MAX_FOLDED = 1 << 16
 #: Probe sizes of open input sizes: a size that differs between the two is open.
 PROBES = (509, 1031)
 SUPPORTED_DOMAINS = ("", "ai.onnx")
+#: Graph names exporters give every model: the spec is named after the file instead.
+GENERIC_GRAPH_NAMES = ("main_graph", "torch_jit", "torch-jit-export", "tf2onnx", "graph")
 #: HardSigmoid's alpha that is convcalc's (and PyTorch's) hardsigmoid: 1/6 in float32.
 SIXTH = 1 / 6
 
@@ -392,18 +394,21 @@ class Importer:
         for index in unsupported:
             node = self.graph.node[index]
             self.problem(node, "no convcalc layer expresses this operator")
-        if not unsupported:
-            for index in order:       # constants first: fused groups look ahead at them
-                node = self.graph.node[index]
-                if node.op_type == "Constant":
-                    self.index = index
-                    self.convert(node)
-                    self.absorbed.add(index)
-            for index in order:
-                if index in self.absorbed:
-                    continue
+        for index in unsupported:     # their outputs are unknown; the rest is still read
+            self.absorbed.add(index)
+            for name in self.graph.node[index].output:
+                self.env[name] = UNKNOWN
+        for index in order:           # constants first: fused groups look ahead at them
+            node = self.graph.node[index]
+            if node.op_type == "Constant" and index not in self.absorbed:
                 self.index = index
-                self.convert(self.graph.node[index])
+                self.convert(node)
+                self.absorbed.add(index)
+        for index in order:
+            if index in self.absorbed:
+                continue
+            self.index = index
+            self.convert(self.graph.node[index])
         if len(self.problems) == 1:
             raise OnnxImportError(self.problems)
         if self.problems:
@@ -567,11 +572,12 @@ class Importer:
                     messages.append(message)
             ctx = Context.of(built, "floor", sink)
             try:
-                if type(kind).static_problems is not Kind.static_problems:
+                static = getattr(type(kind), "static_problems", None)
+                if static is not None and static is not getattr(Kind, "static_problems", None):
                     ctx.dims = len(incoming[0].shape) - 1
-                    kind.static_problems(built, ctx)
+                    kind.static_problems(built, ctx)   # (checks that need no input)
                 outcome = kind.rule(built, incoming, ctx)
-                if ctx.failed:
+                if getattr(ctx, "failed", False) or messages:
                     raise Fatal()
             except Fatal:
                 self.names.discard(name)
@@ -683,6 +689,8 @@ class Importer:
 
     def result(self) -> Imported:
         name = self.graph.name or None
+        if name in GENERIC_GRAPH_NAMES and self.filename and not self.filename.startswith("<"):
+            name = os.path.splitext(os.path.basename(self.filename))[0]
         data: dict[str, Any] = {}
         if name:
             data["name"] = name
@@ -1615,7 +1623,54 @@ def _merge_chain(im: Importer, node: Any) -> Any:
 def arith(im: Importer, node: Any, a: dict[str, Any]) -> Any:
     if _fold_arith(im, node, "-" if node.op_type == "Sub" else "/"):
         return None
+    if node.op_type == "Div":
+        gelu = _erf_gelu(im, node)
+        if gelu is not None:
+            return gelu
     return im.problem(node, f"{node.op_type} of computed values: no convcalc layer")
+
+
+def _scalar(im: Importer, name: str) -> float | None:
+    value = im.value(name)
+    if isinstance(value, Const) and value.values is not None and len(value.values) == 1 \
+            and not isinstance(value.values[0], Sym):
+        return float(value.values[0])
+    return None
+
+
+def _other(node: Any, name: str) -> str | None:
+    """The input of a two-input node that is not ``name``."""
+    others = [n for n in node.input if n != name]
+    return others[0] if len(node.input) == 2 and len(others) == 1 else None
+
+
+def _erf_gelu(im: Importer, div: Any) -> Any | None:
+    """``x · ½(1 + erf(x/√2))`` as ``torch.onnx.export`` writes GELU before opset 20:
+    Div(x, √2) → Erf → Add(1) → Mul(x, ·) → Mul(½)."""
+    x = div.input[0]
+    root = _scalar(im, div.input[1])
+    erf = im.only_reader(div.output[0])
+    if root is None or not math.isclose(root, math.sqrt(2), rel_tol=1e-6) or erf is None \
+            or erf.op_type != "Erf":
+        return None
+    add = im.only_reader(erf.output[0])
+    one = _scalar(im, _other(add, erf.output[0]) or "") if add is not None and \
+        add.op_type == "Add" else None
+    times = im.only_reader(add.output[0]) if one == 1.0 else None
+    if times is None or times.op_type != "Mul" or _other(times, add.output[0]) != x:
+        return None
+    half = im.only_reader(times.output[0])
+    if half is None or half.op_type != "Mul" or _scalar(im, _other(half, times.output[0])
+                                                         or "") != 0.5:
+        return None
+    im.absorbed.update(im.reader_index(n) for n in (erf, add, times, half))
+    return im.add(half, "gelu", {}, [im.tensor(x)])
+
+
+@handles("Erf", layer="gelu", how="Div(x, √2) → Erf → Add(1) → Mul(x) → Mul(½): GELU as "
+         "torch.onnx.export writes it before opset 20")
+def erf(im: Importer, node: Any, a: dict[str, Any]) -> Any:
+    return im.problem(node, "an Erf that is not GELU's x·½(1 + erf(x/√2))")
 
 
 # slicing and splitting
