@@ -843,6 +843,16 @@ def squeeze(im: Importer, node: Any, a: dict[str, Any]) -> Any:
         _fold(im, node, data.values, (count,) if node.op_type == "Unsqueeze" or count != 1
               else (), data.dtype)
         return None
+    t = im.tensor(node.input[0])
+    reader = im.only_reader(node.output[0])
+    axes = im.ints(node.input[1]) if len(node.input) > 1 and node.input[1] else a.get("axes")
+    if node.op_type == "Unsqueeze" and isinstance(t, Tensor) and reader is not None and \
+            reader.op_type in ("Add", "Mul", "Sum") and axes is not None and \
+            sorted(axes) == list(range(1, len(axes) + 1)):
+        # size-1 axes after the batch, for a merge: convcalc's broadcasting aligns the
+        # shapes at their last axis anyway, so the merge reads the tensor as it is
+        im.env[node.output[0]] = t
+        return None
     return im.problem(node, f"{node.op_type} of a computed tensor: convcalc's layers keep "
                             "their axes")
 
@@ -1599,13 +1609,16 @@ def merge(im: Importer, node: Any, a: dict[str, Any]) -> Any:
 
 
 def _merge_chain(im: Importer, node: Any) -> Any:
-    """An add (mul) of every input of a chain of Add (Mul) nodes whose intermediate
-    results only the next one reads: ``(a + b) + c`` is one add of three."""
+    """An add (mul) of every input of a chain of Add (Mul) nodes, each an inner node of
+    the next (named ``next/…``, as convcalc's export names a layer's nodes) that only
+    the next reads: ``(a · b) · c`` written for one mul of three.  Other chains stay a
+    layer per node, as the file has them."""
     op = "Add" if node.op_type in ("Add", "Sum") else "Mul"
     names, last = list(node.input), node
     while True:
         reader = im.only_reader(last.output[0])
         if reader is None or reader.op_type not in (op, "Sum" if op == "Add" else op) or \
+                not reader.name or not last.name.startswith(reader.name + "/") or \
                 any(isinstance(im.value(n), Const) for n in reader.input if n != last.output[0]):
             break
         im.absorbed.add(im.reader_index(reader))
