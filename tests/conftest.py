@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import pytest
 
+# tests/fixtures holds data and the scripts that made it (make_fixtures.py needs torchvision,
+# which CI does not install): nothing there is a test module or a doctest.
+collect_ignore_glob = ["fixtures/*"]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
