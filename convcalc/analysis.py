@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from . import fixes
 from .errors import Diagnostic
-from .kinds import REGISTRY, Context, Fatal, State, UnknownKind
+from .kinds import REGISTRY, Context, Fatal, Kind, State, UnknownKind
 from .loading import SourceMap, format_path
 from .receptive import ReceptiveField
 from .report import LayerRow, Report
@@ -42,16 +42,20 @@ def _duplicate_names(spec: Spec, origins: list[tuple[Any, ...]], source: SourceM
             first[name] = index
 
 
+#: The warning of a branch nothing reads.
+UNUSED_OUTPUT = ("this layer's output is never used (no layer reads it and it is not the "
+                 "last layer)")
+
+
 def _unused_outputs(spec: Spec, origins: list[tuple[Any, ...]], source: SourceMap,
                     problems: list[Diagnostic]) -> None:
     """A branch whose output nothing reads is a warning (the last layer is the output)."""
-    read = {name for layer in spec.layers[1:] for name in layer.inputs or []}
+    read = {name for layer in spec.layers for name in layer.inputs or []}
     for index, layer in enumerate(spec.layers[:-1]):
         if layer.name not in read:
             path = origins[index]
             problems.append(Diagnostic(
-                "warning", "this layer's output is never used (no layer reads it and it is "
-                "not the last layer)", file=source.filename, line=source.line_of(path),
+                "warning", UNUSED_OUTPUT, file=source.filename, line=source.line_of(path),
                 field=format_path(path), layer=layer.name))
 
 
@@ -138,6 +142,7 @@ class _Step(NamedTuple):
     line: int | None
     written: str
     group: tuple[str, ...]
+    static: Any               # the kind's static_problems, or None when it has none
 
 
 class _Plan(NamedTuple):
@@ -174,13 +179,17 @@ def _plan(spec: Spec) -> _Plan:
         group = group_names.get(groups)
         if group is None:
             group = group_names[groups] = tuple(instance for instance, _ in groups)
-        kind = REGISTRY.get(type(layer))
+        # a layer that did not validate carries its own kind (convcalc.partial)
+        kind = REGISTRY.get(type(layer)) or getattr(type(layer), "calculator_kind", None)
         if kind is None:
             raise UnknownKind(f"{layer.name}: the calculator has no kind for "
                               f"{type(layer).__name__}")
         inputs = tuple(layer.inputs or ())
+        static = kind.static_problems \
+            if type(kind).static_problems is not Kind.static_problems else None
         steps.append(_Step(layer, layer.name, layer.type, kind, inputs,
-                           _arity_problem(kind, layer, len(inputs)), origin, *place, group))
+                           _arity_problem(kind, layer, len(inputs)), origin, *place, group,
+                           static))
     groups_in_order = tuple(dict.fromkeys(g for groups in layer_groups for g in groups))
     plan = _Plan(spec.layers, tuple(steps), tuple(problems), groups_in_order)
     spec.plan_cache = plan
@@ -200,33 +209,57 @@ def analyze(spec: Spec | Any, *, fields: bool = True) -> Report:
     """
     from .loading import validate
 
-    spec = validate(spec)
+    return analyze_part(validate(spec), fields=fields)
+
+
+def analyze_part(spec: Spec, *, fields: bool = True, unknown: frozenset[str] = frozenset(),
+                 probe: bool = True) -> Report:
+    """:func:`analyze` of a validated spec whose layers named in ``unknown`` (and the
+    network input, when ``"input"`` is in it) have unknown outputs: as after a layer
+    that failed, the layers that read them are checked only for what does not depend
+    on the input's shape (:meth:`~convcalc.kinds.Kind.static_problems`, the number of
+    inputs); an ``unknown`` layer itself is checked so too.  :mod:`convcalc.partial`
+    analyses the valid part of a spec that does not validate this way.  ``probe=False``
+    leaves out the search for network inputs that fix a deep layer's size."""
     source: SourceMap = spec.source or SourceMap()
     plan = _plan(spec)
     problems: list[Diagnostic] = list(plan.problems)
-    if spec.open_axes:
+    input_known = "input" not in unknown
+    if spec.open_axes and input_known:
         return _open_input(spec, source, problems)
-    located = _Problems(source, problems, spec, probe=fields)
+    located = _Problems(source, problems, spec, probe=fields and probe)
     input_shape = tuple(spec.input)
     states: dict[str, State | None] = {"input": State(
         input_shape, ReceptiveField.identity(len(input_shape) - 1) if fields
-        else ReceptiveField(None))}
+        else ReceptiveField(None)) if input_known else None}
     rounding = spec.rounding
     rows = []
     for step in plan.steps:
         layer, name = step.layer, step.name
         incoming = [states.get(source_name) for source_name in step.inputs]
         states[name] = None
-        if None in incoming:
+        known = None not in incoming and (not unknown or name not in unknown)
+        if not known and step.static is None and not step.arity:
             rows.append(LayerRow(name, step.type, None, None, line=step.line,
                                  inputs=step.inputs, group=step.group, origin=step.written))
             continue
         ctx = Context.of(layer, rounding, located.sink(step.origin, name))
+        if step.arity and (known or name not in unknown):   # an unknown layer's inputs
+            ctx.fail(step.arity, "inputs")   # may be in doubt; else shape-independent
+        if step.static is not None:
+            ctx.dims = len(incoming[0].shape) - 1 if known and incoming else None  # type: ignore[union-attr]
+            step.static(layer, ctx)
+        if not known:
+            rows.append(LayerRow(name, step.type, None, None, line=step.line,
+                                 inputs=step.inputs, group=step.group, origin=step.written))
+            continue
         single = incoming[0].shape if len(incoming) == 1 else None  # type: ignore[union-attr]
         try:
             if step.arity:
-                raise ctx.fatal(step.arity, "inputs")
+                raise Fatal()
             outcome = step.kind.rule(layer, tuple(incoming), ctx)
+            if ctx.failed:   # problems reported with ctx.fail: every one, then the layer fails
+                raise Fatal()
         except Fatal:
             rows.append(LayerRow(name, step.type, single, None, line=step.line,
                                  inputs=step.inputs, group=step.group, origin=step.written))

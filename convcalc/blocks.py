@@ -44,7 +44,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .spec import MODEL_BY_TYPE
+from .spec import MODEL_BY_TYPE, show
 
 #: A spec may expand to at most this many layers.
 MAX_LAYERS = 10_000
@@ -71,18 +71,57 @@ Suggest = Callable[[str, Collection[Any]], "str | None"]
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
+class _Unknown:
+    """The value of a required parameter while a block no layer uses is checked (see
+    :func:`expand`): whatever the option, it may be right."""
+
+    def __repr__(self) -> str:
+        return "<a required parameter>"
+
+
+#: The value of a required parameter in a block no layer uses.
+UNKNOWN = _Unknown()
+
+
+def contains_unknown(value: Any) -> bool:
+    """Whether ``value`` is, or holds, :data:`UNKNOWN`."""
+    if value is UNKNOWN:
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(contains_unknown(item) for item in value)
+    if isinstance(value, Mapping):
+        return any(contains_unknown(item) for item in value.values())
+    return False
+
+
 class _TooLarge(Exception):
     """The expansion passes a limit; the message says which."""
 
 
 @dataclass
 class Expansion:
-    """The flat layers, and per layer its path in the file and its block instances."""
+    """The flat layers, and per layer its path in the file and its block instances.
+
+    For a spec with problems, what :mod:`convcalc.partial` needs to analyse the rest:
+    per layer the paths of the block uses it comes from (``calls``, outermost first: a
+    problem at one of them leaves the layer in doubt), and the name each layer that is
+    not a mapping stands under and the layer it would read (``stand_ins``, by index:
+    the next layer reads it).  A
+    block use that makes no layers (a block that uses itself, a missing parameter) is
+    read by the layers after it under its instance name, which no layer has: their
+    input is unknown, not the block's input.
+    """
 
     layers: list[Any] = field(default_factory=list)
     origins: list[Path] = field(default_factory=list)
     groups: list[tuple[Group, ...]] = field(default_factory=list)
     problems: list[tuple[Path, str]] = field(default_factory=list)
+    calls: list[tuple[Path, ...]] = field(default_factory=list, repr=False)
+    stand_ins: dict[int, tuple[str, str]] = field(default_factory=dict, repr=False)
+    #: The layers of the blocks no layer uses, expanded once each with their params'
+    #: defaults (a required one :data:`UNKNOWN`), and where each is written: the
+    #: loader validates them, so a mistake in a block is found before it is used.
+    unused: list[tuple[Any, Path]] = field(default_factory=list, repr=False)
 
 
 def listing(names: Collection[Any], limit: int = MAX_LISTED, prefix: str = "") -> str:
@@ -159,6 +198,8 @@ def evaluate(text: str, env: Mapping[str, Any], *, hints: Suggest = suggest) -> 
             raise ValueError(f"unknown parameter ${name}{hint} (this block has: {known})")
         if env[name] is None:
             raise ValueError(f"parameter ${name} has no value")
+    if any(env[name] is UNKNOWN for name in names):
+        return UNKNOWN
     if whole:
         return env[whole.group(1)]
     for name in names:
@@ -242,6 +283,7 @@ class _Expander:
         self.hints = hints
         self.copies = 0  # copies expanded, to bound repeats of blocks that emit nothing
         self.values = 0  # values of the emitted layers
+        self.unknown_params = False  # required params are UNKNOWN (checking unused blocks)
         self._reads: dict[int, dict[str, list[str]]] = {}
 
     def problem(self, path: Path, message: str) -> None:
@@ -270,14 +312,14 @@ class _Expander:
                 return evaluate(value, env, hints=self.hints.suggest)
             except ValueError as exc:
                 self.problem(path, str(exc))
-                return value
+                return UNKNOWN if self.unknown_params else value  # reported once
         if isinstance(value, list):
             return [self.substitute(v, env, path + (i,)) for i, v in enumerate(value)]
         return value
 
     def scope(self, items: Any, path: Path, prefix: str, scope_input: str,
               env: Mapping[str, Any] | None, stack: tuple[str, ...],
-              groups: tuple[Group, ...]) -> str:
+              groups: tuple[Group, ...], calls: tuple[Path, ...] = ()) -> str:
         """Expand one list of layers; return the qualified name of its output."""
         if not isinstance(items, list):
             return scope_input  # the models report the wrong type
@@ -290,7 +332,10 @@ class _Expander:
             item_path = path + (index,)
             item = {"type": raw} if isinstance(raw, str) else raw
             if not isinstance(item, Mapping):
-                self.emit(raw, item_path, groups)
+                self.emit(raw, item_path, groups, calls=calls)
+                stand_in = f"{prefix}layer{index + 1}"
+                self.out.stand_ins[len(self.out.layers) - 1] = (stand_in, previous)
+                previous = stand_in
                 continue
             item = {key: self.substitute(value, env, item_path + (key,))
                     for key, value in item.items()}
@@ -300,18 +345,24 @@ class _Expander:
             if local == "input":
                 self.problem(item_path + ("name",), "'input' is reserved: it names the "
                              "network's (or a block's) input")
+            if local is not None and local is not UNKNOWN and (
+                    not isinstance(local, str) or not local):
+                self.problem(item_path + ("name",), "must not be empty" if local == "" else
+                             f"must be text (got {show(local)})")
             if not isinstance(local, str) or not local:
                 local = f"{kind}{counts[kind]}" if isinstance(kind, str) else f"layer{index + 1}"
                 while local in later and isinstance(kind, str):   # a name given explicitly
                     counts[kind] += 1                              # is never also made up
                     local = f"{kind}{counts[kind]}"
             repeat = item.pop("repeat", 1)
+            if repeat is UNKNOWN:
+                repeat = 1
             if not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 1:
                 self.problem(item_path + ("repeat",),
                              f"must be a whole number ≥ 1 (got {repeat!r})")
                 repeat = 1
             inputs = self.resolve(item.get("inputs"), item_path, local, names, later, items,
-                                  previous, scope_input)
+                                  previous, scope_input, prefix)
             is_block = isinstance(kind, str) and kind in self.blocks and kind not in MODEL_BY_TYPE
             outer = groups + (((prefix + local, f"{kind} ×{repeat}"),) if repeat > 1 else ())
             values = 0 if is_block else count_values(item)  # the same for every copy
@@ -322,10 +373,11 @@ class _Expander:
                 self.count_copy()
                 name = f"{local}.{copy}" if repeat > 1 else local
                 if is_block:
-                    output = self.call(item, item_path, prefix + name, inputs, stack, outer)
+                    output = self.call(item, item_path, prefix + name, inputs, stack, outer,
+                                       calls)
                 else:
                     self.emit({**item, "name": prefix + name, "inputs": inputs}, item_path,
-                              outer, values)
+                              outer, values, calls)
                     output = prefix + name
                 names[name] = output
                 inputs = [output]
@@ -339,8 +391,12 @@ class _Expander:
 
     def resolve(self, raw: Any, path: Path, local: str, names: Mapping[str, str],
                 later: Mapping[Any, int], items: list[Any], previous: str,
-                scope_input: str) -> list[str]:
-        if raw is None:
+                scope_input: str, prefix: str = "") -> list[str]:
+        """The qualified names ``raw`` (a name or a list of them) reads.  A name that
+        does not resolve is a problem, and is kept qualified (``prefix + name``): the
+        spec does not validate, and its partial analysis (:mod:`convcalc.partial`)
+        reads an unknown input there, not the previous layer's."""
+        if raw is None or contains_unknown(raw):
             return [previous]
         entries = [raw] if isinstance(raw, str) else raw
         if not isinstance(entries, list) or not entries:
@@ -357,10 +413,13 @@ class _Expander:
                 cycle = _cycle(entry, local, self.reads(items), self.hints)
                 self.problem(where, f"cycle: {' → '.join(cycle)}" if cycle else
                              f"{entry!r} is defined later: a layer reads earlier layers only")
+                resolved.append(prefix + entry)
             else:
                 close = self.hints.suggest(str(entry), _Names(names, "input"))
                 hint = f" — did you mean {close!r}?" if close else ""
                 self.problem(where, f"unknown layer {entry!r}{hint}")
+                if isinstance(entry, str) and entry:
+                    resolved.append(prefix + entry)
         return resolved or [previous]
 
     def reads(self, items: list[Any]) -> dict[str, list[str]]:
@@ -372,17 +431,19 @@ class _Expander:
         return self._reads[key]
 
     def call(self, item: Mapping[str, Any], path: Path, instance: str, inputs: list[str],
-             stack: tuple[str, ...], groups: tuple[Group, ...]) -> str:
+             stack: tuple[str, ...], groups: tuple[Group, ...],
+             calls: tuple[Path, ...] = ()) -> str:
         kind = item["type"]
         block = self.blocks[kind]
         if kind in stack:
             self.problem(path + ("type",), f"block {kind!r} uses itself: "
                          f"{' → '.join(stack + (kind,))}")
-            return inputs[0]
+            return instance
         if len(inputs) != 1:
             self.problem(path + ("inputs",), f"a block takes one input (got {len(inputs)})")
         declared = block.get("params") if isinstance(block.get("params"), Mapping) else {}
-        env = dict(declared)
+        env = {key: UNKNOWN if value is None and self.unknown_params else value
+               for key, value in declared.items()}
         for key, value in item.items():
             if key in CALL_KEYS:
                 continue
@@ -395,12 +456,13 @@ class _Expander:
         missing = [p for p, v in env.items() if v is None]
         if missing:
             self.problem(path, f"block {kind!r} needs {listing(missing)}")
-            return inputs[0]
+            return instance
         return self.scope(block.get("layers"), ("blocks", kind, "layers"), instance + ".",
-                          inputs[0], env, stack + (kind,), groups + ((instance, kind),))
+                          inputs[0], env, stack + (kind,), groups + ((instance, kind),),
+                          calls + (path,))
 
     def emit(self, layer: Any, origin: Path, groups: tuple[Group, ...],
-             values: int | None = None) -> None:
+             values: int | None = None, calls: tuple[Path, ...] = ()) -> None:
         if len(self.out.layers) >= self.max_layers:
             raise self.too_many_layers()
         self.values += count_values(layer) if values is None else values
@@ -410,6 +472,7 @@ class _Expander:
         self.out.layers.append(layer)
         self.out.origins.append(origin)
         self.out.groups.append(groups)
+        self.out.calls.append(calls)
 
 
 class _Names(Collection[str]):
@@ -491,8 +554,32 @@ def expand(data: Mapping[str, Any], *, max_layers: int = MAX_LAYERS) -> Expansio
         out.problems.append((("layers",), str(exc)))
     except RecursionError:
         out.problems.append((("blocks",), "blocks nested too deeply"))
+    used = {block for groups in out.groups for _, block in groups}
+    unused = [name for name in blocks if name not in used and name not in MODEL_BY_TYPE]
+    stopped = any(path in (("layers",), ("blocks",)) for path, _ in out.problems)
+    if unused and not stopped:
+        _expand_unused(blocks, unused, out, max_layers, hints)
     out.problems = list(dict.fromkeys(out.problems))  # each instance repeats its block's
     return out
+
+
+def _expand_unused(blocks: Mapping[str, Any], unused: list[str], out: Expansion,
+                   max_layers: int, hints: HintBudget) -> None:
+    """Expand each block no layer uses once, as a use with its params' defaults would
+    (a required param :data:`UNKNOWN`), into ``out.unused`` and ``out.problems``: its
+    mistakes are found before it is used.  Within the limits of one more spec; past
+    them, the rest is not checked."""
+    scratch = Expansion()
+    checker = _Expander(blocks, scratch, max_layers, hints)
+    checker.unknown_params = True
+    for name in unused:
+        try:
+            checker.call({"type": name}, ("blocks", name), name, ["input"], (), ())
+        except (_TooLarge, RecursionError):
+            break
+    reported = {path for path, _ in out.problems}   # (a $param its block lacks, …)
+    out.problems += [problem for problem in scratch.problems if problem[0] not in reported]
+    out.unused = list(zip(scratch.layers, scratch.origins))
 
 
 def _check_parameters(block: Mapping[str, Any], name: str, out: Expansion,

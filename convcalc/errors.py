@@ -113,7 +113,21 @@ class _DiagnosticsError(ConvCalcError):
 
 
 class SpecError(_DiagnosticsError):
-    """The spec cannot be read or does not validate; ``.diagnostics`` lists every problem."""
+    """The spec cannot be read or does not validate; ``.diagnostics`` lists every problem.
+
+    When only some layers do not validate, the rest is analysed as far as it can be
+    (:mod:`convcalc.partial`): the layers after an invalid one are checked for what does
+    not depend on their input's shape.  ``.diagnostics`` then holds both, sorted by line
+    — the validation problems (``.validation``) and the analysis' errors, warnings and
+    notes (``.analysis``) — so one round reports them all; ``str()`` is one line each.
+    """
+
+    def __init__(self, diagnostics: list[Diagnostic], analysis: Any = ()):
+        self.validation = tuple(diagnostics)
+        self.analysis = tuple(analysis)
+        if self.analysis:
+            diagnostics = sorted([*diagnostics, *self.analysis], key=lambda d: d.line or 0)
+        super().__init__(diagnostics)
 
 
 class ShapeError(_DiagnosticsError):

@@ -3,7 +3,8 @@
 YAML is loaded with PyYAML's safe loader only (no Python objects).  JSON is read by the
 same loader (JSON is YAML's flow style), so both get line numbers.  Every validation
 error becomes a :class:`~convcalc.errors.Diagnostic` naming file, line and field, and
-all of them are raised at once in one :class:`~convcalc.errors.SpecError`.
+all of them are raised at once in one :class:`~convcalc.errors.SpecError` — with the
+problems the analysis finds in the layers that do validate (:mod:`convcalc.partial`).
 
 >>> spec = loads("input: [3, 32, 32]\\nlayers:\\n  - {type: conv, filters: 10, kernel: 5}\\n")
 >>> spec.layers[0].filters
@@ -38,6 +39,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from dataclasses import replace
 from collections.abc import Mapping
 from typing import Any
@@ -46,7 +48,7 @@ import yaml
 from pydantic import ValidationError
 
 from .errors import ArgumentError, Diagnostic, SpecError
-from .blocks import MAX_LAYERS, Expansion, expand, listing
+from .blocks import MAX_LAYERS, Expansion, contains_unknown, expand, listing
 from .spec import MODEL_BY_TYPE, Spec, show
 
 # libyaml's safe loader when PyYAML was built with it (8× faster; same marks), else the
@@ -359,6 +361,13 @@ for _tag, _what in {"null": "null", "bool": "true or false", "int": "a whole num
     _tag = "tag:yaml.org,2002:" + _tag
     _SpecLoader.add_constructor(_tag, _reported(_SpecLoader.yaml_constructors[_tag], _what))
 
+#: A plain number with an exponent that YAML 1.1 reads as text (``1e-5``, ``2E3``,
+#: ``1.5e3``: its floats need a dot and a signed exponent) but JSON and YAML 1.2 read as a
+#: number, as editors checking the JSON Schema do: the loader reads it as a number too.
+_EXPONENT_FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$")
+_SpecLoader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT,
+                                  list("-+.0123456789"))
+
 
 def _text_of(text: Any, filename: str | None, function: str) -> str:
     """``text`` as a ``str`` within ``MAX_SPEC_BYTES``: bytes-like input is measured
@@ -542,6 +551,37 @@ def diagnostics_from_validation(exc: ValidationError, flat: Mapping[str, Any],
     return out
 
 
+def _unused_block_diagnostics(expansion: Expansion, source: SourceMap) -> list[Diagnostic]:
+    """The validation errors of the layers of blocks no layer uses (expanded once with
+    their params' defaults, :attr:`Expansion.unused`), located where they are written;
+    an option that a required parameter gives may be right, so it is not checked."""
+    if not expansion.unused:
+        return []
+    from .partial import layer_adapter
+
+    out = []
+    for raw, origin in expansion.unused:
+        try:
+            layer_adapter().validate_python(raw)
+            continue
+        except ValidationError as exc:
+            errors = exc.errors()
+        except RecursionError:
+            continue
+        for error in errors:
+            if contains_unknown(error.get("input")):
+                continue
+            loc = tuple(error["loc"])
+            loc = loc[1:] if loc and loc[0] in MODEL_BY_TYPE else loc
+            message = _message(error)
+            if error["type"] == "extra_forbidden" and len(loc) == 1:
+                message += _extra_key_hint(loc[0], raw)
+            path = origin + loc
+            out.append(Diagnostic("error", message, file=source.filename,
+                                  line=source.line_of(path), field=format_path(path) or None))
+    return out
+
+
 def _once_per_place(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
     """Sorted by line; a problem that every instance of a block (or every copy of a
     ``repeat``) repeats is reported once, naming how many more instances share it."""
@@ -612,15 +652,21 @@ def _validate_parsed(data: Any, source: SourceMap, max_layers: int) -> Spec:
                               field=format_path(path) or None)
                    for path, message in expansion.problems]
     flat = {**data, "layers": expansion.layers} if isinstance(data.get("layers"), list) else data
+    errors: list[Any] = []
     try:
         spec = Spec.model_validate(flat)
     except ValidationError as exc:
+        errors = exc.errors()
         diagnostics += diagnostics_from_validation(exc, flat, expansion, source)
         spec = None
     except RecursionError:
         raise _error("document nested too deeply", filename) from None
+    diagnostics += _unused_block_diagnostics(expansion, source)
     if diagnostics or spec is None:
-        raise SpecError(_once_per_place(diagnostics))
+        from .partial import analyse_valid_part
+
+        raise SpecError(_once_per_place(diagnostics),
+                        analysis=analyse_valid_part(flat, expansion, errors, spec, source))
     spec._source = source
     spec._origins = expansion.origins
     spec._groups = expansion.groups

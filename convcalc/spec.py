@@ -26,7 +26,6 @@ whether a layer fits its input is the analysis' job (:mod:`convcalc.analysis`).
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, Optional, Union
@@ -223,19 +222,15 @@ def _accept_misalignment() -> Any:
         "accepts, instead of a warning."))
 
 
-#: A number written as text (YAML 1.1 resolves ``1e-5``, without a dot, to a string).
-_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
-
-
 def _real(*, ge: float | None = None, gt: float | None = None, le: float | None = None,
           lt: float | None = None) -> Any:
     """A finite number within bounds (NaN and ±infinity are refused: ``.nan``, ``.inf``,
-    JSON ``Infinity`` or ``1e999`` would make every computed value meaningless)."""
+    JSON ``Infinity`` or ``1e999`` would make every computed value meaningless).  Text is
+    not a number, as in the JSON Schema: the loader reads a plain ``1e-5`` as a number
+    (YAML 1.1 would read it as text), a quoted ``'1e-5'`` stays text."""
     bounds = [(">=", ge, "≥"), (">", gt, ">"), ("<=", le, "≤"), ("<", lt, "<")]
 
     def validate(value: Any) -> float:
-        if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
-            value = float(value)     # YAML 1.1 reads 1e-5 (no dot) as text
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise PydanticCustomError("float_type", f"must be a number (got {show(value)})")
         try:
@@ -349,6 +344,23 @@ def _one_target(layer: Any, options: tuple[str, ...], verb: str) -> None:
                                   "inputs: [x, reference] to take the reference's size")
 
 
+def _given(option: str) -> dict[str, Any]:
+    """JSON Schema: ``option`` is present and not null."""
+    return {"required": [option], "properties": {option: {"not": {"type": "null"}}}}
+
+
+def _one_target_schema(options: tuple[str, ...]) -> list[dict[str, Any]]:
+    """:func:`_one_target` as JSON Schema rules (for the model's ``allOf``)."""
+    given = [_given(option) for option in options]
+    reference = {"required": ["inputs"], "properties": {"inputs": {"type": "array",
+                                                                    "minItems": 2}}}
+    rules = [{"anyOf": [*given, reference]},
+             {"not": {"allOf": [{"anyOf": given}, reference]}}]
+    if len(given) > 1:
+        rules.append({"not": {"allOf": given}})
+    return rules
+
+
 @dataclass(frozen=True)
 class Example:
     """One layer of a kind on an input shape: the case the docs show and every
@@ -368,9 +380,10 @@ class Example:
 
 
 class LayerBase(BaseModel):
-    """Options every layer has."""
+    """Options every layer has.  Values are taken as written, never converted
+    (``strict``): ``bias: 1`` or ``bias: "yes"`` is not ``true``, as in the JSON Schema."""
 
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True, strict=True)
 
     #: Examples of this kind (each a layer and an input shape); every kind has one.
     examples: ClassVar[tuple[Example, ...]] = ()
@@ -386,6 +399,10 @@ class LayerBase(BaseModel):
     inputs: Annotated[
         Optional[list[Annotated[str, Field(min_length=1)]]],
         BeforeValidator(lambda v: [v] if isinstance(v, str) else v),
+        WithJsonSchema({"anyOf": [
+            {"type": "string", "minLength": 1},
+            {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1},
+            {"type": "null"}]}),
     ] = Field(
         default=None,
         description="Names of earlier layers this layer reads (or 'input'); "
@@ -493,6 +510,10 @@ class Pool(LayerBase):
     dilation: Dilation = Field(default=1, description="Spacing of the window's taps: extent dilation·(kernel − 1) + 1.")
     ceil_mode: bool = Field(default=False, description="Round a non-whole output size up (PyTorch's ceil_mode), whatever the spec's rounding.")
     rounding: Optional[Rounding] = _layer_rounding()
+
+    model_config = ConfigDict(json_schema_extra={"allOf": [{"not": {
+        "required": ["ceil_mode", "rounding"],
+        "properties": {"ceil_mode": {"const": True}, "rounding": {"enum": ["exact", "floor"]}}}}]})
 
     @model_validator(mode="after")
     def _one_rounding(self) -> "Pool":
@@ -867,6 +888,10 @@ class Upsample(LayerBase):
     mode: Literal["nearest", "linear", "cubic"] = Field(default="nearest", description="How values between samples are found.")
     align_corners: bool = Field(default=False, description="linear/cubic: align the corner samples of input and output.")
 
+    model_config = ConfigDict(json_schema_extra={"allOf": _one_target_schema(("scale", "size")) + [
+        {"not": {"required": ["align_corners"], "properties": {
+            "align_corners": {"const": True}, "mode": {"const": "nearest"}}}}]})
+
     @model_validator(mode="after")
     def _one_size(self) -> "Upsample":
         _one_target(self, ("scale", "size"), "resize")
@@ -932,6 +957,8 @@ class Crop(LayerBase):
     size: Optional[_per_axis_ints(1, "an output size")] = Field(
         default=None, description="Output size: one int for every spatial axis, or one per axis.")
     anchor: Literal["center", "start"] = Field(default="center", description="Which part is kept.")
+
+    model_config = ConfigDict(json_schema_extra={"allOf": _one_target_schema(("size",))})
 
     @model_validator(mode="after")
     def _one_size(self) -> "Crop":

@@ -82,6 +82,29 @@ def test_layers_lists_every_type() -> None:
         assert tag in out
 
 
+def test_layers_prints_each_whole_description_as_plain_text_with_its_options(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "72")
+    code, out, _ = run("layers")
+    assert code == 0
+    assert max(len(line) for line in out.splitlines()) <= 72
+    for marker in ("``", ":class:", ":func:", ":meth:", "**"):
+        assert marker not in out
+    flat = " ".join(out.split())
+    # the whole docstring, not its first line: pool's second paragraph, in plain text
+    assert "stride defaults to kernel. ceil_mode: true rounds a non-integer output size" in flat
+    assert "(PyTorch's count_include_pad=True)" in flat
+    # every option of every kind, with its type, default and description
+    assert "filters: int ≥ 1 (required) Number of filters: the output channels." in flat
+    assert "stride: int ≥ 1 or list (one per axis) of int ≥ 1 (default 1) Step between" in flat
+    assert 'padding_mode: "zeros" | "reflect" | "replicate" | "circular" (default "zeros")' in flat
+    for model in convcalc.spec.LAYER_MODELS:
+        for name, field in model.model_fields.items():
+            if name != "type":
+                assert f"{name}: " in out and " ".join((field.description or "").split()
+                                                       )[:40] in flat, (model, name)
+
+
 # --- formats -------------------------------------------------------------------------------
 
 

@@ -78,19 +78,32 @@ Sink = Callable[[str, str, "str | None", dict[str, Any]], None]
 class Context:
     """What a rule needs besides the layer and its inputs: the rounding that applies
     (the layer's own ``rounding`` when it has one, else the spec's; ``declared`` when it
-    is the layer's), and a sink for its problems (located by the analysis)."""
+    is the layer's), and a sink for its problems (located by the analysis).
 
-    __slots__ = ("rounding", "declared", "_sink")
+    Every independent problem of a layer is reported before it gives up: a problem that
+    leaves the output uncomputable is reported with :meth:`fail`, which marks the layer
+    ``failed`` (and its option ``flagged``) and lets the checks go on; the analysis
+    fails the layer once its checks are done.  :meth:`fatal` does the same and returns
+    the :class:`Fatal` to raise where nothing further can be checked.  ``dims`` is the
+    number of spatial axes of the (first) input, ``None`` while it is unknown (in
+    :meth:`Kind.static_problems` of a layer whose input is unknown)."""
+
+    __slots__ = ("rounding", "declared", "_sink", "dims", "failed", "flagged")
 
     def __init__(self, rounding: str, sink: Sink, declared: bool = False):
         self.rounding = rounding
         self.declared = declared
         self._sink = sink
+        self.dims: int | None = None
+        self.failed = False
+        self.flagged: tuple[str | None, ...] = ()
 
     @classmethod
     def of(cls, layer: Any, rounding: str, sink: Sink) -> "Context":
         """The context of ``layer`` in a spec whose rounding is ``rounding``."""
-        own = getattr(layer, "rounding", None)
+        # its __dict__, not getattr(layer, "rounding"): a pydantic model without the
+        # field would answer through its slow __getattr__ (an exception per layer)
+        own = getattr(layer, "__dict__", {}).get("rounding")
         return cls(own or rounding, sink, own is not None)
 
     def error(self, message: str, option: str | None = None, **details: Any) -> None:
@@ -104,10 +117,23 @@ class Context:
         reported, but not a warning (``--strict`` accepts it)."""
         self._sink("note", message, option, details)
 
+    def fail(self, message: str, option: str | None = None, **details: Any) -> None:
+        """Report an error that leaves the output uncomputable, and go on checking: the
+        layer fails when its checks are done."""
+        self.error(message, option, **details)
+        self.failed = True
+        self.flagged += (option,)
+
     def fatal(self, message: str, option: str | None = None, **details: Any) -> Fatal:
         """Report an error and return the exception to raise: ``raise ctx.fatal(...)``."""
-        self.error(message, option, **details)
+        self.fail(message, option, **details)
         return Fatal()
+
+    def stop(self) -> None:
+        """Raise :class:`Fatal` if a problem failed the layer (past the checks that
+        can still be made)."""
+        if self.failed:
+            raise Fatal()
 
     def window(self, layer: Any, sizes: Shape, stride: Any) -> Window:
         """The layer's window options resolved for spatial ``sizes`` (a per-axis list
@@ -153,6 +179,16 @@ class Kind:
                 raise TypeError(f"{model.__name__} has two calculator kinds: "
                                 f"{type(REGISTRY[model]).__name__} and {cls.__name__}")
             REGISTRY[model] = cls()
+
+    def static_problems(self, layer: Any, ctx: Context) -> None:
+        """Report the problems of ``layer`` that do not depend on its input's shape
+        (``groups`` that do not divide ``filters``, per-axis lists of different
+        lengths, …).  The analysis runs it for every layer, before the rule, and also
+        when the input is unknown — after a layer that failed, or one that did not
+        validate — with ``ctx.dims`` ``None`` then.  A problem reported with
+        :meth:`Context.fail` fails the layer; the rule still runs (for the problems that
+        depend on the shape), never repeats these checks, and sees ``ctx.flagged``.
+        Kinds without such checks need nothing."""
 
     def rule(self, layer: Any, inputs: tuple[State, ...], ctx: Context) -> Outcome:
         """The outcome of ``layer`` on ``inputs``; report problems through ``ctx`` (raise

@@ -27,22 +27,28 @@ from ..engine_rules import (
     takes_winograd,
 )
 from ..spec import Conv, ConvTranspose
-from .base import Context, Cost, Kind, Outcome, State, size_of, spatial
+from .base import Context, Cost, Fatal, Kind, Outcome, State, size_of, spatial
 from .resize import check_mode_padding, mode_padding_transient
 from .sliding import slide
+from .static import axis_labels, entries, groups_problem, per_axis_dims
 
 
 def resolve_groups(ctx: Context, groups: Any, channels: int, filters: int) -> int:
     """The number of channel groups (``depthwise``: one per input channel); both the
-    channels and the filters must divide by it."""
+    channels and the filters must divide by it (a number of groups and the filters:
+    :func:`~convcalc.kinds.static.groups_problem`, whatever the input).  Each problem
+    fails the layer (:meth:`Context.fail`); the rule goes on checking."""
     g = channels if groups == "depthwise" else groups
     if channels % g:
-        raise ctx.fatal(f"{g} groups do not divide the {channels} input channels", "groups")
-    if filters % g:
-        raise ctx.fatal(f"{g} groups do not divide the {filters} filters"
-                        + (" (depthwise: filters must be a multiple of the input channels)"
-                           if groups == "depthwise" else ""), "groups")
+        ctx.fail(f"{g} groups do not divide the {channels} input channels", "groups")
+    if groups == "depthwise" and filters % g:
+        ctx.fail(f"{g} groups do not divide the {filters} filters (depthwise: filters "
+                 "must be a multiple of the input channels)", "groups")
     return g
+
+
+#: The per-axis options of a window.
+WINDOW_OPTIONS = ("kernel", "stride", "dilation", "padding")
 
 
 def padded_sizes(window: Window, in_shape: tuple[int, ...], out_shape: tuple[int, ...]
@@ -55,6 +61,11 @@ def padded_sizes(window: Window, in_shape: tuple[int, ...], out_shape: tuple[int
 
 class ConvKind(Kind):
     models = (Conv,)
+
+    def static_problems(self, layer: Conv, ctx: Context) -> None:
+        """``groups`` must divide ``filters``; the per-axis lists agree."""
+        groups_problem(ctx, layer)
+        per_axis_dims(ctx, layer, WINDOW_OPTIONS)
 
     def rule(self, layer: Conv, inputs: tuple[State, ...], ctx: Context) -> Outcome:
         (x,) = inputs
@@ -152,30 +163,47 @@ def _winograd_cost(in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> Cos
 class ConvTransposeKind(Kind):
     models = (ConvTranspose,)
 
+    def static_problems(self, layer: ConvTranspose, ctx: Context) -> None:
+        """``groups`` must divide ``filters``; the padding is numbers; the per-axis
+        lists agree; ``output_padding`` is smaller than the stride or the dilation
+        (the first axis where it is not)."""
+        groups_problem(ctx, layer)
+        if layer.padding in ("same", "full"):
+            ctx.fail(f"padding {layer.padding!r} is not defined for conv_transpose; give "
+                     "the padding as numbers", "padding")
+        consistent, dims = per_axis_dims(ctx, layer, WINDOW_OPTIONS + ("output_padding",))
+        if not consistent:
+            return
+        for label, op, s, d in zip(axis_labels(dims), entries(layer.output_padding, dims),
+                                   entries(layer.stride, dims), entries(layer.dilation, dims)):
+            if op >= max(s, d):
+                ctx.fail(f"{label}output_padding {op} must be smaller than the stride or "
+                         "the dilation", "output_padding")
+                break
+
     def rule(self, layer: ConvTranspose, inputs: tuple[State, ...], ctx: Context) -> Outcome:
         (x,) = inputs
         channels, sizes = x.shape[0], spatial(ctx, x.shape)
         groups = resolve_groups(ctx, layer.groups, channels, layer.filters)
-        if layer.padding in ("same", "full"):
-            raise ctx.fatal(f"padding {layer.padding!r} is not defined for conv_transpose; "
-                            "give the padding as numbers", "padding")
+        if "padding" in ctx.flagged or "output_padding" in ctx.flagged:
+            raise Fatal()    # reported: no output size to work out
         window = ctx.window(layer, sizes, layer.stride)
         try:
             out_pad = per_axis(layer.output_padding, len(sizes), "output_padding")
         except AxisCountError as error:
             raise ctx.fatal(str(error), error.option) from None
         out = []
-        for axis, n, s, d, e, (pb, pa), op in zip(AXIS_NAMES[len(sizes)], sizes,
-                                                  window.stride, window.dilation,
-                                                  window.extent, window.padding, out_pad):
-            if op >= max(s, d):
-                raise ctx.fatal(f"{axis}: output_padding {op} must be smaller than the "
-                                "stride or the dilation", "output_padding")
+        cropped: dict[str, list[str]] = {}
+        for axis, n, s, e, (pb, pa), op in zip(AXIS_NAMES[len(sizes)], sizes, window.stride,
+                                               window.extent, window.padding, out_pad):
             size = geometry.transposed_size(n, s, pb, pa, e, op)
             if size < 1:
-                raise ctx.fatal(f"{axis}: padding {pb} + {pa} crops the whole output "
-                                f"({size} left)", "padding")
+                cropped.setdefault(f"padding {pb} + {pa} crops the whole output "
+                                   f"({size} left)", []).append(axis)
             out.append(size)
+        for message, axes in cropped.items():
+            ctx.fail(f"{', '.join(axes)}: {message}", "padding")
+        ctx.stop()
         field = x.field.through_transposed(window.kernel, window.stride, window.pad_before,
                                            window.dilation)
         per_input = layer.filters // groups * prod(window.kernel)

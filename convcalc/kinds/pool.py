@@ -11,25 +11,37 @@ from __future__ import annotations
 from math import prod
 from typing import Any
 
-from ..axes import AXIS_NAMES
 from ..engine_rules import keeps_padded_input
 from ..spec import GlobalPool, Pool
-from .base import Context, Cost, Kind, Outcome, State, size_of, spatial
-from .conv import padded_sizes
+from .base import Context, Cost, Fatal, Kind, Outcome, State, size_of, spatial
+from .conv import WINDOW_OPTIONS, padded_sizes
 from .sliding import slide
+from .static import axis_labels, entries, per_axis_dims
 
 
 class PoolKind(Kind):
     models = (Pool,)
 
+    def static_problems(self, layer: Pool, ctx: Context) -> None:
+        """The per-axis lists agree, and the padding is smaller than the window on each
+        side (the first axis where it is not; ``same`` and ``full`` always are)."""
+        consistent, dims = per_axis_dims(ctx, layer, WINDOW_OPTIONS)
+        if not consistent or isinstance(layer.padding, str):
+            return
+        for label, k, d, pad in zip(axis_labels(dims), entries(layer.kernel, dims),
+                                    entries(layer.dilation, dims), entries(layer.padding, dims)):
+            e, widest = d * (k - 1) + 1, max(pad) if isinstance(pad, tuple) else pad
+            if widest >= e:
+                ctx.fail(f"{label}padding {widest} is not smaller than the window {e}: some "
+                         "windows would see only padding", "padding")
+                break
+
     def rule(self, layer: Pool, inputs: tuple[State, ...], ctx: Context) -> Outcome:
         (x,) = inputs
         channels, sizes = x.shape[0], spatial(ctx, x.shape)
         window = ctx.window(layer, sizes, layer.kernel if layer.stride is None else layer.stride)
-        for axis, e, (pb, pa) in zip(AXIS_NAMES[len(sizes)], window.extent, window.padding):
-            if max(pb, pa) >= e:
-                raise ctx.fatal(f"{axis}: padding {max(pb, pa)} is not smaller than the "
-                                f"window {e}: some windows would see only padding", "padding")
+        if "padding" in ctx.flagged:
+            raise Fatal()    # padding as wide as the window (static_problems)
         out = slide(ctx, window, sizes, ceil_mode=layer.ceil_mode, is_pool=True,
                     padding=layer.padding)
         field = x.field.through_window(window.kernel, window.stride, window.pad_before,

@@ -92,15 +92,17 @@ def scaled_size(n: int, scale: float) -> int:
 
 
 def _scaled_sizes(ctx: Context, sizes: Shape, scale: Any) -> Shape:
-    """``floor(n·scale)`` per axis (:func:`scaled_size`); an empty axis is fatal."""
+    """``floor(n·scale)`` per axis (:func:`scaled_size`); an empty axis is fatal (each
+    is reported)."""
     scales = _per_axis(ctx, scale, len(sizes), "scale")
     out = []
     for axis, n, s in zip(axis_names(len(sizes)), sizes, scales):
         size = scaled_size(n, s)
         if size < 1:
-            raise ctx.fatal(f"{axis}: floor({n} × {s}) = 0 leaves no output position: use "
-                            "a larger scale, or give size", "scale", axis=axis)
+            ctx.fail(f"{axis}: floor({n} × {s}) = 0 leaves no output position: use a "
+                     "larger scale, or give size", "scale", axis=axis)
         out.append(size)
+    ctx.stop()
     return tuple(out)
 
 
@@ -314,8 +316,9 @@ class PixelUnshuffleKind(Kind):
 def check_mode_padding(ctx: Context, mode: str, sizes: Shape,
                        pads: Sequence[tuple[int, int]], option: str) -> None:
     """``reflect`` mirrors the input without its edge (padding < size), ``circular``
-    wraps it around once (padding ≤ size); otherwise fatal, naming the padding, the size
-    and the fix (axes with the same numbers together: "H, W: …")."""
+    wraps it around once (padding ≤ size); otherwise the layer fails
+    (:meth:`Context.fail`: the rule goes on checking), naming the padding, the size and
+    the fix (axes with the same numbers together: "H, W: …")."""
     if mode not in ("reflect", "circular"):
         return
     too_wide: dict[tuple[int, int], list[str]] = {}
@@ -334,7 +337,7 @@ def check_mode_padding(ctx: Context, mode: str, sizes: Shape,
             problems.append(f"{label}: circular padding {widest} must be at most the input "
                             f"size {n} (it wraps the input around once): pad at most {n}")
     if problems:
-        raise ctx.fatal("; ".join(problems), option)
+        ctx.fail("; ".join(problems), option)
 
 
 def _pads(ctx: Context, padding: Any, sizes: Shape) -> tuple[tuple[int, int], ...]:

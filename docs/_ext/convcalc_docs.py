@@ -57,50 +57,8 @@ def _depend_on_code(directive: SphinxDirective) -> None:
 # --- layer reference ---------------------------------------------------------------
 
 
-def _bounded(noun: str, schema: dict[str, Any]) -> str:
-    """``int ≥ 1``, ``number > 0``, ``0 ≤ number < 1``."""
-    low = next((f"{schema[k]:g} {s} " for k, s in (("minimum", "≤"), ("exclusiveMinimum", "<"))
-                if k in schema), "")
-    high = next((f" {s} {schema[k]:g}" for k, s in (("maximum", "≤"), ("exclusiveMaximum", "<"))
-                 if k in schema), "")
-    if low and not high:  # one-sided: the bound reads better after the noun
-        bound, symbol = low.split()[0], {"≤": "≥", "<": ">"}[low.split()[1]]
-        return f"{noun} {symbol} {bound}"
-    return f"{low}{noun}{high}"
-
-
-def schema_text(schema: dict[str, Any]) -> str:
-    """A JSON Schema fragment in words: ``int ≥ 1 or list (one per axis) of int ≥ 1``."""
-    for key in ("oneOf", "anyOf"):
-        if key in schema:
-            alternatives = [s for s in schema[key] if s.get("type") != "null"]
-            return " or ".join(schema_text(s) for s in alternatives)
-    if "const" in schema:
-        return json.dumps(schema["const"])
-    if "enum" in schema:
-        return " | ".join(json.dumps(v) for v in schema["enum"])
-    kind = schema.get("type")
-    if kind == "integer":
-        return _bounded("int", schema)
-    if kind == "number":
-        return _bounded("number", schema)
-    if kind == "boolean":
-        return "bool"
-    if kind == "string":
-        return "text"
-    if kind == "array":
-        item = schema_text(schema.get("items", {}))
-        low, high = schema.get("minItems"), schema.get("maxItems")
-        if low == high == 2:
-            return f"[{item}, {item}]"
-        if " or " in item:
-            item = f"({item})"
-        from convcalc.spec import MAX_SPATIAL_AXES
-
-        if low == 1 and high == MAX_SPATIAL_AXES:
-            return f"list (one per axis) of {item}"
-        return f"list of {item}"
-    return "any"
+# the option types in words: the same as `convcalc layers` prints
+from convcalc.layer_help import schema_text  # noqa: E402
 
 
 def _default_text(field: Any) -> str:
