@@ -24,7 +24,7 @@ from .verification import MAX_BATCH, MAX_SEED
 from .render import RENDERERS, render_table, render_verification, render_verification_json
 from .report import Report
 from .schema import spec_json_schema
-from .spec import LAYER_MODELS, MAX_INT, Spec, layer_types
+from .spec import MAX_INT, Spec
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 
@@ -261,16 +261,22 @@ VERIFY_OPTIONS = ("batch", "seed", "gradcheck", "max_memory")
 
 
 def verify_options(command: Any) -> Any:
-    """``--batch --seed --gradcheck --max-memory``, shared by ``verify`` and ``check --verify``."""
+    """``--batch --seed --gradcheck --gradcheck-entries --max-memory``, shared by
+    ``verify`` and ``check --verify``.  The two gradient-check flags are one switch:
+    the command gets ``gradcheck`` as ``None``, ``"directions"`` or ``"entries"``."""
     options = [
         click.option("--batch", type=click.IntRange(1, MAX_BATCH), default=2,
                      show_default=True, help="Examples in the random batch the engine runs."),
         click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
                      help="Seed of the weights, the input batch and the output gradient "
                           f"(0 … {MAX_SEED})."),
-        click.option("--gradcheck", is_flag=True,
-                     help="Also compare the gradients with centred differences in float64 "
-                          "(slow on big networks)."),
+        click.option("--gradcheck", "gradcheck", flag_value="directions", default=None,
+                     help="Also compare the gradients with centred differences in float64, "
+                          "along one random direction per tensor: two forward passes of "
+                          "its layer each, and four of the whole network."),
+        click.option("--gradcheck-entries", "gradcheck", flag_value="entries",
+                     help="Compare the gradients entry by entry instead (up to 20 entries "
+                          "per tensor, each re-running the network: slow on big networks)."),
         click.option("--max-memory", type=MemorySize(), default="2GiB", show_default=True,
                      help="Refuse a run whose estimated peak memory is larger."),
     ]
@@ -301,13 +307,15 @@ class _Progress:
             self.bar.__exit__(None, None, None)
 
 
-def run_verify(spec: Spec, batch: int, seed: int, gradcheck: bool, max_memory: int) -> Any:
-    """:func:`convcalc.verify` with a progress bar; ConvCalcErrors propagate."""
+def run_verify(spec: Spec, batch: int, seed: int, gradcheck: str | None,
+               max_memory: int) -> Any:
+    """:func:`convcalc.verify` with a progress bar; ConvCalcErrors propagate.
+    ``gradcheck``: ``None``, ``"directions"`` or ``"entries"``."""
     from .verification import verify
 
     progress = _Progress()
     try:
-        return verify(spec, batch=batch, seed=seed, gradcheck=gradcheck,
+        return verify(spec, batch=batch, seed=seed, gradcheck=gradcheck or False,
                       max_memory=max_memory, progress=progress)
     finally:
         progress.close()
@@ -327,7 +335,7 @@ def run_verify(spec: Spec, batch: int, seed: int, gradcheck: bool, max_memory: i
 @input_option
 @verify_options
 def check(file: str, fmt: str, strict: bool, depth: int | None, then_verify: bool,
-          input_shape: list[int | None] | None, batch: int, seed: int, gradcheck: bool,
+          input_shape: list[int | None] | None, batch: int, seed: int, gradcheck: str | None,
           max_memory: int) -> None:
     """Analyse the network in FILE (YAML or JSON; - reads standard input; zoo:NAME
     a model of the zoo, see `convcalc zoo`).
@@ -389,6 +397,7 @@ VERIFY_EPILOG = """\b
 Examples:
   convcalc verify examples/vgg16.yaml --batch 1
   convcalc verify net.yaml --gradcheck          # gradients vs centred differences
+  convcalc verify net.yaml --gradcheck-entries  # ... entry by entry (slow)
   convcalc verify net.yaml --format json | jq .ok
   convcalc check net.yaml --verify              # the report, then the engine run
 
@@ -405,7 +414,7 @@ spec or a refused memory estimate; 2 usage.
 @input_option
 @verify_options
 def verify_command(file: str, fmt: str, input_shape: list[int | None] | None, batch: int,
-                   seed: int, gradcheck: bool, max_memory: int) -> None:
+                   seed: int, gradcheck: str | None, max_memory: int) -> None:
     """Build the network in FILE with the NumPy reference engine, run a random batch
     forward and backward, and check every predicted output shape, parameter count and
     gradient shape (with --gradcheck, the gradients too).
@@ -610,23 +619,16 @@ def schema() -> None:
     click.echo(json.dumps(spec_json_schema(), indent=2, ensure_ascii=False))
 
 
-def _option_summary(model: Any) -> str:
-    parts = []
-    for name, field in model.model_fields.items():
-        if name in ("type", "name", "trainable"):
-            continue
-        parts.append(name if field.is_required() else f"{name}={field.default!r}")
-    return ", ".join(parts) or "—"
-
-
 @main.command()
 def layers() -> None:
-    """List the layer types and their options (from the spec models)."""
-    for model in LAYER_MODELS:
-        types = " | ".join(layer_types(model))
-        click.echo(f"{types}\n    options: {_option_summary(model)}")
-        doc = (model.__doc__ or "").strip().splitlines()[0]
-        click.echo(f"    {doc}")
+    """List every layer type: its whole description (from the spec models) and its
+    options, each with its type, default and description; wrapped to the terminal's
+    width (COLUMNS sets it)."""
+    import shutil
+
+    from .layer_help import render_layers
+
+    click.echo(render_layers(max(40, shutil.get_terminal_size().columns)))
 
 
 DRAW_EPILOG = """\b

@@ -229,12 +229,23 @@ def branch_gradients(spec: Spec, sizes: list[int], input_size: int) -> int:
     return peak
 
 
-def estimate_memory(spec: Spec, batch: int, dtype: str = "float32", gradcheck: bool = False,
+def estimate_memory(spec: Spec, batch: int, dtype: str = "float32",
+                    gradcheck: bool | str = False,
                     report: Report | None = None) -> MemoryEstimate:
     """Estimate the peak memory of building ``spec`` and running ``batch`` examples
     forward and backward in ``dtype``; with ``gradcheck``, of the float64 gradient check
-    instead (which also keeps a copy of every gradient, every layer's input and input
-    gradient, and the outputs and caches of the forward passes it re-runs).
+    instead (part ``gradcheck``):
+
+    - ``True`` or ``"directions"``: one layer is re-run at a time, inside the backward
+      pass; it holds its output's gradient (a contiguous copy), the moved tensor and
+      its direction (and a parameter's saved copy), its re-run output and the product
+      ``g ⊙ y``, the caches its re-run makes before the old ones go, and its
+      temporaries — the largest over the layers counts.  The end-to-end checks then
+      keep a copy of every parameter (``max`` of the two phases; the kept outputs are
+      dropped before the second).
+    - ``"entries"``: the per-entry check also keeps a copy of every gradient, every
+      layer's input and input gradient, and the outputs and caches of the forward
+      passes it re-runs.
 
     Shapes and parameter counts come from ``report`` (default: ``analyze(spec)``), which
     must have no errors.
@@ -243,7 +254,8 @@ def estimate_memory(spec: Spec, batch: int, dtype: str = "float32", gradcheck: b
         from .analysis import analyze
 
         report = analyze(spec)
-    if gradcheck:
+    method = "directions" if gradcheck is True else (gradcheck or None)
+    if method:
         dtype = "float64"
     size = ITEMSIZE[dtype]
     params = sum(row.params or 0 for row in report.layers)
@@ -253,6 +265,7 @@ def estimate_memory(spec: Spec, batch: int, dtype: str = "float32", gradcheck: b
     transformed = kept_transformed = 0  # Winograd filter transforms: 36·F·C values each
     costs = []
     sizes = []
+    rerun = largest_tensor = 0          # the directional check: one layer re-run at a time
     for layer, row in zip(spec.layers, report.layers):
         if row.output_shape is None or not row.input_shapes:
             raise ValueError(f"{row.name}: the report has no shapes for this layer")
@@ -263,6 +276,9 @@ def estimate_memory(spec: Spec, batch: int, dtype: str = "float32", gradcheck: b
                 kept_transformed += cost.transformed
         costs.append(cost)
         sizes.append(prod(row.output_shape))
+        if method == "directions":
+            rerun = max(rerun, _rerun_values(row, cost, sizes[-1]))
+            largest_tensor = max(largest_tensor, row.params or 0)   # (bounds its tensors)
         activations += sizes[-1]
         kept += cost.kept
         masks += cost.masks
@@ -280,13 +296,31 @@ def estimate_memory(spec: Spec, batch: int, dtype: str = "float32", gradcheck: b
     }
     if transformed:  # the kept ones, and one layer's transform and its gradient at a time
         parts_values["winograd_filters"] = kept_transformed + 2 * transformed
-    if gradcheck:  # gradient copies; inputs, input gradients, re-run outputs and caches
-        parts_values["gradcheck"] = params + (3 * activations + caches) * batch
+    check_fixed = check_per_example = 0
+    if method == "directions":
+        # re-run: the moved parameter, its saved copy and direction; end to end: a copy
+        # of every parameter and one tensor's direction (the larger phase counts); per
+        # example the largest re-run, and the output's random projection throughout
+        check_fixed = max(3 * largest_tensor, params + largest_tensor)
+        check_per_example = max(rerun, 2 * prod(report.input_shape)) + sizes[-1]
+    elif method == "entries":  # gradient copies; inputs, input gradients, re-run outputs
+        check_fixed, check_per_example = params, 3 * activations + caches   # and caches
+    if method:
+        parts_values["gradcheck"] = check_fixed + check_per_example * batch
     parts = {name: value * size for name, value in parts_values.items()}
     parts["masks"] = masks * batch
     parts["runtime"] = RUNTIME_BYTES
-    fixed = (2 * params + buffers + (params if gradcheck else 0) + kept_transformed
+    fixed = (2 * params + buffers + check_fixed + kept_transformed
              + 2 * transformed) * size + RUNTIME_BYTES
     per_example = (activations + waiting + im2col + caches + transient
-                   + (3 * activations + caches if gradcheck else 0)) * size + masks
+                   + check_per_example) * size + masks
     return MemoryEstimate(batch, dtype, fixed, per_example, parts)
+
+
+def _rerun_values(row: Any, cost: Any, output: int) -> int:
+    """Values per example the directional gradient check holds while it re-runs one
+    layer: per input, the moved copy and its direction; the output's gradient (a
+    contiguous copy), the re-run output and ``g ⊙ y``; the caches the re-run makes
+    before the old ones go (columns are reused workspaces) and its temporaries."""
+    largest_input = max((prod(shape) for shape in row.input_shapes), default=0)
+    return 2 * largest_input + 3 * output + cost.kept - cost.columns + cost.transient

@@ -264,7 +264,8 @@ def render_verification(result: "VerificationResult") -> str:
 
     Columns: output shape (predicted; ``predicted ≠ observed`` when they differ),
     parameters (likewise), gradients (shapes match the parameters), and with a gradient
-    check its largest relative error.
+    check its largest relative error; then the gradient check's end-to-end errors and
+    the kinks it met.
     """
     from .memory import format_bytes
 
@@ -283,19 +284,37 @@ def render_verification(result: "VerificationResult") -> str:
         out.append(f"✗ the engine run failed: {result.engine_error}")
     if not result.input_gradient_ok:
         out.append("✗ the input gradient's shape differs from the input's")
+    out.extend(_end_to_end_lines(result))
     failing = result.failing
     if result.ok:
         who = f"all {len(result.layers)} layers agree" if len(result.layers) > 1 \
             else "the layer agrees"
         out.append(f"✓ verified: {who} on output shapes, parameter counts and gradient shapes")
         if result.gradcheck:     # (ok: every error is a number below the tolerance)
-            worst = max((row.gradcheck_error or 0.0 for row in result.layers), default=0.0)
-            out.append(f"✓ gradients match centred differences (float64): largest relative "
-                       f"error {worst:.1e} < {result.tolerance:g}")
+            worst = max([row.gradcheck_error or 0.0 for row in result.layers]
+                        + [check.error for check in result.gradcheck_end_to_end])
+            how = ("one random direction per tensor" if result.gradcheck_method == "directions"
+                   else "sampled entries")
+            kinks = sum(row.gradcheck_kinks for row in result.layers)
+            out.append(f"✓ gradients match centred differences (float64, {how}): largest "
+                       f"relative error {worst:.1e} < {result.tolerance:g}"
+                       + (f"; {kinks} kink{'s' if kinks != 1 else ''} met" if kinks else ""))
     elif failing:
         out.append(f"✗ {len(failing)} of {len(result.layers)} layers disagree: "
                    + ", ".join(row.name for row in failing))
     return "\n".join(out)
+
+
+def _end_to_end_lines(result: "VerificationResult") -> list[str]:
+    """The directional gradient check's whole-network errors, one line."""
+    if not result.gradcheck_end_to_end:
+        return []
+    parts = [("all parameters" if check.tensor == "parameters" else "the input")
+             + " " + ("not a number" if check.error != check.error else f"{check.error:.1e}")
+             + ("" if check.ok else " ✗") for check in result.gradcheck_end_to_end]
+    ok = all(check.ok for check in result.gradcheck_end_to_end)
+    return [f"{'✓' if ok else '✗'} gradient check end to end (one direction each, the whole "
+            f"network): " + ", ".join(parts)]
 
 
 def render_verification_json(result: "VerificationResult", indent: int | None = 2) -> str:

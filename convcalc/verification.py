@@ -9,9 +9,11 @@ batch forward and a random output gradient backward, and compares per layer:
 - the predicted parameter (and buffer) count with the sizes of the layer's arrays;
 - every parameter's gradient shape with the parameter's shape (and the input gradient's
   shape with the input's);
-- with ``gradcheck=True``: the back-propagated gradients against centred differences,
-  in float64 (:func:`engine.gradcheck`), failing any layer whose relative error is not
-  below 1e-6.
+- with ``gradcheck``: the back-propagated gradients against centred differences, in
+  float64 (:func:`engine.gradcheck`), failing any layer whose relative error is not
+  below 1e-6 — ``True`` or ``"directions"``: one random direction per tensor, each
+  layer against its own forward, and the input and all parameters end to end;
+  ``"entries"``: the per-entry check, on sampled entries of every tensor.
 
 >>> import convcalc
 >>> result = convcalc.verify(convcalc.validate({"input": [1, 28, 28], "layers": [
@@ -33,6 +35,9 @@ from .report import Report, Shape
 
 #: Gradient check threshold: a layer fails at or above this relative error.
 GRADCHECK_TOLERANCE = 1e-6
+#: ``gradcheck`` methods: one random direction per tensor (``True`` means this), or
+#: sampled entries of every tensor.
+GRADCHECK_METHODS = ("directions", "entries")
 DEFAULT_MAX_MEMORY = 2 * 2**30
 #: Bounds of verify's arguments: a batch beyond this is not a check, a seed is 32-bit.
 MAX_BATCH = 2**20
@@ -101,12 +106,37 @@ def _list(shape: Shape | None) -> list[int] | None:
 
 
 @dataclass(frozen=True)
+class EndToEndCheck:
+    """One whole-network check of the directional gradient check: ``tensor`` is
+    ``"input"`` (the network's input) or ``"parameters"`` (all of them along one
+    direction); ``entries`` the values the direction moved, ``error`` the relative
+    error, ``kinks`` 1 when the direction met a kink (measured with a smaller step)."""
+
+    tensor: str
+    entries: int
+    error: float
+    kinks: int = 0
+    tolerance: float = GRADCHECK_TOLERANCE
+
+    @property
+    def ok(self) -> bool:
+        return self.error < self.tolerance      # False for NaN
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tensor": self.tensor, "entries": self.entries, "error": self.error,
+                "kinks": self.kinks, "ok": self.ok}
+
+
+@dataclass(frozen=True)
 class VerificationResult:
     """Everything :func:`verify` compared; ``ok`` when every layer agrees.
 
     ``engine_error`` is set when the engine refused a spec the calculator accepted (then
     the layers it did not reach have no observed values).  ``seconds`` holds the time of
     each phase (``build``, ``forward``, ``backward``, ``gradcheck``).
+    ``gradcheck_method`` is ``"directions"`` or ``"entries"`` when gradients were
+    checked (``gradcheck`` is then True); ``gradcheck_end_to_end`` holds the directional
+    check's whole-network checks.
     """
 
     name: str | None
@@ -122,11 +152,14 @@ class VerificationResult:
     engine_error: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     tolerance: float = GRADCHECK_TOLERANCE
+    gradcheck_method: str | None = None
+    gradcheck_end_to_end: tuple[EndToEndCheck, ...] = ()
 
     @property
     def ok(self) -> bool:
         return (self.engine_error is None and self.input_gradient_ok
-                and all(row.ok for row in self.layers))
+                and all(row.ok for row in self.layers)
+                and all(check.ok for check in self.gradcheck_end_to_end))
 
     @property
     def failing(self) -> tuple[LayerCheck, ...]:
@@ -138,6 +171,9 @@ class VerificationResult:
             "name": self.name, "file": self.file, "ok": self.ok, "batch": self.batch,
             "seed": self.seed, "dtype": self.dtype, "gradcheck": self.gradcheck,
             "gradcheck_tolerance": self.tolerance if self.gradcheck else None,
+            "gradcheck_method": self.gradcheck_method,
+            "gradcheck_end_to_end": [check.to_dict() for check in self.gradcheck_end_to_end]
+            if self.gradcheck_method == "directions" else None,
             "engine_error": self.engine_error, "input_gradient_ok": self.input_gradient_ok,
             "memory": {**self.memory.to_dict(), "limit_bytes": self.max_memory},
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
@@ -165,8 +201,12 @@ def _check_arguments(batch: Any, seed: Any, dtype: Any, gradcheck: Any, max_memo
         raise TypeError(f"verify(dtype): expected str, got {type(dtype).__name__}")
     if dtype not in DTYPES:
         raise ArgumentError(f"dtype must be one of {', '.join(DTYPES)} (got {dtype!r})")
-    if not isinstance(gradcheck, bool):
-        raise TypeError(f"verify(gradcheck): expected bool, got {type(gradcheck).__name__}")
+    if not isinstance(gradcheck, (bool, str)):
+        raise TypeError("verify(gradcheck): expected bool or str ('directions', "
+                        f"'entries'), got {type(gradcheck).__name__}")
+    if isinstance(gradcheck, str) and gradcheck not in GRADCHECK_METHODS:
+        raise ArgumentError(f"gradcheck must be True, False or one of "
+                            f"{', '.join(GRADCHECK_METHODS)} (got {gradcheck!r})")
     if progress is not None and not callable(progress):
         raise TypeError("verify(progress): expected a callable (done, total) or None, got "
                         f"{type(progress).__name__}")
@@ -179,8 +219,20 @@ def _check_arguments(batch: Any, seed: Any, dtype: Any, gradcheck: Any, max_memo
         raise ArgumentError(f"max_memory: {error}") from None
 
 
+def gradcheck_method(gradcheck: bool | str) -> str | None:
+    """``verify``'s ``gradcheck`` as a method: ``None`` (no check), ``"directions"``
+    (``True``, the default method) or ``"entries"``.
+
+    >>> gradcheck_method(True), gradcheck_method("entries"), gradcheck_method(False)
+    ('directions', 'entries', None)
+    """
+    if gradcheck is True:
+        return "directions"
+    return gradcheck or None
+
+
 def verify(spec: Any, batch: int = 2, seed: int = 0, dtype: str = "float32",
-           gradcheck: bool = False, max_memory: int | str = DEFAULT_MAX_MEMORY,
+           gradcheck: bool | str = False, max_memory: int | str = DEFAULT_MAX_MEMORY,
            progress: Progress | None = None) -> VerificationResult:
     """Build ``spec`` with the reference engine and check every prediction of the report.
 
@@ -188,6 +240,10 @@ def verify(spec: Any, batch: int = 2, seed: int = 0, dtype: str = "float32",
     takes.  A spec whose analysis has errors is not run: :class:`~convcalc.ShapeError`.
     A run whose estimated peak memory exceeds ``max_memory`` bytes is refused with
     :class:`~convcalc.ResourceError`, naming the estimate and the largest batch that fits.
+    ``gradcheck``: ``False``; ``True`` or ``"directions"`` (one random direction per
+    tensor: two forward passes of a layer each, and four of the whole network);
+    ``"entries"`` (the per-entry check, on at most 20 entries of every tensor, each
+    re-running the network from that layer: slow).
     ``progress(done, total)`` is called as layers finish (forward, backward, and the
     gradient check: ``total`` counts them all).
     """
@@ -195,28 +251,30 @@ def verify(spec: Any, batch: int = 2, seed: int = 0, dtype: str = "float32",
     from .loading import validate
 
     max_memory = _check_arguments(batch, seed, dtype, gradcheck, max_memory, progress)
+    method = gradcheck_method(gradcheck)
     spec = validate(spec)
     report = analyze(spec).raise_for_errors()
     memory = estimate_memory(spec, batch, dtype, report=report)
     check_memory(memory, max_memory, "running this network")
-    if gradcheck:
-        check_memory(estimate_memory(spec, batch, gradcheck=True, report=report),
+    if method:
+        check_memory(estimate_memory(spec, batch, gradcheck=method, report=report),
                      max_memory, "the float64 gradient check")
-    run = _EngineRun(spec, report, batch, seed, dtype, progress, gradcheck)
+    run = _EngineRun(spec, report, batch, seed, dtype, progress, method)
     rows = run.compare()
-    errors = {}
-    if gradcheck and run.error is None:
+    errors: dict[str, tuple[float, int]] = {}
+    end_to_end: tuple[EndToEndCheck, ...] = ()
+    if method and run.error is None:
         try:
-            errors = run.gradcheck()
+            errors, end_to_end = run.gradcheck()
         except Exception as error:  # the engine failed (it could not allocate, say)
             run.error = _describe(error)
     if errors:
         rows = [_with_gradcheck(row, *errors.get(row.name, (None, 0))) for row in rows]
     return VerificationResult(
         name=spec.name, file=report.file, batch=batch, seed=seed, dtype=dtype,
-        layers=tuple(rows), memory=memory, max_memory=max_memory, gradcheck=gradcheck,
+        layers=tuple(rows), memory=memory, max_memory=max_memory, gradcheck=bool(method),
         input_gradient_ok=run.input_gradient_ok, engine_error=run.error,
-        seconds=run.seconds)
+        seconds=run.seconds, gradcheck_method=method, gradcheck_end_to_end=end_to_end)
 
 
 def _describe(error: Exception) -> str:
@@ -235,11 +293,14 @@ class _EngineRun:
     """One engine build + forward + backward of a spec, and what it observed."""
 
     def __init__(self, spec: Any, report: Report, batch: int, seed: int, dtype: str,
-                 progress: Progress | None, with_gradcheck: bool):
+                 progress: Progress | None, method: str | None):
         self.spec, self.report = spec, report
         self.batch, self.seed, self.dtype = batch, seed, dtype
         self.layer_count = len(spec.layers)
-        self.total_steps = self.layer_count * (3 if with_gradcheck else 2)
+        self.method = method
+        # the gradient check reports the layers, plus one step for its end-to-end checks
+        self.total_steps = self.layer_count * 2 + (
+            0 if method is None else self.layer_count + (method == "directions"))
         self.progress = progress
         self.seconds: dict[str, float] = {}
         self.error: str | None = None
@@ -315,17 +376,21 @@ class _EngineRun:
                 gradient_problems=seen.get("problems", ()) if seen else ("not reached",)))
         return rows
 
-    def gradcheck(self) -> dict[str, tuple[float, int]]:
-        """Per layer: (largest relative error, entries on kinks), float64, same seed."""
+    def gradcheck(self) -> tuple[dict[str, tuple[float, int]], tuple[EndToEndCheck, ...]]:
+        """Per layer: (largest relative error, kinks), float64, same seed; and the
+        end-to-end checks."""
         import engine
 
         started = time.perf_counter()
         offset = 2 * self.layer_count
         result = engine.gradcheck(self.spec, batch=self.batch, seed=self.seed,
-                                  tolerance=GRADCHECK_TOLERANCE,
+                                  tolerance=GRADCHECK_TOLERANCE, method=self.method,
                                   progress=lambda done, _total: self._tick(offset + done))
         self.seconds["gradcheck"] = time.perf_counter() - started
         kinks: dict[str, int] = {}
         for check in result.tensors:
             kinks[check.layer] = kinks.get(check.layer, 0) + check.kinks
-        return {name: (error, kinks.get(name, 0)) for name, error in result.per_layer.items()}
+        end_to_end = tuple(EndToEndCheck(check.tensor, check.entries, check.error,
+                                         check.kinks) for check in result.end_to_end)
+        return ({name: (error, kinks.get(name, 0)) for name, error in result.per_layer.items()},
+                end_to_end)

@@ -196,7 +196,7 @@ def test_interrupting_verify_exits_130_with_one_line(tmp_path: Path) -> None:
         "input: [8, 96, 96]\nlayers:\n" + "  - {type: conv, filters: 8, kernel: 3, padding: 1}\n"
         * 6, encoding="utf-8")
     process = subprocess.Popen([sys.executable, "-c", CLI, "verify", "net.yaml", "--batch", "4",
-                                "--gradcheck"], cwd=tmp_path, stdout=subprocess.PIPE,
+                                "--gradcheck-entries"], cwd=tmp_path, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, preexec_fn=_limit_memory)
     time.sleep(2.5)                  # the imports done, the run under way
     process.send_signal(signal.SIGINT)

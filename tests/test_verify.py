@@ -86,9 +86,23 @@ def test_gradcheck_option_reports_the_error_per_layer(tmp_path):
     assert code == 0
     data = json.loads(out)
     assert data["gradcheck"] and data["gradcheck_tolerance"] == 1e-6
+    assert data["gradcheck_method"] == "directions"
     assert all(layer["gradcheck_error"] < 1e-6 for layer in data["layers"])
+    assert [(c["tensor"], c["ok"]) for c in data["gradcheck_end_to_end"]] == [
+        ("input", True), ("parameters", True)]
     code, out, _ = run("verify", spec, "--gradcheck")
-    assert "✓ gradients match centred differences (float64): largest relative error" in out
+    assert "✓ gradients match centred differences (float64, one random direction per " \
+           "tensor): largest relative error" in out
+    assert "✓ gradient check end to end (one direction each, the whole network): the " \
+           "input " in out
+    code, out, _ = run("verify", spec, "--gradcheck-entries", "--format", "json")
+    data = json.loads(out)
+    assert code == 0 and data["gradcheck"] and data["gradcheck_method"] == "entries"
+    assert data["gradcheck_end_to_end"] is None
+    assert all(layer["gradcheck_error"] < 1e-6 for layer in data["layers"])
+    code, out, _ = run("verify", spec, "--format", "json")
+    data = json.loads(out)
+    assert data["gradcheck"] is False and data["gradcheck_method"] is None
 
 
 def test_a_refused_memory_estimate(tmp_path):
@@ -173,13 +187,39 @@ def test_a_gradient_shape_mismatch_fails(monkeypatch):
     assert "✗ bias: gradient [99] ≠ parameter [100]" in convcalc.render_verification(result)
 
 
-def test_a_gradcheck_failure_fails(monkeypatch, tmp_path):
+@pytest.mark.parametrize("option", ["--gradcheck", "--gradcheck-entries"])
+def test_a_gradcheck_failure_fails(monkeypatch, tmp_path, option):
     real = engine.activations.Tanh.backward
     monkeypatch.setattr(engine.activations.Tanh, "backward", lambda self, dout: 1.01 * real(self, dout))
-    code, out, _ = run("verify", write(tmp_path, json.dumps(MIXED), "mixed.json"), "--gradcheck")
+    code, out, _ = run("verify", write(tmp_path, json.dumps(MIXED), "mixed.json"), option)
     assert code == 1
     assert "tanh1" in out.split("disagree: ")[1]
     assert "✗" in [line for line in out.splitlines() if line.startswith("tanh1")][0]
+    if option == "--gradcheck":      # each layer against its own forward: tanh1 alone
+        assert out.split("disagree: ")[1].strip() == "tanh1"
+        assert "✗ gradient check end to end" in out
+
+
+def test_a_wrong_combination_of_right_layers_fails_end_to_end(monkeypatch):
+    real = engine.Network.backward
+    monkeypatch.setattr(engine.Network, "backward",
+                        lambda self, dout, **options: 1.01 * real(self, dout, **options))
+    result = convcalc.verify(convcalc.validate(MIXED), gradcheck=True)
+    assert not result.ok and not result.failing
+    assert [check.ok for check in result.gradcheck_end_to_end] == [False, True]
+    text = convcalc.render_verification(result)
+    assert "✗ gradient check end to end (one direction each, the whole network): the " \
+           "input " in text and "✓ verified" not in text
+
+
+def test_a_nan_gradient_fails_and_says_so(monkeypatch):
+    real = engine.activations.Tanh.backward
+    monkeypatch.setattr(engine.activations.Tanh, "backward",
+                        lambda self, dout: real(self, dout) * np.nan)
+    result = convcalc.verify(convcalc.validate(MIXED), gradcheck=True)
+    row = [row for row in result.layers if row.name == "tanh1"][0]
+    assert math.isnan(row.gradcheck_error) and not row.gradcheck_ok and not result.ok
+    assert "not a number ✗" in convcalc.render_verification(result)
 
 
 def test_an_engine_refusal_is_reported(monkeypatch):
@@ -230,10 +270,23 @@ def test_python_api_result_and_progress():
 @pytest.mark.parametrize("options, message", [
     ({"batch": 0}, "batch must be a whole number from 1 to"),
     ({"dtype": "float16"}, "dtype must be one of float32, float64"),
+    ({"gradcheck": "sampled"}, "gradcheck must be True, False or one of directions, entries"),
 ])
 def test_python_api_bad_arguments(options, message):
     with pytest.raises(ValueError, match=message):
         convcalc.verify(convcalc.load(SIMPLE), **options)
+
+
+def test_python_api_gradcheck_methods():
+    spec = convcalc.validate(SMALL)
+    with pytest.raises(TypeError, match="verify\\(gradcheck\\): expected bool or str"):
+        convcalc.verify(spec, gradcheck=1)
+    for given, method in ((True, "directions"), ("directions", "directions"),
+                          ("entries", "entries"), (False, None)):
+        result = convcalc.verify(spec, gradcheck=given)
+        assert result.ok and result.gradcheck is (method is not None)
+        assert result.gradcheck_method == method
+        assert len(result.gradcheck_end_to_end) == (2 if method == "directions" else 0)
 
 
 # --- the memory estimate is honest ----------------------------------------------------------
@@ -313,14 +366,17 @@ def test_verify_a_residual_net_through_the_cli(tmp_path):
     assert data["memory"]["parts"]["branch_gradients"] > 0
 
 
-def test_a_broken_merge_is_reported_at_its_layer(tmp_path, monkeypatch):
+@pytest.mark.parametrize("gradcheck", [True, "entries"])
+def test_a_broken_merge_is_reported_at_its_layer(tmp_path, monkeypatch, gradcheck):
     real = engine.merge.Add.backward
     monkeypatch.setattr(engine.merge.Add, "backward",
                         lambda self, dout: [g * 1.01 for g in real(self, dout)])
-    result = convcalc.verify(convcalc.loads(RESIDUAL_YAML), gradcheck=True)
+    result = convcalc.verify(convcalc.loads(RESIDUAL_YAML), gradcheck=gradcheck)
     assert not result.ok
     failing = {row.name for row in result.failing}
     assert "layer2.add" in failing and "dense1" not in failing
+    if gradcheck is True:          # each layer against its own forward: the adds alone
+        assert failing == {"layer1.0.add", "layer1.1.add", "layer2.add"}
     real_forward = engine.merge.Concat.forward
     monkeypatch.setattr(engine.merge.Concat, "forward", lambda self, xs: real_forward(self, xs[:1]
                                                                                 + xs))
@@ -366,17 +422,23 @@ RESIDUAL = {"input": [3, 32, 32], "blocks": {
 
 
 @pytest.mark.parametrize("spec, batch, gradcheck", [
-    (MIXED, 16, False), (CONV_HEAVY, 16, False), (SMALL, 8, True), (MIXED, 4, True),
-    (RESIDUAL, 16, False), ({**RESIDUAL, "input": [3, 8, 8]}, 2, True)])
+    (MIXED, 16, False), (CONV_HEAVY, 16, False), (SMALL, 8, "entries"), (MIXED, 4, "entries"),
+    (RESIDUAL, 16, False), ({**RESIDUAL, "input": [3, 8, 8]}, 2, "entries"),
+    (SMALL, 8, True), (MIXED, 4, True), ({**CONV_HEAVY, "input": [64, 8, 8]}, 2, True),
+    ({**RESIDUAL, "input": [3, 16, 16]}, 2, True)])
 def test_estimate_covers_a_measured_run(spec, batch, gradcheck):
     """tracemalloc sees every NumPy allocation: the estimate (without the interpreter's
-    own memory) must cover the measured peak, and not by much more than half again."""
+    own memory) must cover the measured peak, and not by much more than half again.
+    (``gradcheck=True`` is the directional check.)"""
     spec = convcalc.validate(spec)
     estimate = estimate_memory(spec, batch=batch, gradcheck=gradcheck)
+    method = "directions" if gradcheck is True else gradcheck
+    if gradcheck:   # first calls allocate for good (caches, NumPy's): not the run's
+        engine.gradcheck(spec, batch=1, samples=3, method=method)
     tracemalloc.start()
     try:
         if gradcheck:
-            engine.gradcheck(spec, batch=batch, samples=3)
+            engine.gradcheck(spec, batch=batch, samples=3, method=method)
         else:
             net = engine.build(spec, seed=0)
             x = np.random.default_rng(0).standard_normal((batch, *spec.input),

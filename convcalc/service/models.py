@@ -112,6 +112,17 @@ class LayerCheckOut(BaseModel):
     gradcheck_ok: bool
 
 
+class EndToEndOut(BaseModel):
+    """One whole-network check of the directional gradient check."""
+
+    tensor: str = Field(description="`input` (the network's input) or `parameters` (all "
+                                    "of them along one direction)")
+    entries: int
+    error: float
+    kinks: int
+    ok: bool
+
+
 class MemoryOut(BaseModel):
     batch: int
     dtype: str
@@ -133,6 +144,10 @@ class VerificationOut(BaseModel):
     dtype: str
     gradcheck: bool
     gradcheck_tolerance: Optional[float]
+    gradcheck_method: Optional[str] = Field(
+        description="`directions` or `entries` when the gradients were checked")
+    gradcheck_end_to_end: Optional[list[EndToEndOut]] = Field(
+        description="the directional check's whole-network checks (null otherwise)")
     engine_error: Optional[str]
     input_gradient_ok: bool
     memory: MemoryOut

@@ -209,7 +209,24 @@ def memory_option(text: str | None, limits: Limits) -> int:
     return value
 
 
-def check_runnable(body: bytes, limits: Limits, batch: int, gradcheck: bool,
+#: ``?gradcheck=``: a boolean as pydantic spells one, or a method of the check
+GRADCHECK_PATTERN = r"(?i)^(true|false|1|0|yes|no|on|off|t|f|y|n|directions|entries)$"
+
+
+def gradcheck_option(text: str) -> bool | str:
+    """``?gradcheck=`` as :func:`convcalc.verify` takes it: ``False``, ``True`` (the
+    directional check) or ``"entries"``.
+
+    >>> gradcheck_option("true"), gradcheck_option("Entries"), gradcheck_option("0")
+    (True, 'entries', False)
+    """
+    text = text.lower()
+    if text in ("directions", "entries"):
+        return "directions" if text == "directions" else "entries"
+    return text in ("true", "1", "yes", "on", "t", "y")
+
+
+def check_runnable(body: bytes, limits: Limits, batch: int, gradcheck: bool | str,
                    max_memory: int) -> None:
     """Everything verify refuses before running, answered here without a worker."""
     spec = load_spec(body, limits)
@@ -223,7 +240,7 @@ def check_runnable(body: bytes, limits: Limits, batch: int, gradcheck: bool,
         check_memory(estimate_memory(spec, batch, report=report), max_memory,
                      "running this network")
         if gradcheck:
-            check_memory(estimate_memory(spec, batch, gradcheck=True, report=report),
+            check_memory(estimate_memory(spec, batch, gradcheck=gradcheck, report=report),
                          max_memory, "the float64 gradient check")
     except ResourceError as error:
         ceiling = format_bytes(limits.verify_max_memory)
@@ -300,7 +317,8 @@ async def run_verification(request: Request, job: Job) -> Response:
             504, "verify-timeout", "Verification timed out",
             f"the verification did not finish within {limits.verify_timeout:g} s and "
             "was stopped (its worker process killed); try a smaller batch, no "
-            "gradcheck, or a smaller network") from None
+            "gradcheck (or gradcheck=true rather than entries), or a smaller "
+            "network") from None
     except WorkerDied as error:
         raise ProblemError(503, "worker-failed", "Verification worker failed",
                            str(error), headers={"Retry-After": "1"}) from None
@@ -323,8 +341,14 @@ def verification(limits: Limits) -> APIRouter:
         batch: int = Query(2, ge=1, le=limits.max_batch,
                            description="Examples in the random batch (as --batch)."),
         seed: int = Query(0, ge=0, le=2**32 - 1, description="Seed (as --seed)."),
-        gradcheck: bool = Query(False, description="Also compare gradients with centred "
-                                                   "differences in float64 (slow)."),
+        gradcheck: str = Query(
+            "false", pattern=GRADCHECK_PATTERN,
+            description="Also compare the gradients with centred differences in float64: "
+                        "`true` (or `directions`, as --gradcheck), along one random "
+                        "direction per tensor (two forward passes of its layer each, four "
+                        "of the whole network); `entries` (as --gradcheck-entries), entry "
+                        "by entry (slow: small networks only); `false`, no check (also "
+                        "`1`/`0`, `yes`/`no`, `on`/`off`)."),
         max_memory: str | None = Query(
             None, max_length=32,
             description="Refuse a run whose estimated peak memory is larger (as "
@@ -336,11 +360,12 @@ def verification(limits: Limits) -> APIRouter:
         `verify_workers` at a time (else 503 with Retry-After) and at most
         `verify_timeout` seconds (else 504: the worker is killed)."""
         memory = memory_option(max_memory, limits)
+        method = gradcheck_option(gradcheck)
         body = await read_body(request, limits)
         body = await parse_off_loop(request, spec_text, body, limits)   # ONNX: its YAML
-        await parse_off_loop(request, check_runnable, body, limits, batch, gradcheck, memory)
+        await parse_off_loop(request, check_runnable, body, limits, batch, method, memory)
         return await run_verification(
-            request, Job(body, BODY_NAME, batch, seed, gradcheck, memory,
+            request, Job(body, BODY_NAME, batch, seed, method, memory,
                          min(limits.max_layers, MAX_LAYERS)))
 
     return router

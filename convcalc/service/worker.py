@@ -56,7 +56,8 @@ class Job:
     filename: str
     batch: int
     seed: int
-    gradcheck: bool
+    #: False, True (= "directions") or "entries", as :func:`convcalc.verify` takes it
+    gradcheck: bool | str
     max_memory: int
     #: the service's layer limit, applied while the spec expands
     max_layers: int = 10_000

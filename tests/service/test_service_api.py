@@ -241,8 +241,22 @@ def test_verify_with_gradcheck_and_a_lower_memory_limit(client):
     assert response.status_code == 200, response.text
     result = response.json()
     assert result["ok"] and result["gradcheck"] and result["batch"] == 2
+    assert result["gradcheck_method"] == "directions"
+    assert [check["tensor"] for check in result["gradcheck_end_to_end"]] == ["input", "parameters"]
     assert result["memory"]["limit_bytes"] == 256 << 20
     assert all(row["gradcheck_error"] is not None for row in result["layers"] if row["observed_params"])
+
+
+@pytest.mark.parametrize("query, method", [("gradcheck=entries", "entries"),
+                                           ("gradcheck=directions", "directions"),
+                                           ("gradcheck=1", "directions"), ("gradcheck=no", None)])
+def test_verify_gradcheck_methods(client, query, method):
+    response = client.post(f"/api/v1/verify?{query}", content=SMALL, headers=YAML)
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert result["ok"] and result["gradcheck"] is (method is not None)
+    assert result["gradcheck_method"] == method
+    assert (result["gradcheck_end_to_end"] is None) is (method != "directions")
 
 
 def test_verify_refuses_errors_as_the_cli_does(client):
