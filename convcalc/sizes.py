@@ -401,26 +401,33 @@ def _crossing_bound(probe: _Probe, n1: int, n2: int, t1: int) -> int:
 
     third = probe.shapes(n2 + (n2 - n1))
 
-    def affine_of(name: str, which: list[Any], other: list[Any]) -> list[tuple[int, int]]:
-        """The entries of an input's shape that are affine in ``t`` (a flat width of a
-        square probe is not): ``(α, β)``."""
+    def affine_of(name: str, which: list[Any], other: list[Any]
+                  ) -> list[tuple[int, int] | None]:
+        """Per entry of an input's shape, ``(α, β)`` where it is affine in ``t``, else
+        ``None`` (a flat width of a square probe is not)."""
         if name == "input":
             a, b, c = (probe.make(n).input for n in (n1, n2, n2 + (n2 - n1)))
         else:
-            a, b, c = which[rows[name]], other[rows[name]], third[rows[name]]
-        return [(y - x, x - (y - x) * t1) for x, y, z in zip(a, b, c)
-                if x is not None and y is not None and z is not None and z - y == y - x]
+            rank = len(report.layers[rows[name]].output_shape or ())   # without the
+            a, b, c = (shapes[rows[name]][:rank]                       # padding
+                       for shapes in (which, other, third))
+        return [(y - x, x - (y - x) * t1)
+                if x is not None and y is not None and z is not None and z - y == y - x
+                else None for x, y, z in zip(a, b, c)]
 
     inputs = [affine_of(name, first, second) for name in layer.inputs or ()]
     limit = sum(_whole_numbers(layer)) + 2
     candidates = [0]
     for dims in inputs:
-        for alpha, beta in dims:
+        for alpha, beta in filter(None, dims):
             if alpha > 0:
                 candidates.append(-(-(limit + abs(beta)) // alpha))
     for x, y in ((x, y) for i, x in enumerate(inputs) for y in inputs[i + 1:]):
-        for (a1, b1), (a2, b2) in zip(x, y):
-            if a1 != a2:
+        # entries compared where the layer lines them up: concat's shapes have one
+        # rank, and add and mul broadcast from the last axis
+        for p, q in zip(reversed(x), reversed(y)):
+            if p is not None and q is not None and p[0] != q[0]:
+                (a1, b1), (a2, b2) = p, q
                 candidates.append(-(-abs(b2 - b1) // abs(a1 - a2)))
     return max(candidates) + 1
 

@@ -81,6 +81,15 @@ def net(input_shape, *layers, rounding="exact"):
                               "layers": list(layers)})
 
 
+def test_a_flat_vector_added_to_a_map_lines_up_with_its_last_axis():
+    """(4,) + (4, 1, W) broadcasts from the last axis: W is 1 or the vector's 4 (found by
+    hypothesis: the sizes compared entries from the first axis, and said {1})."""
+    h, w = check_against_brute_force(net(
+        [4, 1, 1], {"name": "n0", "type": "global_avgpool"},
+        {"name": "n2", "type": "add", "inputs": ["input", "n0"]}, rounding="floor"))
+    assert (h.describe(), w.describe()) == ("every H ≥ 1", "W ∈ {1, 4}")
+
+
 def test_two_strided_convs():
     (axis,) = check_against_brute_force(net(
         [1, None], {"type": "conv", "filters": 2, "kernel": 3, "stride": 2},
