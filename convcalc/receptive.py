@@ -238,20 +238,6 @@ class Field1D:
         return Field1D(whole.lo[:1], whole.hi[:1], 0)
 
 
-def _stored_for(outputs: int, jump: Number,
-                edges: "Callable[[int], tuple[Edge, Edge]]") -> Field1D:
-    """A field given output by output for ``outputs`` positions that need not repeat:
-    stored with a period of ``outputs`` (or of the least multiple of it over which
-    ``jump`` moves a whole number of inputs; the outputs past ``outputs`` do not exist
-    and read nothing), shifting by ``jump`` per output."""
-    period = lcm(outputs, Fraction(jump).denominator)
-    if period > MAX_PERIOD:
-        raise FieldTooComplex(period)
-    pairs = [edges(o) if o < outputs else (None, None) for o in range(period)]
-    return Field1D(tuple(lo for lo, _ in pairs), tuple(hi for _, hi in pairs),
-                   int(jump * period))
-
-
 def merge_fields(fields: list[Field1D], outputs: int | None = None,
                  broadcast: Sequence[bool] = ()) -> tuple[Field1D, bool]:
     """Where paths meet (add, concat, mul): the union of their fields, output by output,
