@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import small_inputs
 
 torch = pytest.importorskip("torch")
 
@@ -238,26 +239,8 @@ NATIVE_SIZE = {"inception_v3"}   # H, W = 96k + 11, k ≥ 3: 299
 
 
 def small_input(spec: Any, target: int = 32) -> Any:
-    """The spec at spatial size ``target`` on every axis when it analyses without
-    errors there, else at the valid sizes nearest ``target`` (at least the smallest),
-    else as it is."""
-    from convcalc.sizes import SizesTooComplex, valid_sizes
-
-    if len(spec.input) < 2 or max(spec.input[1:]) <= target:
-        return spec
-    square = spec.with_input([spec.input[0]] + [target] * (len(spec.input) - 1))
-    if not convcalc.analyze(square, fields=False).errors:
-        return square
-    try:
-        answers = valid_sizes(spec.with_input([spec.input[0]] + [None] * (len(spec.input) - 1)))
-    except SizesTooComplex:
-        return spec
-    sizes = []
-    for answer, native in zip(answers, spec.input[1:]):
-        size = target if answer.contains(target) else answer.nearest(target)[1]
-        sizes.append(native if size is None or size > native else size)
-    smaller = spec.with_input([spec.input[0], *sizes])
-    return smaller if not convcalc.analyze(smaller, fields=False).errors else spec
+    """:func:`small_inputs.small_input`, at 32 by default."""
+    return small_inputs.small_input(spec, target)
 
 
 @pytest.mark.parametrize("name", zoo.names())

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import small_inputs
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -113,9 +114,7 @@ def run_both(spec: Any, seed: int = 0, batch: int = 2) -> None:
         (float(np.abs(got - want).max()), scale)
 
 
-def runnable(spec: Any) -> bool:
-    report = convcalc.analyze(spec, fields=False)
-    return not report.errors
+runnable = small_inputs.runs
 
 
 # --- export: coverage ------------------------------------------------------------------------
@@ -141,25 +140,8 @@ def test_kind_examples(example: Example) -> None:
 
 
 def small_input(spec: Any, target: int = 64) -> Any:
-    """The spec at spatial size ``target`` when it analyses without errors there, else
-    at the valid sizes nearest it, else as it is."""
-    from convcalc.sizes import SizesTooComplex, valid_sizes
-
-    if len(spec.input) < 2 or max(spec.input[1:]) <= target:
-        return spec
-    square = spec.with_input([spec.input[0]] + [target] * (len(spec.input) - 1))
-    if runnable(square):
-        return square
-    try:
-        answers = valid_sizes(spec.with_input([spec.input[0]] + [None] * (len(spec.input) - 1)))
-    except SizesTooComplex:
-        return spec
-    sizes = []
-    for answer, native in zip(answers, spec.input[1:]):
-        size = target if answer.contains(target) else answer.nearest(target)[1]
-        sizes.append(native if size is None or size > native else size)
-    smaller = spec.with_input([spec.input[0], *sizes])
-    return smaller if runnable(smaller) else spec
+    """:func:`small_inputs.small_input`, at 64 by default."""
+    return small_inputs.small_input(spec, target)
 
 
 def check_native(spec: Any) -> None:
