@@ -35,6 +35,7 @@ EXAMPLE_TOTALS = {
     "one-by-one.yaml": (2_080, (32, 56, 56)),             # 32·64 + 32
     "simple-convnet.yaml": (433_890, (10,)),
     "six-filters.yaml": (456, (6, 28, 28)),               # 6·(5·5·3 + 1)
+    "squeeze-excitation.yaml": (868, (96, 56, 56)),       # (96·4 + 4) + (4·96 + 96)
     "vgg16.yaml": (138_357_544, (1000,)),
 }
 
