@@ -39,6 +39,7 @@ _EXPORTS = {
     "SpecError": "errors",
     "ShapeError": "errors",
     "ResourceError": "errors",
+    "UnknownLayerError": "errors",
     "verify": "verification",
     "VerificationResult": "verification",
     "render_table": "render",
@@ -63,6 +64,7 @@ __all__ = [
     "SpecError",
     "ShapeError",
     "ResourceError",
+    "UnknownLayerError",
     "verify",
     "VerificationResult",
     "render_table",
@@ -79,7 +81,8 @@ __all__ = [
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from . import zoo
     from .analysis import analyze
-    from .errors import ConvCalcError, Diagnostic, ResourceError, ShapeError, SpecError
+    from .errors import (ConvCalcError, Diagnostic, ResourceError, ShapeError, SpecError,
+                         UnknownLayerError)
     from .loading import load, loads, validate
     from .render import render_json, render_markdown, render_table, render_verification
     from .report import LayerRow, Report

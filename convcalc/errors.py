@@ -17,11 +17,15 @@ Exceptions:
   :func:`convcalc.verify`).
 - :class:`ArgumentError` — a library function was given a value it cannot take (also a
   ``ValueError``); a wrong *type* is a ``TypeError`` naming the argument.
+- :class:`UnknownLayerError` — :meth:`convcalc.Report.layer` was given a name the network
+  does not have (also a ``KeyError``); the message lists the close names.
 """
 
 from __future__ import annotations
 
+import difflib
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field as _field
 from typing import Any, Literal
@@ -137,6 +141,41 @@ class ShapeError(_DiagnosticsError):
 class ArgumentError(ConvCalcError, ValueError):
     """A library function was given a value it cannot take (a batch of 0, a negative
     seed, a memory limit that is not a size)."""
+
+
+class UnknownLayerError(ConvCalcError, KeyError):
+    """No layer has this name (:meth:`convcalc.Report.layer`); also a ``KeyError``, as a
+    missing key of a mapping.  ``name`` is the name asked for, ``close`` the layer names
+    nearest to it (difflib's, at most three, closest first, ties in the network's order).
+
+    >>> raise UnknownLayerError("conv7", ["conv1", "conv2", "relu1", "pool1"])
+    Traceback (most recent call last):
+    ...
+    convcalc.errors.UnknownLayerError: no layer 'conv7' — did you mean 'conv1', 'conv2'? (4 layers: conv1, conv2, relu1, pool1)
+    """
+
+    def __init__(self, name: str, names: Sequence[str]):
+        self.name = name
+        close = difflib.get_close_matches(name, names, n=3)
+        order = {n: i for i, n in reversed(list(enumerate(names)))}
+        # closest first; equally close ones in the network's order (difflib: reverse text)
+        self.close = tuple(sorted(close, key=lambda c: (
+            -difflib.SequenceMatcher(None, name, c).ratio(), order[c])))
+        hint = f" — did you mean {', '.join(repr(printable(c)) for c in self.close)}?" \
+            if self.close else ""
+        shown = ", ".join(printable(n) for n in names[:_LISTED_LAYERS])
+        more = f" (and {len(names) - _LISTED_LAYERS} more)" if len(names) > _LISTED_LAYERS else ""
+        count = f"{len(names)} layer{'s' if len(names) != 1 else ''}"
+        listed = f"{count}: {shown}{more}" if names else "the network has no layers"
+        self.message = f"no layer {printable(name)!r}{hint} ({listed})"
+        super().__init__(self.message)
+
+    def __str__(self) -> str:  # a KeyError would show its argument's repr
+        return self.message
+
+
+#: :class:`UnknownLayerError` names at most this many of the network's layers.
+_LISTED_LAYERS = 12
 
 
 class ResourceError(ConvCalcError):

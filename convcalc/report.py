@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .axes import Window
-from .errors import Diagnostic, ShapeError
+from .errors import Diagnostic, ShapeError, UnknownLayerError
 from .receptive import ReceptiveField
 
 Shape = tuple[int, ...]
@@ -244,11 +244,19 @@ class Report:
         return not self.errors
 
     def layer(self, name: str) -> LayerRow:
-        """The row of the layer called ``name``."""
+        """The row of the layer called ``name``; :class:`~convcalc.errors.UnknownLayerError`
+        (a ``KeyError``) listing the close names if there is none."""
         for row in self.layers:
             if row.name == name:
                 return row
-        raise KeyError(name)
+        raise UnknownLayerError(name, [row.name for row in self.layers])
+
+    def to_table(self, depth: int | None = None) -> str:
+        """The plain-text table of :func:`convcalc.render_table` (``depth``: block levels
+        shown open, deeper layers folded into their block's row; ``None``: all)."""
+        from .render import render_table
+
+        return render_table(self, depth)
 
     def raise_for_errors(self, strict: bool = False) -> "Report":
         """Raise :class:`~convcalc.errors.ShapeError` listing every error (and, when
