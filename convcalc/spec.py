@@ -28,13 +28,17 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Literal, Optional, Union
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Optional, TypeGuard, Union
+
+from annotated_types import GroupedMetadata
 
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    JsonValue,
     PlainValidator,
     PrivateAttr,
     WithJsonSchema,
@@ -88,7 +92,7 @@ def _show(value: Any, depth: int, budget: int) -> str:
     return text if len(text) <= budget else text[:budget] + "…"
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -101,8 +105,21 @@ def _bounded(value: int, minimum: int, entry: str = "") -> None:
                                   f"(got {_number_text(value)})")
 
 
-def _per_axis_ints(minimum: int, what: str):
-    """Validator for "one int for every spatial axis, or a list with one per axis"."""
+class _Checks(GroupedMetadata):
+    """Annotated metadata made of several items (pydantic unpacks it): a validator and
+    its JSON Schema as one ``Annotated[T, _Checks(...)]`` entry that type checkers read
+    as ``T``."""
+
+    def __init__(self, *items: Any):
+        self.items = items
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.items)
+
+
+def _per_axis_ints(minimum: int, what: str) -> _Checks:
+    """Validator for "one int for every spatial axis, or a list with one per axis"
+    (the metadata of ``Annotated[int | tuple[int, ...], ...]``)."""
 
     def validate(value: Any) -> int | tuple[int, ...]:
         if _is_int(value):
@@ -134,7 +151,7 @@ def _per_axis_ints(minimum: int, what: str):
             },
         ]
     }
-    return Annotated[int | tuple[int, ...], PlainValidator(validate), WithJsonSchema(schema)]
+    return _Checks(PlainValidator(validate), WithJsonSchema(schema))
 
 
 def _validate_padding(value: Any) -> Any:
@@ -191,10 +208,11 @@ _PADDING_SCHEMA = {
     ]
 }
 
-Kernel = _per_axis_ints(1, "a window size")
-Stride = _per_axis_ints(1, "a stride")
-Dilation = _per_axis_ints(1, "a dilation")
-OutputPadding = _per_axis_ints(0, "an output padding")
+Kernel = Annotated[int | tuple[int, ...], _per_axis_ints(1, "a window size")]
+Stride = Annotated[int | tuple[int, ...], _per_axis_ints(1, "a stride")]
+Dilation = Annotated[int | tuple[int, ...], _per_axis_ints(1, "a dilation")]
+OutputPadding = Annotated[int | tuple[int, ...], _per_axis_ints(0, "an output padding")]
+OutputSize = Annotated[int | tuple[int, ...], _per_axis_ints(1, "an output size")]
 Padding = Annotated[
     Union[int, str, tuple[Any, ...]],
     PlainValidator(_validate_padding),
@@ -223,8 +241,8 @@ def _accept_misalignment() -> Any:
 
 
 def _real(*, ge: float | None = None, gt: float | None = None, le: float | None = None,
-          lt: float | None = None) -> Any:
-    """A finite number within bounds (NaN and ±infinity are refused: ``.nan``, ``.inf``,
+          lt: float | None = None) -> _Checks:
+    """The metadata of ``Annotated[float, ...]``: a finite number within bounds (NaN and ±infinity are refused: ``.nan``, ``.inf``,
     JSON ``Infinity`` or ``1e999`` would make every computed value meaningless).  Text is
     not a number, as in the JSON Schema: the loader reads a plain ``1e-5`` as a number
     (YAML 1.1 would read it as text), a quoted ``'1e-5'`` stays text."""
@@ -251,7 +269,7 @@ def _real(*, ge: float | None = None, gt: float | None = None, le: float | None 
                        ("exclusiveMaximum", lt)):
         if bound is not None:
             schema[key] = bound
-    return Annotated[float, PlainValidator(validate), WithJsonSchema(schema)]
+    return _Checks(PlainValidator(validate), WithJsonSchema(schema))
 
 
 def _holds(number: float, op: str, bound: float) -> bool:
@@ -266,7 +284,7 @@ def _number_text(value: Any) -> str:
     return show(value)
 
 
-Probability = _real(ge=0.0, lt=1.0)
+Probability = Annotated[float, _real(ge=0.0, lt=1.0)]
 
 
 def _validate_scales(value: Any) -> float | tuple[float, ...]:
@@ -349,12 +367,12 @@ def _given(option: str) -> dict[str, Any]:
     return {"required": [option], "properties": {option: {"not": {"type": "null"}}}}
 
 
-def _one_target_schema(options: tuple[str, ...]) -> list[dict[str, Any]]:
+def _one_target_schema(options: tuple[str, ...]) -> list[JsonValue]:
     """:func:`_one_target` as JSON Schema rules (for the model's ``allOf``)."""
-    given = [_given(option) for option in options]
-    reference = {"required": ["inputs"], "properties": {"inputs": {"type": "array",
-                                                                    "minItems": 2}}}
-    rules = [{"anyOf": [*given, reference]},
+    given: list[JsonValue] = [_given(option) for option in options]
+    reference: dict[str, Any] = {"required": ["inputs"], "properties": {"inputs": {
+        "type": "array", "minItems": 2}}}
+    rules: list[JsonValue] = [{"anyOf": [*given, reference]},
              {"not": {"allOf": [{"anyOf": given}, reference]}}]
     if len(given) > 1:
         rules.append({"not": {"allOf": given}})
@@ -604,7 +622,7 @@ class LeakyRelu(LayerBase):
     examples = _elementwise_examples({"type": "leaky_relu", "negative_slope": 0.2})
 
     type: Literal["leaky_relu"]
-    negative_slope: _real(ge=0.0) = Field(default=0.01, description="Slope for negative inputs.")
+    negative_slope: Annotated[float, _real(ge=0.0)] = Field(default=0.01, description="Slope for negative inputs.")
 
 
 class Dropout(LayerBase):
@@ -693,7 +711,7 @@ class ELU(LayerBase):
 
     examples = _elementwise_examples({"type": "elu", "alpha": 0.5})
     type: Literal["elu"]
-    alpha: _real() = Field(default=1.0, description="The output for large negative x tends to −alpha.")
+    alpha: Annotated[float, _real()] = Field(default=1.0, description="The output for large negative x tends to −alpha.")
 
 
 class Softplus(LayerBase):
@@ -702,8 +720,8 @@ class Softplus(LayerBase):
 
     examples = _elementwise_examples({"type": "softplus", "beta": 2.0, "threshold": 1.5})
     type: Literal["softplus"]
-    beta: _real(gt=0.0) = Field(default=1.0, description="Sharpness.")
-    threshold: _real() = Field(default=20.0, description="Where beta·x > threshold the output is x.")
+    beta: Annotated[float, _real(gt=0.0)] = Field(default=1.0, description="Sharpness.")
+    threshold: Annotated[float, _real()] = Field(default=20.0, description="Where beta·x > threshold the output is x.")
 
 
 class DropPath(LayerBase):
@@ -740,7 +758,7 @@ class LayerNorm(LayerBase):
                          ([2, 5], {"type": "layernorm", "affine": False}),
                          ([3, 2, 2, 2], {"type": "layernorm"}))
     type: Literal["layernorm"]
-    eps: _real(gt=0.0) = Field(default=1e-5, description="Added to the variance before the square root.")
+    eps: Annotated[float, _real(gt=0.0)] = Field(default=1e-5, description="Added to the variance before the square root.")
     affine: bool = Field(default=True, description="Learn a per-channel scale (gamma) and shift (beta).")
 
 
@@ -755,7 +773,7 @@ class GroupNorm(LayerBase):
                          ([6, 5], {"type": "groupnorm", "groups": 1, "eps": 1e-3}))
     type: Literal["groupnorm"]
     groups: PositiveInt = Field(description="Channel groups normalised together.")
-    eps: _real(gt=0.0) = Field(default=1e-5, description="Added to the variance before the square root.")
+    eps: Annotated[float, _real(gt=0.0)] = Field(default=1e-5, description="Added to the variance before the square root.")
     affine: bool = Field(default=True, description="Learn a per-channel scale (gamma) and shift (beta).")
 
 
@@ -768,7 +786,7 @@ class InstanceNorm(LayerBase):
                          ([2, 6], {"type": "instancenorm"}),
                          ([2, 3, 2, 3], {"type": "instancenorm", "eps": 1e-3}))
     type: Literal["instancenorm"]
-    eps: _real(gt=0.0) = Field(default=1e-5, description="Added to the variance before the square root.")
+    eps: Annotated[float, _real(gt=0.0)] = Field(default=1e-5, description="Added to the variance before the square root.")
     affine: bool = Field(default=False, description="Learn a per-channel scale (gamma) and shift (beta).")
 
 
@@ -804,7 +822,7 @@ class AdaptivePool(LayerBase):
         ([2, 5], {"type": "adaptive_avgpool", "output": 3, "rounding": "floor"}),
     )
     type: Literal["adaptive_avgpool", "adaptive_maxpool"]
-    output: _per_axis_ints(1, "an output size") = Field(
+    output: OutputSize = Field(
         description="Output size: one int for every spatial axis, or one per axis.")
     rounding: Optional[Rounding] = _layer_rounding()
 
@@ -883,7 +901,7 @@ class Upsample(LayerBase):
     )
     type: Literal["upsample"]
     scale: Optional[Scales] = Field(default=None, description="Factor per axis (one number, or one per axis); output floor(in·scale).")
-    size: Optional[_per_axis_ints(1, "an output size")] = Field(
+    size: Optional[OutputSize] = Field(
         default=None, description="Output size: one int for every spatial axis, or one per axis.")
     mode: Literal["nearest", "linear", "cubic"] = Field(default="nearest", description="How values between samples are found.")
     align_corners: bool = Field(default=False, description="linear/cubic: align the corner samples of input and output.")
@@ -937,7 +955,7 @@ class Pad(LayerBase):
     type: Literal["pad"]
     padding: PadAmounts = Field(description="An int (every side), or per axis an int or [before, after].")
     mode: PaddingMode = Field(default="zeros", description="What the padding holds.")
-    value: _real() = Field(default=0.0, description="The constant of zeros mode.")
+    value: Annotated[float, _real()] = Field(default=0.0, description="The constant of zeros mode.")
 
 
 class Crop(LayerBase):
@@ -954,7 +972,7 @@ class Crop(LayerBase):
         Example((1, 4, 5, 4), {"type": "crop", "size": [2, 3, 3]}),
     )
     type: Literal["crop"]
-    size: Optional[_per_axis_ints(1, "an output size")] = Field(
+    size: Optional[OutputSize] = Field(
         default=None, description="Output size: one int for every spatial axis, or one per axis.")
     anchor: Literal["center", "start"] = Field(default="center", description="Which part is kept.")
 
@@ -975,8 +993,8 @@ class BatchNorm(LayerBase):
                          ([2, 3, 3, 3], {"type": "batchnorm"}))
 
     type: Literal["batchnorm"]
-    eps: _real(gt=0.0) = Field(default=1e-5, description="Added to the variance before the square root.")
-    momentum: _real(ge=0.0, le=1.0) = Field(default=0.1, description="Weight of the new batch in the running statistics.")
+    eps: Annotated[float, _real(gt=0.0)] = Field(default=1e-5, description="Added to the variance before the square root.")
+    momentum: Annotated[float, _real(ge=0.0, le=1.0)] = Field(default=0.1, description="Weight of the new batch in the running statistics.")
 
 
 class LRN(LayerBase):
@@ -989,9 +1007,9 @@ class LRN(LayerBase):
 
     type: Literal["lrn"]
     size: PositiveInt = Field(default=5, description="Neighbouring channels in the sum.")
-    alpha: _real(ge=0.0) = Field(default=1e-4, description="Scale of the sum of squares.")
-    beta: _real(ge=0.0) = Field(default=0.75, description="Exponent.")
-    k: _real(gt=0.0) = Field(default=1.0, description="Additive constant (> 0: the base of the power stays positive).")
+    alpha: Annotated[float, _real(ge=0.0)] = Field(default=1e-4, description="Scale of the sum of squares.")
+    beta: Annotated[float, _real(ge=0.0)] = Field(default=0.75, description="Exponent.")
+    k: Annotated[float, _real(gt=0.0)] = Field(default=1.0, description="Additive constant (> 0: the base of the power stays positive).")
 
 
 class Add(LayerBase):
@@ -1080,7 +1098,8 @@ def layer_types(model: type[LayerBase]) -> tuple[str, ...]:
     >>> layer_types(Pool)
     ('maxpool', 'avgpool', 'minpool')
     """
-    return model.model_fields["type"].annotation.__args__  # type: ignore[union-attr]
+    types: tuple[str, ...] = model.model_fields["type"].annotation.__args__  # type: ignore[union-attr]
+    return types
 
 
 #: ``type`` tag → model class, for every kind.
@@ -1094,11 +1113,16 @@ def _bare_layer_to_dict(value: Any) -> Any:
     return {"type": value} if isinstance(value, str) else value
 
 
-Layer = Annotated[
-    Union[tuple(LAYER_MODELS)],  # type: ignore[valid-type]
-    Field(discriminator="type"),
-    BeforeValidator(_bare_layer_to_dict),
-]
+if TYPE_CHECKING:
+    # the union is built from LAYER_MODELS at run time; to a type checker a layer is
+    # what every one of them is, a LayerBase
+    Layer = LayerBase
+else:
+    Layer = Annotated[
+        Union[tuple(LAYER_MODELS)],
+        Field(discriminator="type"),
+        BeforeValidator(_bare_layer_to_dict),
+    ]
 
 
 class Block(BaseModel):
