@@ -66,12 +66,13 @@ class LeakyReLU(Layer):
         self._positive = x > 0
         # For a slope ≤ 1, x where x > 0 else slope·x is max(x, slope·x) (min above 1):
         # the same numbers as a masked select, and about 9× faster.
-        y = np.multiply(x, self.negative_slope)
+        y: np.ndarray = np.multiply(x, self.negative_slope)
         (np.maximum if self.negative_slope <= 1 else np.minimum)(y, x, out=y)
         return y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        dx = np.where(self._positive, dout.dtype.type(1), dout.dtype.type(self.negative_slope))
+        dx: np.ndarray = np.where(self._positive, dout.dtype.type(1),
+                                  dout.dtype.type(self.negative_slope))
         dx *= dout
         return dx
 
@@ -91,7 +92,7 @@ class Sigmoid(Layer):
     spec_model = specs.Sigmoid
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        y = np.multiply(x, 0.5)                 # in place from here: one array in all
+        y: np.ndarray = np.multiply(x, 0.5)     # in place from here: one array in all
         np.tanh(y, out=y)
         y += 1.0
         y *= 0.5
@@ -99,7 +100,7 @@ class Sigmoid(Layer):
         return y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        dx = np.subtract(1.0, self._y)
+        dx: np.ndarray = np.subtract(1.0, self._y)
         dx *= self._y
         dx *= dout
         return dx
@@ -120,11 +121,12 @@ class Tanh(Layer):
     spec_model = specs.Tanh
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        self._y = np.tanh(x)
-        return self._y
+        y: np.ndarray = np.tanh(x)
+        self._y = y
+        return y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        dx = np.multiply(self._y, self._y)      # in place from here: one array in all
+        dx: np.ndarray = np.multiply(self._y, self._y)  # in place from here: one array in all
         np.subtract(1.0, dx, out=dx)
         dx *= dout
         return dx
@@ -133,7 +135,8 @@ class Tanh(Layer):
 def _softmax(x: np.ndarray) -> np.ndarray:
     """Softmax over axis 1, shifted by the maximum so ``exp`` never overflows."""
     e = np.exp(x - x.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
+    y: np.ndarray = e / e.sum(axis=1, keepdims=True)
+    return y
 
 
 class Softmax(Layer):
@@ -158,7 +161,8 @@ class Softmax(Layer):
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         y = self._y
-        return y * (dout - (dout * y).sum(axis=1, keepdims=True))
+        dx: np.ndarray = y * (dout - (dout * y).sum(axis=1, keepdims=True))
+        return dx
 
 
 # --- the activations of modern CNNs (MobileNet, EfficientNet, ConvNeXt, ...) ------------
@@ -166,7 +170,7 @@ class Softmax(Layer):
 
 def _between(x: np.ndarray, low: float, high: float) -> np.ndarray:
     """``low < x < high`` as one boolean array (the second comparison's mask is freed)."""
-    inside = np.greater(x, low)
+    inside: np.ndarray = np.greater(x, low)
     inside &= np.less(x, high)
     return inside
 
@@ -198,7 +202,8 @@ class ReLU6(Layer):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._inside = _between(x, 0.0, 6.0)
-        return np.clip(x, 0.0, 6.0)
+        y: np.ndarray = np.clip(x, 0.0, 6.0)
+        return y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         return np.where(self._inside, dout, dout.dtype.type(0))
@@ -222,13 +227,13 @@ class Hardsigmoid(Layer):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._inside = _between(x, -3.0, 3.0)
-        y = np.add(x, 3.0)
+        y: np.ndarray = np.add(x, 3.0)
         np.clip(y, 0.0, 6.0, out=y)
         y /= 6.0
         return y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        dx = np.where(self._inside, dout, dout.dtype.type(0))
+        dx: np.ndarray = np.where(self._inside, dout, dout.dtype.type(0))
         dx /= 6.0
         return dx
 
@@ -253,7 +258,7 @@ class Hardswish(Layer):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._x = x
-        y = np.add(x, 3.0)
+        y: np.ndarray = np.add(x, 3.0)
         np.clip(y, 0.0, 6.0, out=y)
         y *= x
         y /= 6.0
@@ -261,7 +266,7 @@ class Hardswish(Layer):
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         x = self._x
-        dx = np.divide(x, 3.0)
+        dx: np.ndarray = np.divide(x, 3.0)
         dx += 0.5
         dx *= dout
         np.copyto(dx, 0.0, where=x <= -3.0)
@@ -272,7 +277,7 @@ class Hardswish(Layer):
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     """``1 / (1 + e^(−x))`` as PyTorch writes it, in one new array (``e^(−x)`` overflows
     to ``inf`` for very negative ``x``, giving the right limit 0)."""
-    s = np.negative(x)
+    s: np.ndarray = np.negative(x)
     with np.errstate(over="ignore"):
         np.exp(s, out=s)
     s += 1.0
@@ -308,7 +313,7 @@ class SiLU(Layer):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._x = x
-        y = np.negative(x)
+        y: np.ndarray = np.negative(x)
         with np.errstate(over="ignore"):
             np.exp(y, out=y)
         y += 1.0
@@ -318,7 +323,7 @@ class SiLU(Layer):
     def backward(self, dout: np.ndarray) -> np.ndarray:
         x = self._x
         s = _sigmoid(x)
-        dx = np.subtract(1.0, s)
+        dx: np.ndarray = np.subtract(1.0, s)
         dx *= x
         dx += 1.0
         dx *= s
@@ -373,14 +378,14 @@ class _ExponentialLinear(Layer):
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._x = x
         self._negative = np.less_equal(x, 0.0)
-        y = np.multiply(x, self.scale)
+        y: np.ndarray = np.multiply(x, self.scale)
         negative, factor = self._negative, self.alpha * self.scale
         np.expm1(x, out=y, where=negative)
         np.multiply(y, factor, out=y, where=negative)
         return y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        dx = np.multiply(dout, self.scale)
+        dx: np.ndarray = np.multiply(dout, self.scale)
         negative, factor = self._negative, self.alpha * self.scale
         np.exp(self._x, out=dx, where=negative)
         np.multiply(dx, factor, out=dx, where=negative)
@@ -451,7 +456,7 @@ class Softplus(Layer):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._x = x
-        y = np.multiply(x, self.beta)
+        y: np.ndarray = np.multiply(x, self.beta)
         self._linear = np.greater(y, self.threshold)
         with np.errstate(over="ignore"):    # e^(βx) = inf only where y = x is taken
             np.exp(y, out=y)
@@ -462,7 +467,7 @@ class Softplus(Layer):
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         # sigmoid(βx) = e^(βx) / (e^(βx) + 1), written as 1 / (1 + e^(−βx)): one array
-        dx = np.multiply(self._x, -self.beta)
+        dx: np.ndarray = np.multiply(self._x, -self.beta)
         with np.errstate(over="ignore"):
             np.exp(dx, out=dx)
         dx += 1.0
@@ -548,7 +553,7 @@ class GELU(Layer):
         x = self._x
         if self.tanh:
             return self._tanh_backward(x, dout)
-        dx = np.multiply(x, x)                 # x·φ(x) first, then Φ(x) added to it
+        dx: np.ndarray = np.multiply(x, x)     # x·φ(x) first, then Φ(x) added to it
         dx *= -0.5
         np.exp(dx, out=dx)
         dx *= _GELU_PDF
@@ -562,7 +567,7 @@ class GELU(Layer):
         t = _tanh_inner(x, np.empty_like(x))
         np.multiply(t, t, out=t)
         np.subtract(1.0, t, out=t)             # 1 − t²
-        dx = np.multiply(x, x)
+        dx: np.ndarray = np.multiply(x, x)
         dx *= 3.0 * _GELU_KAPPA
         dx += 1.0
         dx *= _GELU_BETA                       # d(inner)/dx
@@ -598,7 +603,7 @@ class LogSoftmax(Layer):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         top = x.max(axis=1, keepdims=True)
-        y = np.subtract(x, top)
+        y: np.ndarray = np.subtract(x, top)
         np.exp(y, out=y)                       # the exponentials, summed, then y again
         total = y.sum(axis=1, keepdims=True)
         np.subtract(x, top, out=y)
@@ -609,7 +614,7 @@ class LogSoftmax(Layer):
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         total = dout.sum(axis=1, keepdims=True)
-        dx = np.exp(self._y)
+        dx: np.ndarray = np.exp(self._y)
         dx *= total
         np.subtract(dout, dx, out=dx)
         return dx
@@ -645,14 +650,16 @@ class DropPath(Layer):
             self._factor = None
             return x
         kept = self.rng.random(x.shape[0]) >= self.rate
-        factor = kept * self.dtype.type(1.0 / (1.0 - self.rate))
+        factor: np.ndarray = kept * self.dtype.type(1.0 / (1.0 - self.rate))
         self._factor = factor.reshape((-1,) + (1,) * (x.ndim - 1))
-        return x * self._factor
+        y: np.ndarray = x * self._factor
+        return y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         if self._factor is None:
             return dout
-        return dout * self._factor
+        dx: np.ndarray = dout * self._factor
+        return dx
 
 
 class PReLU(Layer):
@@ -689,12 +696,12 @@ class PReLU(Layer):
             raise ValueError(f"{self.name}: built for {slopes} channels, got {x.shape[1]}")
         self._x = x
         self._positive = np.greater(x, 0.0)
-        y = np.multiply(x, _per_channel(self.params["weight"], x.ndim))
+        y: np.ndarray = np.multiply(x, _per_channel(self.params["weight"], x.ndim))
         np.copyto(y, x, where=self._positive)
         return y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        grad = np.multiply(self._x, dout)
+        grad: np.ndarray = np.multiply(self._x, dout)
         np.copyto(grad, 0.0, where=self._positive)
         axes = _all_but_channels(dout.ndim) if self.per_channel else None
         self.grads["weight"][...] = grad.sum(axis=axes)
@@ -736,14 +743,14 @@ class Scale(Layer):
         if x.shape[1] != channels:
             raise ValueError(f"{self.name}: built for {channels} channels, got {x.shape[1]}")
         self._x = x
-        y = np.multiply(x, _per_channel(self.params["weight"], x.ndim))
+        y: np.ndarray = np.multiply(x, _per_channel(self.params["weight"], x.ndim))
         if self.use_bias:
             y += _per_channel(self.params["bias"], x.ndim)
         return y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         axes = _all_but_channels(dout.ndim)
-        grad = np.multiply(self._x, dout)
+        grad: np.ndarray = np.multiply(self._x, dout)
         np.sum(grad, axis=axes, out=self.grads["weight"])
         if self.use_bias:
             np.sum(dout, axis=axes, out=self.grads["bias"])
