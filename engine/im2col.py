@@ -39,6 +39,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from itertools import product
+from types import EllipsisType
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -47,6 +48,11 @@ from numpy.lib.stride_tricks import sliding_window_view
 from engine.padding import Pads, Window, resolve_window
 
 __all__ = ["im2col", "col2im", "pad", "crop", "windows", "unfold", "fold"]
+
+#: An index into an array, one entry per axis it indexes: a slice, ``...``, an int, an
+#: integer array or ``None``.  Declared where such a tuple is built: mypy would read
+#: ``(..., *slices)`` as ``tuple[object, ...]``, which numpy's stubs reject as an index.
+Index = tuple[slice | EllipsisType | int | np.ndarray | None, ...]
 
 # --- splitting memory-bound copies over threads ----------------------------------------
 #
@@ -110,7 +116,9 @@ def pad(x: np.ndarray, pads: Pads, value: float = 0.0,
         after[lead + axis] = slice(pb + n, None)
         out[tuple(before)] = value
         out[tuple(after)] = value
-    out[(Ellipsis, *(slice(pb, pb + n) for n, (pb, _) in zip(x.shape[lead:], pads)))] = x
+    inside: Index = (Ellipsis, *(slice(pb, pb + n)
+                                 for n, (pb, _) in zip(x.shape[lead:], pads)))
+    out[inside] = x
     return out
 
 
@@ -121,8 +129,9 @@ def crop(x: np.ndarray, pads: Pads) -> np.ndarray:
     array([[[1., 2., 3.]]])
     """
     lead = x.ndim - len(pads)
-    return x[(Ellipsis, *(slice(pb, n - pa)
-                          for n, (pb, pa) in zip(x.shape[lead:], pads)))]
+    kept: Index = (Ellipsis, *(slice(pb, n - pa)
+                               for n, (pb, pa) in zip(x.shape[lead:], pads)))
+    return x[kept]
 
 
 def windows(xp: np.ndarray, kernel: Sequence[int], stride: Sequence[int],
@@ -147,8 +156,8 @@ def windows(xp: np.ndarray, kernel: Sequence[int], stride: Sequence[int],
     axes = tuple(range(xp.ndim - dims, xp.ndim))
     reach = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
     view = sliding_window_view(xp, reach, axis=axes, writeable=writeable)
-    step = (Ellipsis, *(slice(None, None, s) for s in stride),
-            *(slice(None, None, d) for d in dilation))
+    step: Index = (Ellipsis, *(slice(None, None, s) for s in stride),
+                   *(slice(None, None, d) for d in dilation))
     return view[step]
 
 
@@ -189,7 +198,8 @@ def unfold(xp: np.ndarray, kernel: Sequence[int], stride: Sequence[int],
     dims = len(kernel)
     view = windows(xp, kernel, stride, dilation)                 # (N, C, *out, *kernel)
     if count is not None:
-        view = view[(Ellipsis, *(slice(0, c) for c in count), *(slice(None),) * dims)]
+        first: Index = (Ellipsis, *(slice(0, c) for c in count), *(slice(None),) * dims)
+        view = view[first]
     if batch_last:
         view = view.transpose(1, *range(2 + dims, 2 + 2 * dims), 0, *range(2, 2 + dims))
     else:
@@ -225,7 +235,8 @@ def fold(cols: np.ndarray, padded_shape: Sequence[int], stride: Sequence[int],
     if all(s >= e for s, e in zip(stride, reach)):
         # No two windows share an entry: one strided assignment through a window view.
         target = windows(buffer, kernel, stride, dilation, writeable=True)
-        target = target[(Ellipsis, *(slice(0, o) for o in out), *(slice(None),) * dims)]
+        first: Index = (Ellipsis, *(slice(0, o) for o in out), *(slice(None),) * dims)
+        target = target[first]
         source = cols.transpose(0, 1, *range(2 + dims, 2 + 2 * dims), *range(2, 2 + dims))
 
         def scatter(index: tuple[slice, ...]) -> None:
@@ -238,8 +249,10 @@ def fold(cols: np.ndarray, padded_shape: Sequence[int], stride: Sequence[int],
         def scatter(index: tuple[slice, ...]) -> None:
             chunk, source = buffer[index], cols[index]
             for offset, where in slices:
-                target = chunk[(Ellipsis, *where)]
-                np.add(target, source[(slice(None), slice(None), *offset)], out=target)
+                inside: Index = (Ellipsis, *where)
+                target = chunk[inside]
+                at: Index = (slice(None), slice(None), *offset)
+                np.add(target, source[at], out=target)
 
     split_run(scatter, buffer.shape, cols.nbytes)
     return buffer
