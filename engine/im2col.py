@@ -49,10 +49,13 @@ from engine.padding import Pads, Window, resolve_window
 
 __all__ = ["im2col", "col2im", "pad", "crop", "windows", "unfold", "fold"]
 
-#: An index into an array, one entry per axis it indexes: a slice, ``...``, an int, an
-#: integer array or ``None``.  Declared where such a tuple is built: mypy would read
-#: ``(..., *slices)`` as ``tuple[object, ...]``, which numpy's stubs reject as an index.
-Index = tuple[slice | EllipsisType | int | np.ndarray | None, ...]
+#: One entry of an index into an array, for one axis: a slice, ``...``, an int, an
+#: integer array or ``None``.
+IndexEntry = slice | EllipsisType | int | np.ndarray | None
+#: An index into an array, one entry per axis it indexes.  Declared where such a tuple
+#: is built: mypy would read ``(..., *slices)`` as ``tuple[object, ...]``, which numpy's
+#: stubs reject as an index.
+Index = tuple[IndexEntry, ...]
 
 # --- splitting memory-bound copies over threads ----------------------------------------
 #

@@ -34,7 +34,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .im2col import pad
+from .im2col import Index, IndexEntry, pad
 from .padding import axis_names
 
 MODES = ("zeros", "reflect", "replicate", "circular")
@@ -68,7 +68,8 @@ def _sources(n: int, positions: np.ndarray, mode: str) -> np.ndarray:
     if mode == "reflect":
         return np.where(positions < 0, -positions, 2 * (n - 1) - positions)
     if mode == "replicate":
-        return np.clip(positions, 0, n - 1)
+        clipped: np.ndarray = np.clip(positions, 0, n - 1)
+        return clipped
     return positions % n
 
 
@@ -99,10 +100,12 @@ def pad_by_mode(x: np.ndarray, pads: Pads, mode: str, value: float = 0.0,
             return out
         return pad(x, tuple(pads), value, out=out)
     inner = tuple(slice(pb, pb + n) for n, (pb, _) in zip(sizes, pads))
-    out[(Ellipsis, *inner)] = x
+    inside: Index = (Ellipsis, *inner)
+    out[inside] = x
     for axis, (n, (pb, pa)) in enumerate(zip(sizes, pads)):
         # axes before this one are padded already, axes after it not yet
-        region: list = [slice(None)] * lead + [slice(None)] * axis + [None] + list(inner[axis + 1:])
+        region: list[IndexEntry] = \
+            [slice(None)] * lead + [slice(None)] * axis + [None] + list(inner[axis + 1:])
         for where, sources in _borders(n, pb, pa, mode):
             if sources.size:
                 region[lead + axis] = pb + sources
@@ -119,15 +122,16 @@ def unpad_by_mode(dy: np.ndarray, pads: Pads, mode: str) -> np.ndarray:
     the axes last first, each step an array smaller along one axis."""
     lead = dy.ndim - len(pads)
     if mode == "zeros":
-        return dy[(Ellipsis, *(slice(pb, n - pa) for n, (pb, pa) in
-                               zip(dy.shape[lead:], pads)))].copy()
+        inside: Index = (Ellipsis, *(slice(pb, n - pa) for n, (pb, pa) in
+                                     zip(dy.shape[lead:], pads)))
+        return dy[inside].copy()
     g = dy
     for axis in range(len(pads) - 1, -1, -1):
         pb, pa = pads[axis]
         if not pb and not pa:
             continue
         n = g.shape[lead + axis] - pb - pa
-        where: list = [slice(None)] * g.ndim
+        where: list[IndexEntry] = [slice(None)] * g.ndim
         where[lead + axis] = slice(pb, pb + n)
         kept = g[tuple(where)].copy()
         for border, sources in _borders(n, pb, pa, mode):
