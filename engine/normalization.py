@@ -99,7 +99,8 @@ class BatchNorm(Layer):
             var = self._per_channel(self.buffers["running_var"], x.ndim)
         self._inv_std = 1.0 / np.sqrt(var + self.eps)
         self._xhat = (x - mean) * self._inv_std
-        return gamma * self._xhat + beta
+        y: np.ndarray = gamma * self._xhat + beta
+        return y
 
     def _update_running(self, mean: np.ndarray, var: np.ndarray, count: int) -> None:
         momentum = self.momentum
@@ -116,16 +117,18 @@ class BatchNorm(Layer):
         self.grads["beta"][...] = dout.sum(axis=axes)
         gamma = self._per_channel(self.params["gamma"], dout.ndim)
         if not self.training:
-            return dout * (gamma * self._inv_std)
+            dx: np.ndarray = dout * (gamma * self._inv_std)
+            return dx
         if self._count == 0:
             return np.zeros_like(dout)
         m = self._count
         dxhat = dout * gamma
-        return (self._inv_std / m) * (
+        dx = (self._inv_std / m) * (
             m * dxhat
             - dxhat.sum(axis=axes, keepdims=True)
             - xhat * (dxhat * xhat).sum(axis=axes, keepdims=True)
         )
+        return dx
 
 
 def _channel_window_sum(values: np.ndarray, before: int, after: int) -> np.ndarray:
@@ -138,7 +141,8 @@ def _channel_window_sum(values: np.ndarray, before: int, after: int) -> np.ndarr
     pad[1] = (before, after)
     padded = np.pad(values, pad)
     windows = np.lib.stride_tricks.sliding_window_view(padded, before + after + 1, axis=1)
-    return windows.sum(axis=-1)
+    sums: np.ndarray = windows.sum(axis=-1)
+    return sums
 
 
 class LRN(Layer):
@@ -171,15 +175,17 @@ class LRN(Layer):
         self._x = x
         sums = _channel_window_sum(x * x, self.size // 2, (self.size - 1) // 2)
         self._scale = self.k + (self.alpha / self.size) * sums
-        self._y = x * self._scale ** -self.beta
-        return self._y
+        y: np.ndarray = x * self._scale ** -self.beta
+        self._y = y
+        return y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         x, scale = self._x, self._scale
         through_windows = _channel_window_sum(dout * self._y / scale,
                                               (self.size - 1) // 2, self.size // 2)
-        return dout * scale ** -self.beta \
+        dx: np.ndarray = dout * scale ** -self.beta \
             - (2.0 * self.alpha * self.beta / self.size) * x * through_windows
+        return dx
 
 
 def _standardise(x: np.ndarray, axes: tuple[int, ...], eps: float
@@ -202,7 +208,7 @@ def _standardise_backward(dxhat: np.ndarray, xhat: np.ndarray, inv_std: np.ndarr
     """``dx = (dx̂ − mean(dx̂) − x̂ · mean(dx̂ · x̂)) / σ``, the means over ``axes``: the
     gradient through :func:`_standardise`.  One new array (``dx``)."""
     mean = dxhat.mean(axis=axes, keepdims=True)
-    dx = np.multiply(dxhat, xhat)
+    dx: np.ndarray = np.multiply(dxhat, xhat)
     projection = dx.mean(axis=axes, keepdims=True)
     np.multiply(xhat, projection, out=dx)
     np.subtract(dxhat, dx, out=dx)
@@ -253,7 +259,7 @@ class _ChannelNorm(Layer):
         self._xhat = xhat.reshape(x.shape)
         if not self.affine:
             return self._xhat
-        y = np.multiply(self._xhat, self._per_channel(self.params["gamma"], x.ndim))
+        y: np.ndarray = np.multiply(self._xhat, self._per_channel(self.params["gamma"], x.ndim))
         y += self._per_channel(self.params["beta"], x.ndim)
         return y
 
