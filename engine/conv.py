@@ -51,7 +51,7 @@ import numpy as np
 from convcalc import spec as specs
 from engine import winograd
 from engine.base import Layer
-from engine.im2col import crop, fold, pad, unfold, windows
+from engine.im2col import Index, crop, fold, pad, unfold, windows
 from engine.padding import Window, axis_names, per_axis, resolve_padding, resolve_window
 from engine.padmodes import check_mode_padding, pad_by_mode, unpad_by_mode
 
@@ -92,12 +92,14 @@ def _allocate_weights(layer: Layer, channels: int, shape: tuple[int, ...]) -> No
 def _he_normal(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int,
                dtype: np.dtype) -> np.ndarray:
     """He-normal initialisation: ``N(0, 2 / fan_in)``."""
-    return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(dtype)
+    weights: np.ndarray = (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(dtype)
+    return weights
 
 
 def _channel_sum(dy: np.ndarray) -> np.ndarray:
     """``Σ`` over batch and spatial axes: ``(N, F, *out) → (F,)`` (the bias gradient)."""
-    return dy.sum(axis=(0, *range(2, dy.ndim)))
+    sums: np.ndarray = dy.sum(axis=(0, *range(2, dy.ndim)))
+    return sums
 
 
 def _workspace(layer: Layer, name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
@@ -106,7 +108,7 @@ def _workspace(layer: Layer, name: str, shape: tuple[int, ...], dtype: Any) -> n
     Big column buffers cost as much to page in as to fill; reusing last call's buffer
     skips that.  Scratch arrays never leave the layer (outputs are fresh arrays).
     """
-    spaces = layer.__dict__.setdefault("_workspaces", {})
+    spaces: dict[str, np.ndarray] = layer.__dict__.setdefault("_workspaces", {})
     buffer = spaces.get(name)
     if buffer is None or buffer.shape != shape or buffer.dtype != dtype:
         buffer = spaces[name] = np.empty(shape, dtype)
@@ -395,7 +397,8 @@ class Conv(Layer):
         cols = unfold(dyp, window.kernel, window.stride, window.dilation, count=count,
                       batch_last=layout.batch_last,
                       out=_workspace(self, "dcols", shape, dyp.dtype))
-        flipped = weight[(Ellipsis, *(slice(None, None, -1),) * dims)]
+        reversed_kernel: Index = (Ellipsis, *(slice(None, None, -1),) * dims)
+        flipped = weight[reversed_kernel]
         w_t = np.ascontiguousarray(   # (g, C/g, F/g·K); contiguous: matmul is slow on strides
             flipped.reshape(groups, filters // groups, per_group, -1).transpose(0, 2, 1, 3)
             .reshape(groups, per_group, -1))
@@ -493,4 +496,5 @@ class ConvTranspose(Layer):
             axis=0).reshape(weight.shape).astype(weight.dtype, copy=False)
         if self.spec.bias:
             self.grads["bias"] = _channel_sum(dout).astype(weight.dtype, copy=False)
-        return np.matmul(w_g, cols_g).reshape(x.shape)
+        dx: np.ndarray = np.matmul(w_g, cols_g).reshape(x.shape)
+        return dx
