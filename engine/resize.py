@@ -35,6 +35,7 @@ import numpy as np
 from convcalc import spec as specs
 
 from .base import Layer
+from .im2col import Index
 from .padding import axis_names, per_axis, resolve_padding
 from .padmodes import check_mode_padding, pad_by_mode, unpad_by_mode
 
@@ -128,10 +129,12 @@ def _cubic_weights(t: np.ndarray) -> list[np.ndarray]:
     a = CUBIC_A
 
     def near(x: np.ndarray) -> np.ndarray:       # |x| ≤ 1
-        return ((a + 2) * x - (a + 3)) * x * x + 1
+        w: np.ndarray = ((a + 2) * x - (a + 3)) * x * x + 1
+        return w
 
     def far(x: np.ndarray) -> np.ndarray:        # 1 < |x| < 2
-        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+        w: np.ndarray = ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+        return w
 
     return [far(t + 1), near(t), near(1 - t), far(2 - t)]
 
@@ -193,6 +196,7 @@ def _sampled(x: np.ndarray, axis: int, taps: Taps) -> np.ndarray:
         else:
             y += part
         del part
+    assert y is not None, "resize_taps gives every mode at least one tap"
     return y
 
 
@@ -379,7 +383,7 @@ class Crop(Layer):
                              f"({', '.join(larger)})")
         starts = [(n - m) // 2 if self.spec.anchor == "center" else 0
                   for n, m in zip(sizes, out)]
-        self._window = (Ellipsis, *(slice(s, s + m) for s, m in zip(starts, out)))
+        self._window: Index = (Ellipsis, *(slice(s, s + m) for s, m in zip(starts, out)))
         self._shapes = (x.shape, None if ref is None else ref.shape)
         return x[self._window].copy()
 
