@@ -66,7 +66,8 @@ class GlobalPool(Layer):
         positions = int(np.prod(x.shape[2:]))
         flat = x.reshape(x.shape[0], x.shape[1], positions)  # (N, C, P); no -1: N may be 0
         if self.kind == "avg":
-            return flat.mean(axis=2)
+            means: np.ndarray = flat.mean(axis=2)
+            return means
         self._argmax = flat.argmax(axis=2)
         return np.take_along_axis(flat, self._argmax[:, :, None], axis=2)[:, :, 0]
 
@@ -146,7 +147,7 @@ class Dense(Layer):
             raise ValueError(f"{self.name}: built for {expected} input features, got "
                              f"{x.shape[1]}")
         self._x = x
-        y = x @ self.params["weight"]
+        y: np.ndarray = x @ self.params["weight"]
         if self.use_bias:
             y += self.params["bias"]  # y is a fresh array
         return y
@@ -156,7 +157,8 @@ class Dense(Layer):
         np.matmul(self._x.T, dout, out=self.grads["weight"])
         if self.use_bias:
             np.sum(dout, axis=0, out=self.grads["bias"])
-        return dout @ self.params["weight"].T
+        dx: np.ndarray = dout @ self.params["weight"].T
+        return dx
 
 
 class Dropout(Layer):
@@ -187,13 +189,16 @@ class Dropout(Layer):
             self._mask = None
             return x
         keep = self.rng.random(x.shape, dtype=self.dtype) >= self.rate
-        self._mask = keep * self.dtype.type(1.0 / (1.0 - self.rate))
-        return x * self._mask
+        mask: np.ndarray = keep * self.dtype.type(1.0 / (1.0 - self.rate))
+        self._mask = mask
+        y: np.ndarray = x * mask
+        return y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         if self._mask is None:
             return dout
-        return dout * self._mask
+        dx: np.ndarray = dout * self._mask
+        return dx
 
 
 class Identity(Layer):
