@@ -14,12 +14,13 @@ Layers never modify their arguments; ``forward`` keeps what ``backward`` needs.
 The engine's registry: every layer class names the spec model it implements
 (``spec_model``) and is registered under it in :data:`LAYERS` when its module is
 imported; :func:`engine.build` looks layers up there.  What differs between layers is
-declared, not probed: ``many_inputs`` (forward takes a list, backward returns one).
+declared, not probed: ``many_inputs`` (forward takes a list, backward returns one;
+:func:`takes_many` tells a type checker so).
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, Sequence, TypeGuard
 
 import numpy as np
 
@@ -71,6 +72,20 @@ class Layer:
     def zero_grads(self) -> None:
         for key, value in self.params.items():
             self.grads[key] = np.zeros_like(value)
+
+
+class ManyInputs(Protocol):
+    """What a layer that declares ``many_inputs`` is: ``forward`` takes a list of arrays
+    (one per spec input), ``backward`` returns one (a gradient per input)."""
+
+    def forward(self, xs: Sequence[np.ndarray]) -> np.ndarray: ...
+
+    def backward(self, dout: np.ndarray) -> list[np.ndarray]: ...
+
+
+def takes_many(layer: Layer) -> TypeGuard[ManyInputs]:
+    """Whether ``layer`` declares ``many_inputs`` (so that it is a :class:`ManyInputs`)."""
+    return layer.many_inputs
 
 
 #: spec model class → the engine layer class that implements it.

@@ -36,7 +36,8 @@ import numpy as np
 
 from convcalc import spec as specs
 
-from .base import LAYERS, Layer
+from .base import LAYERS, Layer, takes_many
+from .padding import axis_names
 
 DTYPES = ("float32", "float64")
 
@@ -107,7 +108,13 @@ class Network:
         self.spec = spec
         self.layers = layers
         self.dtype = np.dtype(dtype)
-        self.input_shape: tuple[int, ...] = tuple(spec.input)
+        if spec.open_axes:
+            names = axis_names(len(spec.input) - 1)
+            raise ValueError(f"input: {', '.join(names[i] for i in spec.open_axes)} "
+                             f"{'is' if len(spec.open_axes) == 1 else 'are'} open (null); the "
+                             "engine builds a network for one input size: give every size "
+                             "(Spec.with_input; convcalc sizes says which work)")
+        self.input_shape: tuple[int, ...] = tuple(n for n in spec.input if n is not None)
         self.observed_shapes: dict[str, tuple[int, ...]] = {}
         self.training = True
         #: per layer, the names of the outputs it reads (``"input"``: the network input)
@@ -141,7 +148,7 @@ class Network:
         """Run layer ``index`` on the arrays it reads (a list for a merge layer)."""
         layer = self.layers[index]
         try:
-            if layer.many_inputs:
+            if takes_many(layer):
                 return layer.forward(args)
             if len(args) != 1:
                 raise ValueError(f"{layer.spec.type} takes one input (got {len(args)}: "
@@ -152,11 +159,11 @@ class Network:
             raise _named(layer, exc) from exc
 
     def _check_input(self, x: Any) -> np.ndarray:
-        x = np.asarray(x, dtype=self.dtype)
-        if x.shape[1:] != self.input_shape:
+        array = np.asarray(x, dtype=self.dtype)
+        if array.shape[1:] != self.input_shape:
             raise ValueError(f"input: expected (N, {', '.join(map(str, self.input_shape))}), "
-                             f"got {x.shape}")
-        return x
+                             f"got {array.shape}")
+        return array
 
     def forward(self, x: Any, on_layer: Callable[[int, Layer], None] | None = None
                 ) -> np.ndarray:
@@ -318,7 +325,7 @@ class Network:
                 f"{self.param_count()} parameters, {self.dtype})")
 
 
-def build(spec: specs.Spec | dict, seed: int = 0, dtype: Any = "float32") -> Network:
+def build(spec: specs.Spec | dict[str, Any], seed: int = 0, dtype: Any = "float32") -> Network:
     """Build ``spec`` as arrays: one layer per spec layer, parameters allocated.
 
     ``spec`` is a :class:`convcalc.spec.Spec` (a dict is validated into one; a dict that
@@ -333,6 +340,13 @@ def build(spec: specs.Spec | dict, seed: int = 0, dtype: Any = "float32") -> Net
     Traceback (most recent call last):
     ...
     ValueError: conv1: H: window 5 is larger than the padded input 4; W: window 5 is larger than the padded input 4
+
+    An input size left open (``null``) is refused the same way:
+
+    >>> build({"input": [3, 32, None], "layers": ["relu"]})
+    Traceback (most recent call last):
+    ...
+    ValueError: input: W is open (null); the engine builds a network for one input size: give every size (Spec.with_input; convcalc sizes says which work)
     """
     if not isinstance(spec, specs.Spec):
         spec = specs.Spec.model_validate(spec)
