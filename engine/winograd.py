@@ -70,7 +70,8 @@ A_T = np.array([[1, 1, 1, 1, 1, 0],
                 [0, 1, 1, 4, 4, 0],
                 [0, 1, -1, 8, -8, 1]], dtype=float)
 
-_ALPHA, _M = B_T.shape[0], A_T.shape[0]      # α×α input tiles, m×m output tiles
+_ALPHA: int = B_T.shape[0]                   # α×α input tiles
+_M: int = A_T.shape[0]                       # m×m output tiles
 _TAPS = _ALPHA - _M + 1
 # Column 1 of Aᵀ is all ones, so entry ξ = (1, 1) of a product tile reaches every output
 # of the tile with weight 1: a bias added there is added to every output, and the sum
@@ -125,7 +126,8 @@ def transform_weights(weight: np.ndarray) -> np.ndarray:
     for every filter at once as ``(G ⊗ G) @ w``."""
     filters, channels = weight.shape[:2]
     flat = weight.reshape(filters * channels, _TAPS ** 2)
-    return (_kron(G, weight.dtype) @ flat.T).reshape(_ALPHA ** 2, filters, channels)
+    u: np.ndarray = (_kron(G, weight.dtype) @ flat.T).reshape(_ALPHA ** 2, filters, channels)
+    return u
 
 
 def weight_gradient(du: np.ndarray) -> np.ndarray:
@@ -133,7 +135,8 @@ def weight_gradient(du: np.ndarray) -> np.ndarray:
     ``dW[f, c] = Gᵀ dU[:, f, c] G``."""
     filters, channels = du.shape[1:]
     flat = du.reshape(_ALPHA ** 2, filters * channels)
-    return (flat.T @ _kron(G, du.dtype)).reshape(filters, channels, _TAPS, _TAPS)
+    dw: np.ndarray = (flat.T @ _kron(G, du.dtype)).reshape(filters, channels, _TAPS, _TAPS)
+    return dw
 
 
 def _tiles(size: int) -> int:
