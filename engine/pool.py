@@ -46,7 +46,7 @@ import numpy as np
 
 from convcalc import spec as specs
 from engine.base import Layer
-from engine.im2col import crop, pad, split_run, windows
+from engine.im2col import Index, crop, pad, split_run, windows
 from engine.padding import Window, axis_names, resolve_window
 
 __all__ = ["Pool"]
@@ -55,7 +55,7 @@ __all__ = ["Pool"]
 _PAD_VALUE = {"maxpool": -np.inf, "minpool": np.inf, "avgpool": 0.0}
 
 
-def _offset_slices(window: Window, out: tuple[int, ...]) -> list[tuple[slice, ...]]:
+def _offset_slices(window: Window, out: tuple[int, ...]) -> list[Index]:
     """For each kernel offset (C order), the strided slice of the padded input that holds
     that offset's entry of every window: ``offset·dilation + out_index·stride``."""
     return [tuple(slice(i * d, i * d + s * (o - 1) + 1, s)
