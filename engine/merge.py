@@ -82,7 +82,8 @@ def _reduced(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     rank = grad.ndim
     padded = shape[:1] + (1,) * (rank - len(shape)) + shape[1:]
     axes = tuple(axis for axis in range(1, rank) if padded[axis] == 1 and grad.shape[axis] != 1)
-    return grad.sum(axis=axes, keepdims=True).reshape(shape)
+    reduced: np.ndarray = grad.sum(axis=axes, keepdims=True).reshape(shape)
+    return reduced
 
 
 class Broadcasting(Merge):
