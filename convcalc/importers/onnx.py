@@ -48,10 +48,15 @@ import struct
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar
 
 from ..errors import Diagnostic, SpecError
-from ..spec import MAX_INT, MODEL_BY_TYPE
+from ..spec import MAX_INT, MODEL_BY_TYPE, LayerBase, Spec
+
+if TYPE_CHECKING:
+    from ..kinds import State
+
+T = TypeVar("T")
 
 #: Files larger than this are refused before they are parsed.
 MAX_ONNX_BYTES = 1 << 30
@@ -144,6 +149,29 @@ class Unknown:
 
 
 UNKNOWN = Unknown()
+
+#: What a tensor name is bound to while the graph is read.
+Value = Const | Tensor | PendingPad | Unknown
+
+
+def _tensors(values: Sequence[object]) -> list[Tensor] | None:
+    """``values`` when every one is a computed :class:`Tensor`, else ``None``."""
+    tensors = [v for v in values if isinstance(v, Tensor)]
+    return tensors if len(tensors) == len(values) else None
+
+
+def _known(shape: tuple[int | None, ...]) -> tuple[int, ...] | None:
+    """``shape`` when none of its sizes is open, else ``None``."""
+    known = tuple(n for n in shape if n is not None)
+    return known if len(known) == len(shape) else None
+
+
+def _whole(values: list[int | Sym] | None) -> list[int] | None:
+    """``values`` when none of them is a size only the running graph knows, else ``None``."""
+    if values is None:
+        return None
+    whole = [v for v in values if not isinstance(v, Sym)]
+    return whole if len(whole) == len(values) else None
 
 
 # --- reading tensors ------------------------------------------------------------------------
@@ -294,7 +322,7 @@ class Imported:
     opset: int
     source: str
 
-    def spec(self) -> Any:
+    def spec(self) -> Spec:
         """The validated :class:`~convcalc.spec.Spec` (messages name the ONNX file)."""
         from ..loading import SourceMap, validate
 
@@ -311,7 +339,7 @@ def import_onnx_file(path: str) -> Imported:
     return import_onnx(read_onnx_file(path), path)
 
 
-def load_onnx(path: str) -> Any:
+def load_onnx(path: str) -> Spec:
     """:func:`convcalc.load` of an ONNX file: the imported, validated spec."""
     return import_onnx_file(path).spec()
 
@@ -331,16 +359,17 @@ def _attrs(onnx: Any, node: Any) -> dict[str, Any]:
     return out
 
 
-def _per_axis(values: list[int]) -> Any:
-    """One int when every axis has it, else the list."""
+def _per_axis(values: list[T]) -> T | list[T]:
+    """One value when every axis has it, else the list."""
     return values[0] if values and all(v == values[0] for v in values) else list(values)
 
 
-def _padding(pairs: list[tuple[int, int]]) -> Any:
+def _padding(pairs: list[tuple[int, int]]) -> int | list[int] | list[int | list[int]]:
     """ONNX's begin/end pads as convcalc's padding: an int, or per axis an int or a pair."""
-    axes = [b if b == e else [b, e] for b, e in pairs]
-    if all(not isinstance(a, list) for a in axes):
-        return _per_axis(axes)  # type: ignore[arg-type]
+    axes: list[int | list[int]] = [b if b == e else [b, e] for b, e in pairs]
+    same = [a for a in axes if isinstance(a, int)]
+    if len(same) == len(axes):
+        return _per_axis(same)
     return axes
 
 
@@ -352,16 +381,16 @@ class Importer:
         self.model, self.graph, self.filename = model, model.graph, filename
         self.opset = next((o.version for o in model.opset_import
                            if o.domain in SUPPORTED_DOMAINS), 0)
-        self.env: dict[str, Any] = {}
+        self.env: dict[str, Value] = {}
         self.layers: list[dict[str, Any]] = []
         self.comments: dict[str, list[str]] = {}
         self.warnings: list[str] = []
         self.problems: list[Diagnostic] = []
         self.names: set[str] = {"input"}
         self.absorbed: set[int] = set()
-        self.models: dict[str, Any] = {}      # layer name → validated spec model
-        self.states: dict[str, list[Any]] = {}  # layer name → per probe, its State
-        self.annotated: dict[str, tuple[Any, ...]] = {}
+        self.models: dict[str, LayerBase] = {}   # layer name → validated spec model
+        self.states: dict[str, list[State]] = {}  # layer name → per probe, its State
+        self.annotated: dict[str, tuple[int | None, ...]] = {}
 
     # --- problems ---
 
@@ -522,8 +551,8 @@ class Importer:
         self.input_dims = [d.dim_param or d.dim_value or "?" for d in dims]
         self.input_shape = shape
         self.env[info.name] = Tensor("input", tuple(shape))
-        self.probe_inputs = [tuple(n if n is not None else p for n in shape) for p in PROBES] \
-            if any(n is None for n in shape) else [tuple(shape)]
+        probes = PROBES if any(n is None for n in shape) else PROBES[:1]   # none open: one
+        self.probe_inputs = [tuple(n if n is not None else p for n in shape) for p in probes]
         from ..kinds import State
         from ..receptive import ReceptiveField
 
@@ -541,12 +570,18 @@ class Importer:
         return name
 
     def add(self, node: Any, layer_type: str, options: dict[str, Any],
-            inputs: list[Tensor], output: str | None = None) -> Tensor | Unknown:
-        """A layer made of ``node`` (the last of its group): validated, its output shape
-        worked out on every probe input, and bound to ``output`` (default: the node's
-        first output)."""
+            given: Sequence[Tensor | Unknown], output: str | None = None) -> Tensor | Unknown:
+        """A layer made of ``node`` (the last of its group) reading ``given``: validated,
+        its output shape worked out on every probe input, and bound to ``output``
+        (default: the node's first output).  An input that is no computed tensor (a
+        constant) is a problem."""
         from ..kinds import REGISTRY, Context, Fatal, Kind
 
+        inputs = _tensors(given)
+        if inputs is None:
+            return self.problem(node, f"as {layer_type}: an input that is a constant, not "
+                                      "computed from the network's input (convcalc folds "
+                                      "shape arithmetic only)")
         name = self.name_for(node)
         layer = {"name": name, "type": layer_type, **options,
                  "inputs": [t.layer for t in inputs]}
@@ -556,13 +591,13 @@ class Importer:
         except Exception as error:
             from ..loading import _message
 
-            errors = getattr(error, "errors", lambda: [])()
+            errors: list[dict[str, Any]] = getattr(error, "errors", lambda: [])()
             text = "; ".join(f"{'.'.join(map(str, e['loc']))}: {_message(e)}"
                              for e in errors) or str(error)
             self.names.discard(name)
             return self.problem(node, f"as {layer_type}: {text}")
         kind = REGISTRY[model]
-        states = []
+        states: list[State] = []
         for probe in range(len(self.probe_inputs)):
             incoming = tuple(self.states[t.layer][probe] for t in inputs)
             messages: list[str] = []
@@ -603,7 +638,7 @@ class Importer:
 
     # --- reading a node's inputs ---
 
-    def value(self, name: str) -> Any:
+    def value(self, name: str) -> Value | None:
         if not name:
             return None
         return self.env.get(name, UNKNOWN)
@@ -630,11 +665,18 @@ class Importer:
                     return index
         raise KeyError(node.name)
 
-    def ints(self, name: str) -> list[Any] | None:
+    def sizes(self, name: str) -> list[int | Sym] | None:
+        """The whole numbers of constant ``name``, sizes only the running graph knows
+        among them (a shape, a target shape); ``None`` when it is not a constant."""
         value = self.value(name)
         if isinstance(value, Const) and value.values is not None:
             return [int(v) if not isinstance(v, Sym) else v for v in value.values]
         return None
+
+    def ints(self, name: str) -> list[int] | None:
+        """The whole numbers of constant ``name`` (axes, pads, split sizes); ``None`` when
+        it is not a constant or holds a size only the running graph knows."""
+        return _whole(self.sizes(name))
 
     def floats(self, name: str) -> list[float] | None:
         value = self.value(name)
@@ -754,13 +796,20 @@ def _comment(text: str) -> str:
 
 # --- handlers: one per operator ------------------------------------------------------------------
 
-HANDLERS: dict[str, Any] = {}
+#: What a handler gives: the tensor of the layer it made, :data:`UNKNOWN` (its problem
+#: is reported), or ``None`` (it bound its outputs itself: a folded constant, …).
+Handled = Tensor | Unknown | None
+#: A handler: the importer, the node and its attributes.
+Handler = Callable[[Importer, Any, dict[str, Any]], Handled]
+H = TypeVar("H", bound=Handler)
+
+HANDLERS: dict[str, Handler] = {}
 #: operator(s) → (convcalc layer, how) for the docs' table
 OPERATORS: list[tuple[str, str, str]] = []
 
 
-def handles(*ops: str, layer: str = "", how: str = "") -> Any:
-    def register(function: Any) -> Any:
+def handles(*ops: str, layer: str = "", how: str = "") -> Callable[[H], H]:
+    def register(function: H) -> H:
         for op in ops:
             HANDLERS[op] = function
         if layer or how:
@@ -781,14 +830,14 @@ def _axis(axis: int, rank: int) -> int:
 
 
 @handles("Constant", layer="(folded)", how="a constant")
-def constant(im: Importer, node: Any, a: dict[str, Any]) -> Any:
+def constant(im: Importer, node: Any, a: dict[str, Any]) -> Handled:
     if "value" in a:
         im.env[node.output[0]] = tensor_const(a["value"], learned=False)
     elif "value_float" in a or "value_int" in a:
         v = a.get("value_float", a.get("value_int"))
         im.env[node.output[0]] = Const((), [v], "float" if "value_float" in a else "int")
     elif "value_floats" in a or "value_ints" in a:
-        v = list(a.get("value_floats", a.get("value_ints")))
+        v = list(a["value_floats"] if "value_floats" in a else a["value_ints"])
         im.env[node.output[0]] = Const((len(v),), v,
                                        "float" if "value_floats" in a else "int")
     else:
@@ -798,7 +847,7 @@ def constant(im: Importer, node: Any, a: dict[str, Any]) -> Any:
 
 
 @handles("Identity", layer="identity", how="(of a constant: folded)")
-def identity(im: Importer, node: Any, a: dict[str, Any]) -> Any:
+def identity(im: Importer, node: Any, a: dict[str, Any]) -> Handled:
     value = im.value(node.input[0])
     if isinstance(value, Const):
         im.env[node.output[0]] = value
@@ -807,7 +856,7 @@ def identity(im: Importer, node: Any, a: dict[str, Any]) -> Any:
 
 
 @handles("Shape", layer="(folded)", how="the sizes it reads; open ones stay symbolic")
-def shape(im: Importer, node: Any, a: dict[str, Any]) -> Any:
+def shape(im: Importer, node: Any, a: dict[str, Any]) -> Handled:
     t = im.tensor(node.input[0])
     if not isinstance(t, Tensor):
         return UNKNOWN
@@ -825,7 +874,7 @@ def _fold(im: Importer, node: Any, values: list[Any], dims: tuple[int, ...],
 
 
 @handles("Gather")
-def gather(im: Importer, node: Any, a: dict[str, Any]) -> Any:
+def gather(im: Importer, node: Any, a: dict[str, Any]) -> Handled:
     data, index = im.value(node.input[0]), im.value(node.input[1])
     if isinstance(data, Const) and isinstance(index, Const) and data.values is not None \
             and index.values is not None and len(data.dims) == 1 and a.get("axis", 0) == 0:
@@ -836,7 +885,7 @@ def gather(im: Importer, node: Any, a: dict[str, Any]) -> Any:
 
 
 @handles("Unsqueeze", "Squeeze")
-def squeeze(im: Importer, node: Any, a: dict[str, Any]) -> Any:
+def squeeze(im: Importer, node: Any, a: dict[str, Any]) -> Handled:
     data = im.value(node.input[0])
     if isinstance(data, Const) and data.values is not None:
         count = len(data.values)
@@ -858,13 +907,13 @@ def squeeze(im: Importer, node: Any, a: dict[str, Any]) -> Any:
 
 
 @handles("Cast")
-def cast(im: Importer, node: Any, a: dict[str, Any]) -> Any:
+def cast(im: Importer, node: Any, a: dict[str, Any]) -> Handled:
     data = im.value(node.input[0])
     if isinstance(data, Const):
         im.env[node.output[0]] = data
         return None
     if a.get("to") in (1, 10, 11, 16):     # to a float type: the same values
-        im.env[node.output[0]] = data
+        im.env[node.output[0]] = im.tensor(node.input[0])
         return None
     return im.problem(node, "a Cast of the network's values to a non-float type")
 
@@ -883,15 +932,17 @@ def _arith(op: str, x: Any, y: Any) -> Any:
 
 def _fold_arith(im: Importer, node: Any, op: str) -> bool:
     values = [im.value(name) for name in node.input]
-    if all(isinstance(v, Const) and v.values is not None and v.size <= MAX_FOLDED
-           and not v.learned for v in values):
-        x, y = values
-        if len(x.values) == 1 and len(y.values) != 1:
-            xs, ys = x.values * len(y.values), y.values
-        elif len(y.values) == 1:
-            xs, ys = x.values, y.values * len(x.values)
+    consts = [v for v in values if isinstance(v, Const) and v.values is not None
+              and v.size <= MAX_FOLDED and not v.learned]
+    if len(consts) == len(values):
+        x, y = consts
+        xv, yv = x.values or [], y.values or []
+        if len(xv) == 1 and len(yv) != 1:
+            xs, ys = xv * len(yv), yv
+        elif len(yv) == 1:
+            xs, ys = xv, yv * len(xv)
         else:
-            xs, ys = x.values, y.values
+            xs, ys = xv, yv
         if len(xs) == len(ys):
             big = x if x.size >= y.size else y
             _fold(im, node, [_arith(op, p, q) for p, q in zip(xs, ys)], big.dims, big.dtype)
@@ -900,16 +951,18 @@ def _fold_arith(im: Importer, node: Any, op: str) -> bool:
 
 
 @handles("Concat", layer="concat", how="axis 1; of constants: folded")
-def concat(im: Importer, node: Any, a: dict[str, Any]) -> Any:
+def concat(im: Importer, node: Any, a: dict[str, Any]) -> Handled:
     values = [im.value(name) for name in node.input]
-    if all(isinstance(v, Const) for v in values):
-        if all(v.values is not None for v in values):
-            joined = [item for v in values for item in v.values]
-            _fold(im, node, joined, (len(joined),), values[0].dtype)
+    consts = [v for v in values if isinstance(v, Const)]
+    if len(consts) == len(values):
+        held = [v.values for v in consts if v.values is not None]
+        if len(held) == len(consts):
+            joined = [item for v in held for item in v]
+            _fold(im, node, joined, (len(joined),), consts[0].dtype)
             return None
         return im.problem(node, "Concat of constants without values")
-    tensors = [im.tensor(name) for name in node.input]
-    if any(not isinstance(t, Tensor) for t in tensors):
+    tensors = _tensors([im.tensor(name) for name in node.input])
+    if tensors is None:
         return im.problem(node, "Concat of computed values and constants")
     rank = len(tensors[0].shape) + 1
     if _axis(a.get("axis", 1), rank) != 1:
@@ -924,7 +977,7 @@ def concat(im: Importer, node: Any, a: dict[str, Any]) -> Any:
 
 
 def _simple(op: str, layer: str, how: str = "") -> None:
-    def convert(im: Importer, node: Any, a: dict[str, Any]) -> Any:
+    def convert(im: Importer, node: Any, a: dict[str, Any]) -> Handled:
         return im.add(node, layer, {}, [im.tensor(node.input[0])])
     handles(op, layer=layer, how=how)(convert)
 
@@ -936,7 +989,7 @@ _simple("Mish", "mish")
 _simple("Softplus", "softplus", "beta 1, threshold 20 (log(1 + eˣ) rounds to x past 20)")
 
 
-def _gate(im: Importer, node: Any, fused_type: str) -> Any | None:
+def _gate(im: Importer, node: Any, fused_type: str) -> Tensor | Unknown | None:
     """``x · f(x)``: a Sigmoid (HardSigmoid) whose only reader multiplies it by its own
     input — SiLU (hardswish) as exporters write it."""
     mul = im.only_reader(node.output[0])
@@ -948,13 +1001,13 @@ def _gate(im: Importer, node: Any, fused_type: str) -> Any | None:
 
 
 @handles("Sigmoid", layer="sigmoid", how="x · Sigmoid(x) (a Mul reading both): silu")
-def sigmoid(im: Importer, node: Any, a: dict[str, Any]) -> Any:
+def sigmoid(im: Importer, node: Any, a: dict[str, Any]) -> Handled:
     return _gate(im, node, "silu") or im.add(node, "sigmoid", {}, [im.tensor(node.input[0])])
 
 
 @handles("HardSigmoid", layer="hardsigmoid",
          how="alpha 1/6, beta 0.5; x · HardSigmoid(x): hardswish")
-def hardsigmoid(im: Importer, node: Any, a: dict[str, Any]) -> Any:
+def hardsigmoid(im: Importer, node: Any, a: dict[str, Any]) -> Handled:
     alpha, beta = a.get("alpha", 0.2), a.get("beta", 0.5)
     if not (math.isclose(alpha, SIXTH, rel_tol=1e-6) and beta == 0.5):
         return im.problem(node, f"alpha {shortest_float32(alpha)}, beta "
@@ -965,19 +1018,19 @@ def hardsigmoid(im: Importer, node: Any, a: dict[str, Any]) -> Any:
 
 
 @handles("LeakyRelu", layer="leaky_relu", how="alpha → negative_slope")
-def leaky_relu(im: Importer, node: Any, a: dict[str, Any]) -> Any:
+def leaky_relu(im: Importer, node: Any, a: dict[str, Any]) -> Handled:
     return im.add(node, "leaky_relu", {"negative_slope": shortest_float32(a.get("alpha", 0.01))},
                   [im.tensor(node.input[0])])
 
 
 @handles("Elu", layer="elu")
-def elu(im: Importer, node: Any, a: dict[str, Any]) -> Any:
+def elu(im: Importer, node: Any, a: dict[str, Any]) -> Handled:
     return im.add(node, "elu", {"alpha": shortest_float32(a.get("alpha", 1.0))},
                   [im.tensor(node.input[0])])
 
 
 @handles("Selu", layer="selu", how="PyTorch's alpha and gamma only")
-def selu(im: Importer, node: Any, a: dict[str, Any]) -> Any:
+def selu(im: Importer, node: Any, a: dict[str, Any]) -> Handled:
     alpha, gamma = a.get("alpha", 1.67326319217681884765625), a.get("gamma", 1.05070102214813232421875)
     if not (math.isclose(alpha, 1.6732632, rel_tol=1e-6) and math.isclose(gamma, 1.050701, rel_tol=1e-6)):
         return im.problem(node, f"alpha {alpha}, gamma {gamma}: convcalc's selu has "
@@ -986,13 +1039,13 @@ def selu(im: Importer, node: Any, a: dict[str, Any]) -> Any:
 
 
 @handles("Gelu", layer="gelu", how="approximate none | tanh")
-def gelu(im: Importer, node: Any, a: dict[str, Any]) -> Any:
+def gelu(im: Importer, node: Any, a: dict[str, Any]) -> Handled:
     return im.add(node, "gelu", {"approximate": a.get("approximate", "none")},
                   [im.tensor(node.input[0])])
 
 
 @handles("Softmax", "LogSoftmax", layer="softmax, log_softmax", how="over the channels (axis 1)")
-def softmax(im: Importer, node: Any, a: dict[str, Any]) -> Any:
+def softmax(im: Importer, node: Any, a: dict[str, Any]) -> Handled:
     t = im.tensor(node.input[0])
     if not isinstance(t, Tensor):
         return UNKNOWN
@@ -1007,7 +1060,7 @@ def softmax(im: Importer, node: Any, a: dict[str, Any]) -> Any:
 
 
 @handles("Clip", layer="relu6, relu", how="(0, 6): relu6; (0, none): relu")
-def clip(im: Importer, node: Any, a: dict[str, Any]) -> Any:
+def clip(im: Importer, node: Any, a: dict[str, Any]) -> Handled:
     if im.opset >= 11:
         low = im.floats(node.input[1]) if len(node.input) > 1 and node.input[1] else [None]
         high = im.floats(node.input[2]) if len(node.input) > 2 and node.input[2] else [None]
@@ -1025,7 +1078,7 @@ def clip(im: Importer, node: Any, a: dict[str, Any]) -> Any:
 
 
 @handles("PRelu", layer="prelu", how="one slope, or one per channel")
-def prelu(im: Importer, node: Any, a: dict[str, Any]) -> Any:
+def prelu(im: Importer, node: Any, a: dict[str, Any]) -> Handled:
     t, slope = im.tensor(node.input[0]), im.value(node.input[1])
     if not isinstance(t, Tensor) or not isinstance(slope, Const):
         return im.problem(node, "a slope that is not a constant")
@@ -1038,7 +1091,7 @@ def prelu(im: Importer, node: Any, a: dict[str, Any]) -> Any:
 
 
 @handles("Dropout", layer="dropout", how="ratio → rate (inference: the identity)")
-def dropout(im: Importer, node: Any, a: dict[str, Any]) -> Any:
+def dropout(im: Importer, node: Any, a: dict[str, Any]) -> Handled:
     if len(node.output) > 1 and node.output[1] and im.consumers.get(node.output[1]):
         return im.problem(node, "its mask is read: convcalc's dropout has one output")
     ratio = a.get("ratio", 0.5)
@@ -1072,13 +1125,14 @@ def _window(im: Importer, node: Any, a: dict[str, Any], t: Tensor, kernel: list[
         if auto == "SAME_UPPER":
             options["padding"] = "same"
         else:
-            if any(n is None for n in t.shape[1:]):
+            sizes = _known(t.shape[1:])
+            if sizes is None:
                 return im.problem(node, "auto_pad SAME_LOWER on an open size (its padding "
                                         "depends on the size)")
             pairs = []
-            for n, k, s, d in zip(t.shape[1:], kernel, strides, dilations):
+            for n, k, s, d in zip(sizes, kernel, strides, dilations):
                 e = d * (k - 1) + 1
-                total = max((-(-n // s) - 1) * s + e - n, 0)     # type: ignore[operator]
+                total = max((-(-n // s) - 1) * s + e - n, 0)
                 pairs.append((total - total // 2, total // 2))   # the odd one before
             options["padding"] = _padding(pairs)
     elif auto == "VALID":
@@ -1098,7 +1152,7 @@ def _window(im: Importer, node: Any, a: dict[str, Any], t: Tensor, kernel: list[
 @handles("Conv", layer="conv",
          how="weights' dims give filters and kernel; group; pads begin/end; auto_pad; "
              "a Pad by mode before it: padding_mode")
-def conv(im: Importer, node: Any, a: dict[str, Any]) -> Any:
+def conv(im: Importer, node: Any, a: dict[str, Any]) -> Handled:
     source = im.value(node.input[0])
     weight = im.value(node.input[1])
     if not isinstance(weight, Const):
@@ -1138,7 +1192,7 @@ def conv(im: Importer, node: Any, a: dict[str, Any]) -> Any:
 
 
 @handles("ConvTranspose", layer="conv_transpose", how="output_padding, pads; group")
-def conv_transpose(im: Importer, node: Any, a: dict[str, Any]) -> Any:
+def conv_transpose(im: Importer, node: Any, a: dict[str, Any]) -> Handled:
     t, weight = im.tensor(node.input[0]), im.value(node.input[1])
     if not isinstance(t, Tensor) or not isinstance(weight, Const):
         return im.problem(node, "weights that are computed")
@@ -1170,16 +1224,17 @@ def _ceil_note(im: Importer, node: Any, t: Tensor, options: dict[str, Any],
     strides = list(a.get("strides", [1] * dims))
     dilations = list(a.get("dilations", [1] * dims))
     pads = list(a.get("pads", [0] * 2 * dims))
-    if a.get("auto_pad", "NOTSET") != "NOTSET" or any(n is None for n in t.shape[1:]):
+    sizes = _known(t.shape[1:])
+    if a.get("auto_pad", "NOTSET") != "NOTSET" or sizes is None:
         return None
     from ..axes import axis_names
 
     dropped, kept, axes = [], [], []
-    for i, (n, k, s, d) in enumerate(zip(t.shape[1:], kernel, strides, dilations)):
+    for i, (n, k, s, d) in enumerate(zip(sizes, kernel, strides, dilations)):
         b, e_ = pads[i], pads[i + dims]
         e = d * (k - 1) + 1
-        naive = -(-(n + b + e_ - e) // s) + 1      # type: ignore[operator]
-        torch = naive - 1 if (naive - 1) * s >= n + b else naive   # type: ignore[operator]
+        naive = -(-(n + b + e_ - e) // s) + 1
+        torch = naive - 1 if (naive - 1) * s >= n + b else naive
         dropped.append(torch)
         kept.append(naive)
         if torch != naive:
@@ -1205,7 +1260,7 @@ def _ceil_note(im: Importer, node: Any, t: Tensor, options: dict[str, Any],
          how="strides, pads begin/end, dilations, auto_pad, ceil_mode; AveragePool with "
              "count_include_pad 1, or 0 without padding")
 def pool(im: Importer, node: Any, a: dict[str, Any], source: Tensor | None = None,
-         minimum: bool = False) -> Any:
+         minimum: bool = False) -> Handled:
     t = source or im.tensor(node.input[0])
     if not isinstance(t, Tensor):
         return UNKNOWN
@@ -1234,7 +1289,7 @@ def pool(im: Importer, node: Any, a: dict[str, Any], source: Tensor | None = Non
 
 @handles("GlobalAveragePool", "GlobalMaxPool", layer="adaptive_avgpool, adaptive_maxpool",
          how="output 1: the (N, C, 1, …) ONNX makes (a Flatten after it is a flatten)")
-def global_pool(im: Importer, node: Any, a: dict[str, Any]) -> Any:
+def global_pool(im: Importer, node: Any, a: dict[str, Any]) -> Handled:
     t = im.tensor(node.input[0])
     if not isinstance(t, Tensor):
         return UNKNOWN
@@ -1247,7 +1302,7 @@ def global_pool(im: Importer, node: Any, a: dict[str, Any]) -> Any:
 
 @handles("ReduceMean", "ReduceMax", layer="global_avgpool / adaptive_avgpool output 1",
          how="over every spatial axis (keepdims 0 / 1)")
-def reduce(im: Importer, node: Any, a: dict[str, Any]) -> Any:
+def reduce(im: Importer, node: Any, a: dict[str, Any]) -> Handled:
     t = im.tensor(node.input[0])
     if not isinstance(t, Tensor):
         return UNKNOWN
@@ -1271,7 +1326,7 @@ def reduce(im: Importer, node: Any, a: dict[str, Any]) -> Any:
 
 
 @handles("Flatten", layer="flatten", how="axis 1")
-def flatten(im: Importer, node: Any, a: dict[str, Any]) -> Any:
+def flatten(im: Importer, node: Any, a: dict[str, Any]) -> Handled:
     t = im.tensor(node.input[0])
     if not isinstance(t, Tensor):
         return UNKNOWN
@@ -1280,27 +1335,27 @@ def flatten(im: Importer, node: Any, a: dict[str, Any]) -> Any:
     return im.add(node, "flatten", {}, [t])
 
 
-def _rearranged(im: Importer, node: Any, t: Tensor) -> Any | None:
+def _rearranged(im: Importer, node: Any, t: Tensor) -> Tensor | Unknown | None:
     """Reshape → Transpose → Reshape that is a channel shuffle or a pixel (un)shuffle
     as :func:`convcalc.export.onnx.shuffle_layout` writes it."""
     from ..export.onnx import shuffle_layout
 
     transpose = im.only_reader(node.output[0])
-    if transpose is None or transpose.op_type != "Transpose" or None in t.shape:
+    shape = _known(t.shape)
+    if transpose is None or transpose.op_type != "Transpose" or shape is None:
         return None
     back = im.only_reader(transpose.output[0])
     if back is None or back.op_type != "Reshape":
         return None
-    split = im.ints(node.input[1])
-    final = im.ints(back.input[1])
+    split = im.sizes(node.input[1])
+    final = im.sizes(back.input[1])
     perm = list(_attrs(im.onnx, transpose).get("perm", []))
     if split is None or final is None:
         return None
-    split = [int(s) for s in split[1:] if not isinstance(s, Sym)] if split and \
+    wanted = [int(s) for s in split[1:] if not isinstance(s, Sym)] if split and \
         (split[0] in (0, BATCH) or split[0] == -1) else None
-    if split is None:
+    if wanted is None:
         return None
-    shape = tuple(int(n) for n in t.shape)  # type: ignore[arg-type]
     c = shape[0]
     candidates = [("channel_shuffle", "groups", g) for g in range(2, c + 1) if c % g == 0]
     dims = len(shape) - 1
@@ -1311,7 +1366,7 @@ def _rearranged(im: Importer, node: Any, t: Tensor) -> Any | None:
             candidates.append(("pixel_unshuffle", "factor", r))
     for kind, option, value in candidates:
         want_split, want_perm = shuffle_layout(kind, shape, value)
-        if want_split == split and want_perm == perm:
+        if want_split == wanted and want_perm == perm:
             im.absorbed.add(im.reader_index(transpose))
             im.absorbed.add(im.reader_index(back))
             return im.add(back, kind, {option: value}, [t])
@@ -1320,9 +1375,9 @@ def _rearranged(im: Importer, node: Any, t: Tensor) -> Any | None:
 
 @handles("Reshape", layer="flatten", how="to (N, −1); Reshape–Transpose–Reshape: "
          "channel_shuffle, pixel_shuffle, pixel_unshuffle")
-def reshape(im: Importer, node: Any, a: dict[str, Any]) -> Any:
+def reshape(im: Importer, node: Any, a: dict[str, Any]) -> Handled:
     data = im.value(node.input[0])
-    target = im.ints(node.input[1])
+    target = im.sizes(node.input[1])
     if isinstance(data, Const):
         if data.values is not None and target is not None:
             _fold(im, node, data.values, tuple(int(x) for x in target if not isinstance(x, Sym)),
@@ -1336,7 +1391,8 @@ def reshape(im: Importer, node: Any, a: dict[str, Any]) -> Any:
         return im.problem(node, "a target shape that is not a constant")
     batch_first = len(target) == 2 and (target[0] in (0, BATCH) or
                                         (target[0] == -1 and target[1] != -1))
-    features = None if None in t.shape else math.prod(t.shape)  # type: ignore[arg-type]
+    known = _known(t.shape)
+    features = None if known is None else math.prod(known)
     if batch_first and (target[1] == -1 or target[1] == features):
         return im.add(node, "flatten", {}, [t])
     rearranged = _rearranged(im, node, t) or _lrn_view(im, node, t, target)
@@ -1350,17 +1406,18 @@ def reshape(im: Importer, node: Any, a: dict[str, Any]) -> Any:
                             "(N, −1) only (flatten)")
 
 
-def _lrn_view(im: Importer, node: Any, t: Tensor, target: list[Any]) -> Any | None:
+def _lrn_view(im: Importer, node: Any, t: Tensor, target: list[int | Sym]) -> Handled:
     """Reshape to ``(N, C, positions, 1)`` → LRN → Reshape back: an lrn on a feature map
     of another rank (onnxruntime's LRN takes 4-D tensors only)."""
     norm = im.only_reader(node.output[0])
-    if norm is None or norm.op_type != "LRN" or None in t.shape or len(target) != 4:
+    shape = _known(t.shape)
+    if norm is None or norm.op_type != "LRN" or shape is None or len(target) != 4:
         return None
     back = im.only_reader(norm.output[0])
-    view = [t.channels, math.prod(t.shape[1:]), 1]  # type: ignore[arg-type]
+    view = [shape[0], math.prod(shape[1:]), 1]
     if back is None or back.op_type != "Reshape" or target[1:] != view:
         return None
-    final = im.ints(back.input[1])
+    final = im.sizes(back.input[1])
     if final is None or final[1:] != list(t.shape):
         return None
     im.absorbed.update({im.reader_index(norm), im.reader_index(back)})
@@ -1377,7 +1434,7 @@ class _Renamed:
 
 
 @handles("Neg", layer="minpool", how="Neg → MaxPool → Neg")
-def neg(im: Importer, node: Any, a: dict[str, Any]) -> Any:
+def neg(im: Importer, node: Any, a: dict[str, Any]) -> Handled:
     t = im.tensor(node.input[0])
     pooled = im.only_reader(node.output[0])
     back = im.only_reader(pooled.output[0]) if pooled is not None and \
@@ -1390,7 +1447,7 @@ def neg(im: Importer, node: Any, a: dict[str, Any]) -> Any:
 
 @handles("Transpose", layer="layernorm", how="Transpose to channels last, "
          "LayerNormalization over the last axis, Transpose back")
-def transpose(im: Importer, node: Any, a: dict[str, Any]) -> Any:
+def transpose(im: Importer, node: Any, a: dict[str, Any]) -> Handled:
     t = im.tensor(node.input[0])
     if not isinstance(t, Tensor):
         return UNKNOWN
@@ -1415,7 +1472,7 @@ def transpose(im: Importer, node: Any, a: dict[str, Any]) -> Any:
 
 
 @handles("Gemm", layer="dense", how="on a flat input; transB; C → bias")
-def gemm(im: Importer, node: Any, a: dict[str, Any]) -> Any:
+def gemm(im: Importer, node: Any, a: dict[str, Any]) -> Handled:
     t, weight = im.tensor(node.input[0]), im.value(node.input[1])
     if not isinstance(t, Tensor) or not isinstance(weight, Const):
         return im.problem(node, "a product of two computed values (convcalc's dense learns "
@@ -1433,7 +1490,7 @@ def gemm(im: Importer, node: Any, a: dict[str, Any]) -> Any:
 
 
 @handles("MatMul", layer="dense", how="on a flat input, by a constant; + Add of a bias")
-def matmul(im: Importer, node: Any, a: dict[str, Any]) -> Any:
+def matmul(im: Importer, node: Any, a: dict[str, Any]) -> Handled:
     t, weight = im.tensor(node.input[0]), im.value(node.input[1])
     if not isinstance(t, Tensor) or not isinstance(weight, Const) or len(weight.dims) != 2:
         return im.problem(node, "not a flat input times a constant matrix")
@@ -1468,14 +1525,17 @@ def _norm_affine(im: Importer, node: Any, channels: int | None, kind: str
         options["eps"] = eps
     scale = im.value(node.input[1]) if len(node.input) > 1 and node.input[1] else None
     shift = im.value(node.input[2]) if len(node.input) > 2 and node.input[2] else None
-    for const in (scale, shift):
-        if const is not None and not isinstance(const, Const):
+    given: list[tuple[Const, float]] = []     # (scale or shift, its identity value)
+    for const, identity in ((scale, 1.0), (shift, 0.0)):
+        if const is None:
+            continue
+        if not isinstance(const, Const):
             return im.problem(node, "a scale or shift that is computed")
-        if const is not None and channels is not None and const.size != channels:
+        if channels is not None and const.size != channels:
             return im.problem(node, f"a scale or shift of {const.size} values for "
                                     f"{channels} channels")
-    learned = any(c is not None and (c.learned or not _identity_values(c, v))
-                  for c, v in ((scale, 1.0), (shift, 0.0)))
+        given.append((const, identity))
+    learned = any(c.learned or not _identity_values(c, v) for c, v in given)
     if kind == "instancenorm":
         if learned:
             options["affine"] = True
@@ -1485,7 +1545,7 @@ def _norm_affine(im: Importer, node: Any, channels: int | None, kind: str
 
 
 @handles("BatchNormalization", layer="batchnorm", how="epsilon → eps, momentum → 1 − momentum")
-def batchnorm(im: Importer, node: Any, a: dict[str, Any]) -> Any:
+def batchnorm(im: Importer, node: Any, a: dict[str, Any]) -> Handled:
     t = im.tensor(node.input[0])
     if not isinstance(t, Tensor):
         return UNKNOWN
@@ -1502,7 +1562,7 @@ def batchnorm(im: Importer, node: Any, a: dict[str, Any]) -> Any:
 
 
 @handles("InstanceNormalization", layer="instancenorm", how="learned scale and B: affine")
-def instancenorm(im: Importer, node: Any, a: dict[str, Any]) -> Any:
+def instancenorm(im: Importer, node: Any, a: dict[str, Any]) -> Handled:
     t = im.tensor(node.input[0])
     if not isinstance(t, Tensor):
         return UNKNOWN
@@ -1513,7 +1573,7 @@ def instancenorm(im: Importer, node: Any, a: dict[str, Any]) -> Any:
 
 
 @handles("LayerNormalization", layer="layernorm", how="over the channels of a flat input")
-def layernorm(im: Importer, node: Any, a: dict[str, Any]) -> Any:
+def layernorm(im: Importer, node: Any, a: dict[str, Any]) -> Handled:
     t = im.tensor(node.input[0])
     if not isinstance(t, Tensor):
         return UNKNOWN
@@ -1532,7 +1592,7 @@ def layernorm(im: Importer, node: Any, a: dict[str, Any]) -> Any:
 
 @handles("GroupNormalization", layer="groupnorm", how="num_groups → groups (opset 21's "
          "per-channel scale; opset 18's per-group one when groups = channels)")
-def groupnorm(im: Importer, node: Any, a: dict[str, Any]) -> Any:
+def groupnorm(im: Importer, node: Any, a: dict[str, Any]) -> Handled:
     t = im.tensor(node.input[0])
     if not isinstance(t, Tensor):
         return UNKNOWN
@@ -1549,7 +1609,7 @@ def groupnorm(im: Importer, node: Any, a: dict[str, Any]) -> Any:
 
 
 @handles("LRN", layer="lrn", how="odd size; bias → k")
-def lrn(im: Importer, node: Any, a: dict[str, Any], source: Tensor | None = None) -> Any:
+def lrn(im: Importer, node: Any, a: dict[str, Any], source: Tensor | None = None) -> Handled:
     size = a.get("size")
     if not size or size % 2 == 0:
         return im.problem(node, f"size {size}: ONNX centres an even window on channels "
@@ -1580,7 +1640,7 @@ def _per_channel_const(const: Const, t: Tensor) -> bool:
 
 @handles("Add", "Mul", "Sum", layer="add, mul", how="of computed values (broadcasting size-1 "
          "axes); Mul by a learned per-channel constant (+ Add of one): scale")
-def merge(im: Importer, node: Any, a: dict[str, Any]) -> Any:
+def merge(im: Importer, node: Any, a: dict[str, Any]) -> Handled:
     op = {"Add": "+", "Mul": "*", "Sum": "+"}[node.op_type]
     if node.op_type != "Sum" and _fold_arith(im, node, op):
         return None
@@ -1608,7 +1668,7 @@ def merge(im: Importer, node: Any, a: dict[str, Any]) -> Any:
                             "(a per-channel Mul is scale)")
 
 
-def _merge_chain(im: Importer, node: Any) -> Any:
+def _merge_chain(im: Importer, node: Any) -> Tensor | Unknown:
     """An add (mul) of every input of a chain of Add (Mul) nodes, each an inner node of
     the next (named ``next/…``, as convcalc's export names a layer's nodes) that only
     the next reads: ``(a · b) · c`` written for one mul of three.  Other chains stay a
@@ -1624,8 +1684,8 @@ def _merge_chain(im: Importer, node: Any) -> Any:
         im.absorbed.add(im.reader_index(reader))
         names += [n for n in reader.input if n != last.output[0]]
         last = reader
-    tensors = [im.tensor(name) for name in names]
-    if any(not isinstance(t, Tensor) for t in tensors):
+    tensors = _tensors([im.tensor(name) for name in names])
+    if tensors is None:
         return UNKNOWN
     if len(tensors) == 1:      # a Sum of one input
         return im.add(last, "identity", {}, tensors)
@@ -1633,7 +1693,7 @@ def _merge_chain(im: Importer, node: Any) -> Any:
 
 
 @handles("Sub", "Div")
-def arith(im: Importer, node: Any, a: dict[str, Any]) -> Any:
+def arith(im: Importer, node: Any, a: dict[str, Any]) -> Handled:
     if _fold_arith(im, node, "-" if node.op_type == "Sub" else "/"):
         return None
     if node.op_type == "Div":
@@ -1657,7 +1717,7 @@ def _other(node: Any, name: str) -> str | None:
     return others[0] if len(node.input) == 2 and len(others) == 1 else None
 
 
-def _erf_gelu(im: Importer, div: Any) -> Any | None:
+def _erf_gelu(im: Importer, div: Any) -> Tensor | Unknown | None:
     """``x · ½(1 + erf(x/√2))`` as ``torch.onnx.export`` writes GELU before opset 20:
     Div(x, √2) → Erf → Add(1) → Mul(x, ·) → Mul(½)."""
     x = div.input[0]
@@ -1669,7 +1729,9 @@ def _erf_gelu(im: Importer, div: Any) -> Any | None:
     add = im.only_reader(erf.output[0])
     one = _scalar(im, _other(add, erf.output[0]) or "") if add is not None and \
         add.op_type == "Add" else None
-    times = im.only_reader(add.output[0]) if one == 1.0 else None
+    if add is None or one != 1.0:
+        return None
+    times = im.only_reader(add.output[0])
     if times is None or times.op_type != "Mul" or _other(times, add.output[0]) != x:
         return None
     half = im.only_reader(times.output[0])
@@ -1682,19 +1744,25 @@ def _erf_gelu(im: Importer, div: Any) -> Any | None:
 
 @handles("Erf", layer="gelu", how="Div(x, √2) → Erf → Add(1) → Mul(x) → Mul(½): GELU as "
          "torch.onnx.export writes it before opset 20")
-def erf(im: Importer, node: Any, a: dict[str, Any]) -> Any:
+def erf(im: Importer, node: Any, a: dict[str, Any]) -> Handled:
     return im.problem(node, "an Erf that is not GELU's x·½(1 + erf(x/√2))")
 
 
 # slicing and splitting
 
 
-def _slice_args(im: Importer, node: Any, a: dict[str, Any]) -> tuple[Any, ...] | None:
+def _slice_args(im: Importer, node: Any, a: dict[str, Any]
+                ) -> tuple[list[int | Sym], list[int | Sym], list[int], list[int | Sym]] | None:
+    """A Slice's starts, ends, axes and steps (defaults filled in), or ``None`` when one
+    it is given is not a constant; starts, ends and steps may hold sizes only the
+    running graph knows."""
     if im.opset >= 10:
         names = list(node.input[1:]) + [""] * 4
-        starts, ends = im.ints(names[0]), im.ints(names[1])
+        starts, ends = im.sizes(names[0]), im.sizes(names[1])
         axes = im.ints(names[2]) if names[2] else None
-        steps = im.ints(names[3]) if names[3] else None
+        steps = im.sizes(names[3]) if names[3] else None
+        if (names[2] and axes is None) or (names[3] and steps is None):
+            return None
     else:
         starts, ends, axes, steps = a.get("starts"), a.get("ends"), a.get("axes"), None
     if starts is None or ends is None:
@@ -1711,16 +1779,17 @@ def _clamp(index: int, size: int) -> int:
 
 @handles("Slice", layer="slice, crop", how="on the channels (step 1): slice; on spatial "
          "axes, centred or from the start: crop; of constants: folded")
-def slice_(im: Importer, node: Any, a: dict[str, Any]) -> Any:
+def slice_(im: Importer, node: Any, a: dict[str, Any]) -> Handled:
     args = _slice_args(im, node, a)
     data = im.value(node.input[0])
     if args is None:
-        return im.problem(node, "starts or ends that are not constants")
+        return im.problem(node, "starts, ends, axes or steps that are not constants")
     starts, ends, axes, steps = args
     if isinstance(data, Const):
+        first, last, by = _whole(starts), _whole(ends), _whole(steps)
         if data.values is not None and len(data.dims) == 1 and axes in ([0], [-1]) \
-                and all(not isinstance(x, Sym) for x in (*starts, *ends, *steps)):
-            picked = data.values[slice(starts[0], ends[0], steps[0])]
+                and first is not None and last is not None and by is not None:
+            picked = data.values[slice(first[0], last[0], by[0])]
             _fold(im, node, picked, (len(picked),), data.dtype)
             return None
         return im.problem(node, "a Slice of a constant convcalc cannot fold")
@@ -1745,11 +1814,14 @@ def slice_(im: Importer, node: Any, a: dict[str, Any]) -> Any:
     sizes, anchors = [], set()
     for axis in range(2, rank):
         n = t.shape[axis - 1]
+        if n is None:
+            return im.problem(node, f"a crop of an input whose axis {axis} is open: "
+                                    "convcalc's crop gives every spatial size")
         start, stop = cuts.get(axis, (0, n))
         out = stop - start
         sizes.append(out)
         anchor = {"start"} if start == 0 else set()
-        if start == (n - out) // 2:        # type: ignore[operator]
+        if start == (n - out) // 2:
             anchor.add("center")
         anchors.add(frozenset(anchor))
     common = frozenset.intersection(*anchors) if anchors else frozenset()
@@ -1762,7 +1834,7 @@ def slice_(im: Importer, node: Any, a: dict[str, Any]) -> Any:
 
 
 @handles("Split", layer="slice", how="along the channels: one slice per output")
-def split(im: Importer, node: Any, a: dict[str, Any]) -> Any:
+def split(im: Importer, node: Any, a: dict[str, Any]) -> Handled:
     t = im.tensor(node.input[0])
     if not isinstance(t, Tensor):
         return UNKNOWN
@@ -1772,6 +1844,8 @@ def split(im: Importer, node: Any, a: dict[str, Any]) -> Any:
     sizes = a.get("split")
     if len(node.input) > 1 and node.input[1]:
         sizes = im.ints(node.input[1])
+        if sizes is None:
+            return im.problem(node, "split sizes that are not constants")
     if sizes is None:
         count = a.get("num_outputs", len(node.output))
         step = -(-t.channels // count)
@@ -1803,7 +1877,7 @@ class _NamedNode:
          how="nearest: asymmetric + floor; linear, cubic (A −0.75, exclude_outside 0): "
              "half_pixel, pytorch_half_pixel (outputs > 1), align_corners; sizes, or "
              "scales with whole in·scale; sizes of another tensor: inputs [x, ref]")
-def resize(im: Importer, node: Any, a: dict[str, Any]) -> Any:
+def resize(im: Importer, node: Any, a: dict[str, Any]) -> Handled:
     t = im.tensor(node.input[0])
     if not isinstance(t, Tensor):
         return UNKNOWN
@@ -1841,7 +1915,7 @@ def resize(im: Importer, node: Any, a: dict[str, Any]) -> Any:
     scales_name = names[1] if legacy and node.op_type == "Upsample" else names[2]
     sizes_name = "" if legacy and node.op_type == "Upsample" else names[3]
     ref: str | None = None
-    sizes = im.ints(sizes_name) if sizes_name else None
+    sizes = im.sizes(sizes_name) if sizes_name else None
     if sizes_name and sizes is None:
         return im.problem(node, "sizes that are not constants")
     if sizes is not None:
@@ -1854,7 +1928,7 @@ def resize(im: Importer, node: Any, a: dict[str, Any]) -> Any:
                 return im.problem(node, "sizes only the running graph knows")
             ref = sources.pop()
         else:
-            options["size"] = _per_axis([int(s) for s in spatial])
+            options["size"] = _per_axis([s for s in spatial if not isinstance(s, Sym)])
     else:
         scales = im.floats(scales_name) if scales_name else None
         if not scales:
@@ -1886,7 +1960,7 @@ def resize(im: Importer, node: Any, a: dict[str, Any]) -> Any:
 
 @handles("Pad", layer="pad", how="constant, reflect, edge, wrap on spatial axes; before a "
          "Conv: its padding_mode")
-def pad(im: Importer, node: Any, a: dict[str, Any]) -> Any:
+def pad(im: Importer, node: Any, a: dict[str, Any]) -> Handled:
     t = im.tensor(node.input[0])
     if not isinstance(t, Tensor):
         return UNKNOWN
@@ -1897,6 +1971,8 @@ def pad(im: Importer, node: Any, a: dict[str, Any]) -> Any:
         pads = im.ints(node.input[1]) if len(node.input) > 1 else None
         value = im.floats(node.input[2]) if len(node.input) > 2 and node.input[2] else [0.0]
         axes = im.ints(node.input[3]) if len(node.input) > 3 and node.input[3] else None
+        if axes is None and len(node.input) > 3 and node.input[3]:
+            return im.problem(node, "axes that are not constants")
     else:
         pads, value, axes = a.get("pads"), [a.get("value", 0.0)], None
     if pads is None or value is None:
@@ -1919,7 +1995,7 @@ def pad(im: Importer, node: Any, a: dict[str, Any]) -> Any:
 
 
 @handles("DepthToSpace", layer="pixel_shuffle", how="CRD (DCR only with one output channel)")
-def depth_to_space(im: Importer, node: Any, a: dict[str, Any]) -> Any:
+def depth_to_space(im: Importer, node: Any, a: dict[str, Any]) -> Handled:
     t = im.tensor(node.input[0])
     if not isinstance(t, Tensor):
         return UNKNOWN
@@ -1932,7 +2008,7 @@ def depth_to_space(im: Importer, node: Any, a: dict[str, Any]) -> Any:
 
 @handles("SpaceToDepth", layer="pixel_unshuffle", how="with one input channel (its order "
          "is blocks first)")
-def space_to_depth(im: Importer, node: Any, a: dict[str, Any]) -> Any:
+def space_to_depth(im: Importer, node: Any, a: dict[str, Any]) -> Handled:
     t = im.tensor(node.input[0])
     if not isinstance(t, Tensor):
         return UNKNOWN
