@@ -150,7 +150,8 @@ class Layer:
 
     @property
     def name(self) -> str:
-        return self.spec.name
+        name: str = self.spec.name     # spec: the kind's own model, any of them
+        return name
 
     @property
     def in_shape(self) -> tuple[int, ...]:
@@ -861,7 +862,9 @@ def _graph_name(spec: Any) -> str:
 def to_onnx(spec: Any, report: Any, *, seed: int = 0, zeros: bool = False,
             weights: dict[str, dict[str, Any]] | None = None) -> bytes:
     """The serialized ONNX model of an analysed spec (see the module docstring)."""
-    return build_model(spec, report, seed=seed, zeros=zeros, weights=weights).SerializeToString()
+    model = build_model(spec, report, seed=seed, zeros=zeros, weights=weights)
+    data: bytes = model.SerializeToString()    # a ModelProto (onnx is imported at run time)
+    return data
 
 
 def mapping_rows() -> list[tuple[str, str]]:

@@ -332,11 +332,13 @@ class Site:
 
     @property
     def in_shape(self) -> Shape:
-        return self.row.input_shapes[0]
+        shape: Shape = self.row.input_shapes[0]    # an error-free report's row: shapes known
+        return shape
 
     @property
     def out_shape(self) -> Shape:
-        return self.row.output_shape
+        shape: Shape = self.row.output_shape
+        return shape
 
     @property
     def dims(self) -> int:
@@ -1323,7 +1325,8 @@ def to_pytorch_text(spec: Any, source: str | None = None) -> str:
     :class:`~convcalc.export.ExportError`)."""
     from . import export
 
-    return export(spec, "pytorch", source=source)
+    text: str = export(spec, "pytorch", source=source)   # export gives str or bytes by target
+    return text
 
 
 # --- weights -----------------------------------------------------------------------------
