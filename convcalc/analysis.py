@@ -14,7 +14,7 @@ channels first: ``(C, *spatial)``, or ``(F,)`` for a flat vector.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from . import fixes
 from .errors import Diagnostic
@@ -170,7 +170,9 @@ def _plan(spec: Spec) -> _Plan:
     places: dict[tuple[Any, ...], tuple[int | None, str]] = {}
     group_names: dict[tuple[Any, ...], tuple[str, ...]] = {}
     steps = []
-    for index, layer in enumerate(spec.layers):
+    # a kind's model each (named by the validation), or a convcalc.partial stand-in
+    layers: list[Any] = spec.layers
+    for index, layer in enumerate(layers):
         origin = origins[index]
         place = places.get(origin)
         if place is None:
@@ -228,7 +230,8 @@ def analyze_part(spec: Spec, *, fields: bool = True, unknown: frozenset[str] = f
     if spec.open_axes and input_known:
         return _open_input(spec, source, problems)
     located = _Problems(source, problems, spec, probe=fields and probe)
-    input_shape = tuple(spec.input)
+    # no size is open here (above); an unknown input is [1] (convcalc.partial)
+    input_shape = cast("tuple[int, ...]", tuple(spec.input))
     states: dict[str, State | None] = {"input": State(
         input_shape, ReceptiveField.identity(len(input_shape) - 1) if fields
         else ReceptiveField(None)) if input_known else None}

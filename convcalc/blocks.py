@@ -586,7 +586,8 @@ def _check_parameters(block: Mapping[str, Any], name: str, out: Expansion,
                       hints: HintBudget) -> None:
     """Every ``$param`` a block's layers use must be declared, whether or not (and however
     often) the block is used."""
-    params = block.get("params") if isinstance(block.get("params"), Mapping) else {}
+    given = block.get("params")
+    params: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
     zeros = {p: 0 for p in params}
 
     def walk(value: Any, path: Path) -> None:

@@ -178,7 +178,8 @@ def resolve_depth(report: Report, depth: Depth, fold: Collection[str] = (),
         return depth
     summaries = report.group_summaries if summaries is None else summaries
     deepest = max((g.depth for g in summaries), default=0)
-    for candidate in [None, *range(deepest - 1, -1, -1)]:
+    candidates: list[int | None] = [None, *range(deepest - 1, -1, -1)]
+    for candidate in candidates:
         folded = _folded_by_depth(summaries, candidate) | set(fold)
         if _count_nodes(report, folded) <= AUTO_NODES:
             return candidate

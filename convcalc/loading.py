@@ -42,7 +42,7 @@ import os
 import re
 from dataclasses import replace
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from pydantic import ValidationError
@@ -214,10 +214,12 @@ class _ScalarReader:
 
     @staticmethod
     def construct_scalar(node: yaml.ScalarNode) -> str:
-        return node.value
+        value: str = node.value   # a scalar node's value is its text
+        return value
 
 
-_SCALAR_READER = _ScalarReader()
+#: Stands for the constructor ``construct_yaml_int`` takes (it calls only construct_scalar).
+_SCALAR_READER = cast(yaml.constructor.SafeConstructor, _ScalarReader())
 
 
 def _index_document(root: yaml.Node, filename: str | None) -> _Place | int:
@@ -277,6 +279,7 @@ def _children(visit: _Visit, places: dict[int, _Place | int],
     """The visits of a collection's children that are collections (keys included); its
     scalars are checked and placed at once.  A duplicate key is refused first."""
     node = visit.node
+    steps: list[tuple[Any, yaml.Node]]   # (index, key or _KEY; the child)
     if isinstance(node, yaml.SequenceNode):
         steps = list(enumerate(node.value))
     else:
@@ -334,7 +337,7 @@ def _recursive_alias(anchored: _Visit, filename: str | None) -> SpecError:
 class _UnreadableScalar(Exception):
     """A scalar that its (implicit or explicit) tag's constructor cannot read."""
 
-    def __init__(self, node: yaml.ScalarNode, what: str):
+    def __init__(self, node: yaml.Node, what: str):
         super().__init__(f"cannot read {show(node.value)} as {what}")
         self.node = node
 
@@ -379,18 +382,20 @@ def _text_of(text: Any, filename: str | None, function: str) -> str:
                          f"{MAX_SPEC_BYTES})", filename)
         raw = bytes(text)
         try:
-            text = raw.decode("utf-8-sig")
+            decoded = raw.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             line = raw.count(b"\n", 0, exc.start) + 1
             raise _error(f"not UTF-8 text ({exc.reason} at byte {exc.start + 1})", filename,
                          line) from None
-    elif not isinstance(text, str):
+    elif isinstance(text, str):
+        decoded = text
+    else:
         raise TypeError(f"{function}(text): expected str, bytes, bytearray or memoryview, "
                         f"got {_type_name(text)}")
-    if len(text) > MAX_SPEC_BYTES:
-        raise _error(f"text too large ({len(text)} characters; a spec may have at most "
+    if len(decoded) > MAX_SPEC_BYTES:
+        raise _error(f"text too large ({len(decoded)} characters; a spec may have at most "
                      f"{MAX_SPEC_BYTES})", filename)
-    return text
+    return decoded
 
 
 def _unreadable_character(exc: yaml.reader.ReaderError, text: str,

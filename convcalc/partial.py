@@ -43,7 +43,7 @@ from pydantic import TypeAdapter, ValidationError
 from .blocks import Expansion
 from .errors import Diagnostic
 from .kinds import Context, Fatal, Kind, Outcome, State
-from .spec import Layer, Spec
+from .spec import Layer, LayerBase, Spec
 
 Path = tuple[Any, ...]
 
@@ -142,7 +142,8 @@ def analyse_valid_part(flat: Mapping[str, Any], expansion: Expansion,
     layers: list[Any] = []
     unknown: set[str] = set()
     for index, raw in enumerate(expansion.layers):
-        layer = spec.layers[index] if spec is not None else None
+        layer: LayerBase | Unvalidated | None = \
+            spec.layers[index] if spec is not None else None
         if layer is None and index not in bad:
             try:
                 layer = layer_adapter().validate_python(raw)
@@ -150,7 +151,7 @@ def analyse_valid_part(flat: Mapping[str, Any], expansion: Expansion,
                 layer = None
         if layer is None:
             layer = Unvalidated.of(raw, expansion.stand_ins.get(index), index)
-        elif index in doubtful:
+        elif index in doubtful and layer.name is not None:  # (None would name nothing)
             unknown.add(layer.name)
         layers.append(layer)
     shape = flat["input"] if input_known else [1]

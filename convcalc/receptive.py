@@ -157,7 +157,8 @@ class Field1D:
             raise FieldTooComplex(period)
         common = gcd(stride, dilation)
         tap_step, reduced_dilation = stride // common, dilation // common
-        lo, hi = [], []
+        lo: list[Edge] = []
+        hi: list[Edge] = []
         for r in range(period):
             if (r + pad_before) % common:
                 lo.append(None)
@@ -487,7 +488,7 @@ class ReceptiveField:
             return ReceptiveField(None), []
         merged, misaligned = [], []
         try:
-            for axis, per_path in enumerate(zip(*(f.axes for f in fields))):  # type: ignore[misc]
+            for axis, per_path in enumerate(zip(*(f.axes for f in fields))):
                 flags = [index < len(broadcast) and axis in broadcast[index]
                          for index in range(len(per_path))]
                 outputs = None if sizes is None else (sizes[axis] if axis < len(sizes) else 1)

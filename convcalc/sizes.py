@@ -50,7 +50,7 @@ import bisect
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from math import gcd, lcm
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence, cast
 
 from .analysis import analyze
 from .axes import axis_names
@@ -280,7 +280,7 @@ class _Probe:
                 if row.output_shape is not None and len(row.output_shape) == rank else None
                 for row in self.report(n).layers]
 
-    def shapes(self, n: int) -> list[tuple[int, ...] | None]:
+    def shapes(self, n: int) -> list[tuple[int | None, ...] | None]:
         """Every layer's output shape (padded with ``None`` to four entries)."""
         return [None if row.output_shape is None else
                 tuple(row.output_shape) + (None,) * (4 - len(row.output_shape))
@@ -401,15 +401,19 @@ def _crossing_bound(probe: _Probe, n1: int, n2: int, t1: int) -> int:
 
     third = probe.shapes(n2 + (n2 - n1))
 
-    def affine_of(name: str, which: list[Any], other: list[Any]
+    def affine_of(name: str, which: list[tuple[int | None, ...] | None],
+                  other: list[tuple[int | None, ...] | None]
                   ) -> list[tuple[int, int] | None]:
         """Per entry of an input's shape, ``(α, β)`` where it is affine in ``t``, else
         ``None`` (a flat width of a square probe is not)."""
+        a: Sequence[int | None]
+        b: Sequence[int | None]
+        c: Sequence[int | None]
         if name == "input":
             a, b, c = (probe.make(n).input for n in (n1, n2, n2 + (n2 - n1)))
-        else:
+        else:   # an input of the failing layer: computed at n1, so in the whole class
             rank = len(report.layers[rows[name]].output_shape or ())   # without the
-            a, b, c = (shapes[rows[name]][:rank]                       # padding
+            a, b, c = (cast("tuple[int | None, ...]", shapes[rows[name]])[:rank]   # padding
                        for shapes in (which, other, third))
         return [(y - x, x - (y - x) * t1)
                 if x is not None and y is not None and z is not None and z - y == y - x
@@ -515,12 +519,16 @@ def valid_sizes(spec: Any) -> tuple[AxisSizes, ...]:
     """
     from .loading import validate
 
-    spec = validate(spec)
+    return _valid_sizes(validate(spec))
+
+
+def _valid_sizes(spec: Spec) -> tuple[AxisSizes, ...]:
+    """:func:`valid_sizes` of a validated spec."""
     dims = len(spec.input) - 1
     names = axis_names(dims)
     given = {i: n for i, n in enumerate(spec.input[1:]) if n is not None}
 
-    def shape(sizes: dict[int, int]) -> list[int]:
+    def shape(sizes: dict[int, int]) -> list[int | None]:
         return [spec.input[0], *(sizes[i] for i in range(dims))]
 
     def solve(sizes: dict[int, int]) -> list[AxisSizes]:
@@ -584,7 +592,7 @@ def input_advice(spec: Spec, report: Report) -> Any:
         return None
     parts = []
     shapes: list[list[Any] | None] = [list(spec.input), list(spec.input)]
-    for answer, n in zip(answers, spec.input[1:]):
+    for answer, n in zip(answers, cast("list[int]", spec.input[1:])):   # none open (above)
         if answer.contains(n) or answer.empty:
             continue
         nearest = answer.nearest(n)

@@ -91,7 +91,7 @@ def _factorings(product: int, sizes: Shape) -> Iterator[tuple[int, ...]]:
     if len(sizes) == 1:
         yield (product,)
         return
-    nearest = [sorted(divisors, key=lambda d, n=n: (abs(d - n), d))[:_CANDIDATES]
+    nearest = [sorted(divisors, key=lambda d: (abs(d - n), d))[:_CANDIDATES]
                for n in sizes[:-1]]
     if len(sizes) == 2:
         yield from ((a, product // a) for a in nearest[0])
@@ -119,7 +119,7 @@ def in_features_problem(stated: int, x: State) -> str:
     width = x.shape[0]
     text = f"in_features is {stated} but its input has {width} features"
     fix = f"set in_features: {width}"
-    before = getattr(x.field, "unflattened", ())
+    before: Shape = getattr(x.field, "unflattened", ())
     if len(before) < 2 or size_of(before) != width:
         return f"{text}: the layers before it must give {stated}; or {fix}"
     channels, sizes = before[0], before[1:]

@@ -146,8 +146,8 @@ def _offsets_text(axes: list[str], offsets: list[tuple[Fraction, bool]],
         return f"{pixels(value)} {noun}{'' if value <= 1 else 's'}"
 
     groups: dict[tuple[Fraction, bool, tuple[Any, ...]], list[str]] = {}
-    for axis, (offset, even), jump in zip(axes, offsets, jumps):
-        groups.setdefault((offset, even, tuple(jump)), []).append(axis)
+    for axis, (offset, even), axis_jumps in zip(axes, offsets, jumps):
+        groups.setdefault((offset, even, tuple(axis_jumps)), []).append(axis)
     parts = []
     for (offset, even, jump), names in groups.items():
         text = ("" if even else "up to ") + amount(offset, "input pixel")
