@@ -45,7 +45,7 @@ RESPONSE_HEADERS = {
     "Convcalc-Nodes": {"description": "Nodes drawn (layers, folded blocks, the input).",
                        "schema": COUNT},
 }
-BUSY_AND_TIMEOUT = {
+BUSY_AND_TIMEOUT: dict[int | str, dict[str, Any]] = {
     503: {"model": models.Problem,
           "description": "Every drawing slot is busy (Retry-After), another large body is "
                          "being parsed, or Graphviz is not installed on the service."},

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from contextlib import aclosing
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import anyio
 from fastapi import Request
@@ -29,6 +29,9 @@ from ..memory import format_bytes
 from ..spec import Spec
 from .limits import Limits
 from .problems import ClientGone, ProblemError, diagnostics, item
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..importers.onnx import Imported
 
 JSON_TYPES = ("application/json",)
 YAML_TYPES = ("application/yaml", "text/yaml", "application/x-yaml", "text/x-yaml")
@@ -161,7 +164,7 @@ def load_spec(body: bytes, limits: Limits) -> Spec:
     return spec
 
 
-def _imported(body: bytes, cap: int, limits: Limits) -> Any:
+def _imported(body: bytes, cap: int, limits: Limits) -> Imported:
     """The ONNX model in ``body`` imported (415 when the service has no onnx package,
     422 when it cannot be read or expressed)."""
     from ..export.onnx import OnnxUnavailable, require_onnx

@@ -60,7 +60,8 @@ class YAMLResponse(PlainTextResponse):
 
 
 def _limits(request: Request) -> Limits:
-    return request.app.state.limits
+    limits: Limits = request.app.state.limits   # set by the app (app.state holds anything)
+    return limits
 
 
 # --- the design page and the reference ---------------------------------------------------------
@@ -272,7 +273,7 @@ async def run_watched(request: Request, pool: VerifyPool, slot: Slot,
     """``pool.run(slot, job)`` in a thread while watching the connection: if the client
     disconnects first, the job is cancelled — its worker killed, its slot freed at
     once — and :class:`ClientGone` raised."""
-    outcome: list[Any] = []
+    outcome: list[tuple[str, Any] | Exception] = []
 
     async def run(scope: anyio.CancelScope) -> None:
         try:
@@ -374,7 +375,7 @@ def verification(limits: Limits) -> APIRouter:
 # --- the schema and the zoo -------------------------------------------------------------------------
 
 
-_ZOO_CACHE: dict[str, Any] = {}
+_ZOO_CACHE: dict[str, list[dict[str, Any]]] = {}
 
 
 def zoo_summaries() -> list[dict[str, Any]]:

@@ -252,7 +252,7 @@ def run_workers(config: uvicorn.Config) -> None:
         return
     holder, listeners = balanced
     try:
-        Multiprocess(config, sockets=listeners).run()  # type: ignore[arg-type]
+        Multiprocess(config, sockets=listeners).run()
     finally:
         holder.close()
 

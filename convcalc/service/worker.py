@@ -24,7 +24,10 @@ import multiprocessing
 import os
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from multiprocessing.connection import Connection
 
 #: Seconds a new worker may take to import NumPy and the engine.
 START_TIMEOUT = 60.0
@@ -142,6 +145,8 @@ def serve_jobs(conn: Any, budget: int) -> None:
 
 class Worker:
     """One worker process and the pipe to it."""
+
+    conn: Connection[Job, tuple[str, Any]]   # jobs out, (kind, answer) back
 
     def __init__(self, budget: int):
         context = multiprocessing.get_context("spawn")
