@@ -80,17 +80,26 @@ class AxisSizes:
     spatial axes the answer assumes; ``reason`` says why no size works when none does.
     """
 
+    #: the axis' name (``H``, ``W``, ``D``, or ``L`` in 1-D)
     axis: str
+    #: its position among the spatial axes (0 first)
     index: int
+    #: from ``threshold`` on, validity repeats with this period (0: a finite set)
     period: int
+    #: the valid remainders of ``n`` modulo ``period``
     residues: tuple[int, ...]
+    #: the size from which the periodic rule holds
     threshold: int
+    #: the valid sizes below ``threshold``
     exceptions: tuple[int, ...]
+    #: the other spatial axes' sizes the answer assumes, by name
     assumed: dict[str, int] = field(default_factory=dict)
+    #: why no size works, when none does
     reason: str | None = None
     #: per residue modulo ``output_period``: the output's size along this axis as
     #: ``(slope, intercept)`` of ``n`` (Fractions), or None when the output is flat
     outputs: dict[int, tuple[Fraction, Fraction]] | None = None
+    #: the period (of ``n``) of the output's size formulas in ``outputs``
     output_period: int = 1
     #: the output's size along this axis at each exception
     exception_outputs: dict[int, int | None] = field(default_factory=dict)
@@ -378,13 +387,15 @@ def _solve_class(probe: _Probe, r: int, period: int) -> _Class:
         # file rather than of a layer's sizes (duplicate names): never valid
         return _Class(r)
     bound = _crossing_bound(probe, n1, n2, t1)
+    if bound is None:      # it fails for a reason no size changes: never valid
+        return _Class(r)
     if bound > MAX_SCAN:
         raise SizesTooComplex(f"sizes ≡ {r} (mod {period}) would need {bound} analyses")
     points = tuple(n for n in (r + period * t for t in range(bound + 1)) if probe.valid(n))
     return _Class(r, points=points)
 
 
-def _crossing_bound(probe: _Probe, n1: int, n2: int, t1: int) -> int:
+def _crossing_bound(probe: _Probe, n1: int, n2: int, t1: int) -> int | None:
     """For a class that fails in the end at some layer: a ``t`` past which that layer's
     condition fails for good.  Its condition compares its inputs' sizes with each other
     or with a combination of its own options; those are affine in ``t`` (α·t + β), so
@@ -393,9 +404,11 @@ def _crossing_bound(probe: _Probe, n1: int, n2: int, t1: int) -> int:
     at ``n1``."""
     report = probe.report(n1)
     rows = {row.name: index for index, row in enumerate(report.layers)}
-    failing = next(index for index, row in enumerate(report.layers) if row.output_shape is None
-                   and all(name == "input" or report.layers[rows[name]].output_shape is not None
-                           for name in row.inputs))
+    failing = next((index for index, row in enumerate(report.layers) if row.output_shape is None
+                    and all(name == "input" or report.layers[rows[name]].output_shape is not None
+                            for name in row.inputs)), None)
+    if failing is None:   # names that do not say which layer a layer reads (duplicates):
+        return None       # an error of the file, not of the sizes
     layer = probe.make(n1).layers[failing]
     first, second = probe.shapes(n1), probe.shapes(n2)
 

@@ -20,7 +20,7 @@ from test_agreement import graphs, specs
 import convcalc
 from convcalc import zoo
 from convcalc.axes import axis_names
-from convcalc.sizes import AxisSizes, valid_sizes
+from convcalc.sizes import AxisSizes, check, valid_sizes
 
 ROOT = Path(__file__).resolve().parent.parent
 UPTO = 2048
@@ -229,3 +229,15 @@ def test_sizes_is_fast_as_a_whole_process():
     elapsed = time.perf_counter() - started
     assert code == 0, err
     print(f"convcalc sizes zoo:resnet50: {elapsed:.2f} s")
+
+
+def test_duplicate_names_that_hide_a_layers_input_are_no_size_problem():
+    """Found by test_fuzz: the second ``a`` (an add) reads ``a`` — itself, by its name —
+    so no failing layer with computed inputs could be found (StopIteration, a traceback
+    from ``convcalc check``).  The file is wrong at every size."""
+    layers = [{"type": "adaptive_avgpool", "name": "a", "output": 1}, {"type": "add", "name": "a"}]
+    (answer,) = convcalc.valid_sizes({"input": [1, None], "layers": layers})
+    assert answer.empty and "duplicate layer name 'a'" in answer.reason
+    checked = check(convcalc.validate({"input": [1, 1], "layers": layers}))
+    assert [p.message for p in checked.report.errors] == [
+        "duplicate layer name 'a' (also at layers[0])", "add needs at least two inputs (got 1)"]
