@@ -46,6 +46,9 @@ _EXPORTS = {
     "render_markdown": "render",
     "render_json": "render",
     "render_verification": "render",
+    "render_csv": "render",
+    "footprint": "training_memory",
+    "Footprint": "training_memory",
     "valid_sizes": "sizes",
     "AxisSizes": "sizes",
 }
@@ -71,6 +74,9 @@ __all__ = [
     "render_markdown",
     "render_json",
     "render_verification",
+    "render_csv",
+    "footprint",
+    "Footprint",
     "valid_sizes",
     "AxisSizes",
     "LAYER_MODELS",
@@ -84,7 +90,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .errors import (ConvCalcError, Diagnostic, ResourceError, ShapeError, SpecError,
                          UnknownLayerError)
     from .loading import load, loads, validate
-    from .render import render_json, render_markdown, render_table, render_verification
+    from .training_memory import Footprint, footprint
+    from .render import (render_csv, render_json, render_markdown, render_table,
+                         render_verification)
     from .report import LayerRow, Report
     from .sizes import AxisSizes, valid_sizes
     from .spec import LAYER_MODELS, Spec
@@ -106,7 +114,7 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 
-def json_schema() -> dict:
+def json_schema() -> dict[str, Any]:
     """The JSON Schema of the spec language (what ``convcalc schema`` prints)."""
     from .schema import spec_json_schema
 

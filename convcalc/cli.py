@@ -10,7 +10,7 @@ import json
 import os
 import sys
 import time
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from click.core import ParameterSource
@@ -21,7 +21,9 @@ from .errors import ConvCalcError, ResourceError, SpecError
 from .loading import MAX_SPEC_BYTES, loads
 from .memory import parse_bytes
 from .verification import MAX_BATCH, MAX_SEED
-from .render import RENDERERS, render_table, render_verification, render_verification_json
+from .training_memory import DTYPE_BYTES, OPTIMIZER_STATE, footprint
+from .render import (RENDERERS, render_csv, render_markdown, render_table,
+                     render_verification, render_verification_json)
 from .report import Report
 from .schema import spec_json_schema
 from .spec import MAX_INT, Spec
@@ -36,6 +38,8 @@ Examples:
   cat net.json | convcalc check -
   convcalc check net.yaml --strict        # warnings fail too (CI)
   convcalc check net.yaml --verify        # then run it with the reference engine
+  convcalc check net.yaml --batch 32 --dtype bfloat16 --optimizer adam   # memory
+  convcalc check net.yaml --format csv > layers.csv   # exact numbers, one row a layer
 
 \b
 Exit status: 0 clean, 1 errors (or warnings with --strict), 2 usage.
@@ -94,7 +98,13 @@ def read_onnx(file: str) -> Any:
     return import_onnx_file(file)
 
 
-class InputShape(click.ParamType):
+if TYPE_CHECKING:  # pragma: no cover
+    ParamType = click.ParamType[Any]   # generic (by its converted value) from click 8.4
+else:
+    ParamType = click.ParamType
+
+
+class InputShape(ParamType):
     """``3,512,512``: channels then spatial sizes (``null`` or ``?`` leaves one open)."""
 
     name = "shape"
@@ -245,7 +255,7 @@ def main() -> None:
     """
 
 
-class MemorySize(click.ParamType):
+class MemorySize(ParamType):
     """A memory size: ``2GiB``, ``512MiB``, ``800MB`` or bytes."""
 
     name = "size"
@@ -329,34 +339,53 @@ def run_verify(spec: Spec, batch: int, seed: int, gradcheck: str | None,
 @click.option("--depth", type=click.IntRange(min=0), default=None,
               help="Fold layers nested deeper than this many blocks into their block's "
                    "row (table format; 0: top-level layers and blocks only).")
+@click.option("--units/--no-units", default=True, show_default=True,
+              help="Counts as 25.56 M and sizes as MiB in the table and Markdown "
+                   "(--no-units: exact digits; JSON and CSV are always exact).")
+@click.option("--dtype", type=click.Choice(list(DTYPE_BYTES)), default="float32",
+              show_default=True, help="The element type of the memory figures.")
+@click.option("--optimizer", type=click.Choice(list(OPTIMIZER_STATE)), default="sgd",
+              show_default=True, help="Whose state the training memory counts: sgd none, "
+                                      "momentum one value per parameter, adam two.")
 @click.option("--verify", "then_verify", is_flag=True,
               help="Then build the network with the reference engine and check every "
                    "prediction (as `convcalc verify`).")
 @input_option
 @verify_options
-def check(file: str, fmt: str, strict: bool, depth: int | None, then_verify: bool,
-          input_shape: list[int | None] | None, batch: int, seed: int, gradcheck: str | None,
-          max_memory: int) -> None:
+def check(file: str, fmt: str, strict: bool, depth: int | None, units: bool, dtype: str,
+          optimizer: str, then_verify: bool, input_shape: list[int | None] | None,
+          batch: int, seed: int, gradcheck: str | None, max_memory: int) -> None:
     """Analyse the network in FILE (YAML or JSON; - reads standard input; zoo:NAME
     a model of the zoo, see `convcalc zoo`).
 
     A spec whose input leaves sizes open (null) is analysed at its smallest valid size
-    (see `convcalc sizes`), or at --input."""
+    (see `convcalc sizes`), or at --input.  The memory figures are for a training step
+    at --batch (default 1 here; --verify runs the engine at 2 unless --batch is given),
+    --dtype and --optimizer."""
     ctx = click.get_current_context()
     if depth is not None and fmt != "table":
         raise click.UsageError("--depth applies to the table format only")
+    batch_given = ctx.get_parameter_source("batch") is not ParameterSource.DEFAULT
 
     def render(report: Report) -> str:
-        if fmt == "json" and checked.sizes is not None:   # the sizes an open input takes
-            from .render import sizes_to_dict
+        memory = footprint(report, batch if batch_given else 1, dtype, optimizer)
+        if fmt == "json":
+            data = report.to_dict(memory)
+            if checked.sizes is not None:   # the sizes an open input takes
+                from .render import sizes_to_dict
 
-            data = report.to_dict()
-            data["sizes"] = sizes_to_dict(None, given.input, checked.sizes)["axes"]
+                data["sizes"] = sizes_to_dict(None, given.input, checked.sizes)["axes"]
             return json.dumps(data, indent=2, ensure_ascii=False)
-        return render_table(report, depth) if fmt == "table" else RENDERERS[fmt](report)
+        if fmt == "table":
+            return render_table(report, depth, units=units, memory=memory)
+        if fmt == "markdown":
+            return render_markdown(report, units=units, memory=memory)
+        return render_csv(report, memory)
 
     if not then_verify:
         for name in VERIFY_OPTIONS:
+            if name == "batch":      # it also sets the memory figures' batch
+                continue
             if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT:
                 raise click.UsageError(f"--{name.replace('_', '-')} only applies with --verify")
     try:
@@ -650,7 +679,7 @@ marked), or the drawing failed; 2 usage.
 DRAW_SUFFIXES = {".svg": "svg", ".png": "png", ".dot": "dot", ".gv": "dot"}
 
 
-class DrawDepth(click.ParamType):
+class DrawDepth(ParamType):
     """``--depth``: ``auto``, ``all`` or a number of block levels drawn open."""
 
     name = "N|all|auto"

@@ -60,8 +60,10 @@ from typing import Any
 from .engine_rules import WINOGRAD_KEEP_TRANSFORMED
 from .errors import ResourceError
 from .kinds import kind_of
+from .kinds.base import Cost
 from .report import Report
 from .spec import Spec
+from .units import format_bytes as format_bytes  # (also imported from here)
 
 #: The Python interpreter with NumPy, pydantic and convcalc imported (measured ~47 MB RSS).
 RUNTIME_BYTES = 64 * 2**20
@@ -75,10 +77,15 @@ class MemoryEstimate:
     ``fixed`` does not depend on the batch; ``per_example`` is added per example.
     """
 
+    #: the examples the estimate is for
     batch: int
+    #: the engine's dtype
     dtype: str
+    #: bytes that do not grow with the batch (parameters, gradients, the interpreter)
     fixed: int
+    #: bytes added per example (activations, columns, caches, temporaries)
     per_example: int
+    #: the estimate's parts by name (``parameters``, ``activations``, ``im2col``, …), in bytes
     parts: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -97,20 +104,6 @@ class MemoryEstimate:
         return {"batch": self.batch, "dtype": self.dtype, "total_bytes": self.total,
                 "fixed_bytes": self.fixed, "per_example_bytes": self.per_example,
                 "parts": dict(self.parts)}
-
-
-def format_bytes(count: int) -> str:
-    """Binary units with two decimals.
-
-    >>> format_bytes(1536), format_bytes(2 * 2**30), format_bytes(512)
-    ('1.50 KiB', '2.00 GiB', '512 B')
-    """
-    value, unit = float(count), "B"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            break
-        value /= 1024
-    return f"{count} B" if unit == "B" else f"{value:.2f} {unit}"
 
 
 def check_memory(estimate: MemoryEstimate, limit: int, what: str = "running this network"
@@ -317,7 +310,7 @@ def estimate_memory(spec: Spec, batch: int, dtype: str = "float32",
     return MemoryEstimate(batch, dtype, fixed, per_example, parts)
 
 
-def _rerun_values(row: Any, cost: Any, output: int) -> int:
+def _rerun_values(row: Any, cost: Cost, output: int) -> int:
     """Values per example the directional gradient check holds while it re-runs one
     layer: per input, the moved copy and its direction; the output's gradient (a
     contiguous copy), the re-run output and ``g ⊙ y``; the caches the re-run makes

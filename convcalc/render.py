@@ -7,24 +7,30 @@ Renderers return strings; only the CLI prints.
 >>> report = convcalc.analyze({"input": [3, 32, 32], "layers": [
 ...     {"type": "conv", "filters": 10, "kernel": 5, "padding": 2}]})
 >>> print(render_table(report))
-layer  type  output shape  params     MACs  receptive field
------  ----  ------------  ------  -------  ---------------
-conv1  conv  [10, 32, 32]     760  768,000  5 / 1 / 2
+layer  type  output shape  params      MACs  activations  receptive field
+-----  ----  ------------  ------  --------  -----------  ---------------
+conv1  conv  [10, 32, 32]     760  768.00 K    40.00 KiB  5 / 1 / 2
 <BLANKLINE>
 input [3, 32, 32] → output [10, 32, 32]
-params: 760 (trainable 760, frozen 0); buffers: 0; MACs: 768,000
+params: 760 (trainable 760, frozen 0); buffers: 0; MACs: 768,000 ≈ 768.00 K
+memory at batch 1, float32: input 12.00 KiB, activations 40.00 KiB forward + 40.00 KiB backward, params 2.97 KiB, buffers 0 B
+training with sgd: gradients 2.97 KiB, optimizer state 0 B; estimated total 97.94 KiB
 receptive field: size / jump / effective padding, in input pixels
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .errors import printable
+from .training_memory import Footprint, footprint
 from .receptive import ReceptiveField
 from .report import LayerRow, Report, Shape
+from .units import format_bytes, format_count
 
 #: The "from" column lists at most this many inputs of one layer (a concat of thousands
 #: would set every row's width: the table would grow with the square of the inputs).
@@ -62,8 +68,18 @@ def _shape(shape: Shape | None) -> str:
     return "—" if shape is None else "[" + ", ".join(str(s) for s in shape) + "]"
 
 
-def _count(value: int | None) -> str:
-    return "—" if value is None else f"{value:,}"
+def _count(value: int | None, units: bool = False) -> str:
+    """``25,557,032``, or with ``units`` ``25.56 M``; ``—`` for an unknown count."""
+    if value is None:
+        return "—"
+    return format_count(value) if units else f"{value:,}"
+
+
+def _bytes(value: int | None, units: bool = False) -> str:
+    """``1.50 MiB``, or without ``units`` the exact ``1,572,864 B``."""
+    if value is None:
+        return "—"
+    return format_bytes(value) if units else f"{value:,} B"
 
 
 def _axes(values: Sequence[Any]) -> str:
@@ -75,6 +91,8 @@ def _field(field: ReceptiveField | None) -> str:
     if field is None or not field.axes:
         return "—"
     data = field.to_dict()
+    if data is None:
+        return "—"
     return f"{_axes(data['size'])} / {_axes(data['jump'])} / {_axes(data['padding'])}"
 
 
@@ -85,7 +103,7 @@ def _mark(report: Report, row: LayerRow) -> str:
     return "✗" if "error" in severities else ("!" if "warning" in severities else "")
 
 
-_RIGHT = {"params", "MACs"}
+_RIGHT = {"params", "MACs", "activations"}
 
 
 def _relative(name: str, scope: str) -> str:
@@ -95,12 +113,19 @@ def _relative(name: str, scope: str) -> str:
 
 def _headers(report: Report) -> tuple[str, ...]:
     middle = ("from",) if report.branching else ()
-    return ("layer", "type", *middle, "output shape", "params", "MACs", "receptive field")
+    return ("layer", "type", *middle, "output shape", "params", "MACs", "activations",
+            "receptive field")
 
 
-def _cells(report: Report, depth: int | None = None) -> list[list[str]]:
+def _cells(report: Report, depth: int | None = None, units: bool = False,
+           memory: Footprint | None = None) -> list[list[str]]:
     """One row per layer, plus one per block instance (its totals) before its layers;
-    layers in more than ``depth`` groups are folded into their group's row."""
+    layers in more than ``depth`` groups are folded into their group's row.  The
+    activations column is each output's bytes at ``memory``'s batch and dtype (a
+    block's: its layers' together)."""
+    memory = memory or footprint(report)
+    size_of = {id(row): size for row, size in zip(report.layers, memory.layers)}   # (names
+    # may repeat in a file with errors)
     branching = report.branching
     summaries = {g.name: g for g in report.group_summaries}
     # a block's output is shown by the block's name where it is read from outside
@@ -130,8 +155,9 @@ def _cells(report: Report, depth: int | None = None) -> list[list[str]]:
                 group.block,
                 *([""] if branching else []),
                 _shape(group.output_shape),
-                _count(group.params),
-                _count(group.macs),
+                _count(group.params, units),
+                _count(group.macs, units),
+                _bytes(_known_sum(size_of[id(layer)] for layer in group.layers), units),
                 _field(last.receptive_field),
             ])
         open_groups = row.group
@@ -145,11 +171,22 @@ def _cells(report: Report, depth: int | None = None) -> list[list[str]]:
             row.type,
             *([_inputs_text([source(n, row, scope) for n in row.inputs])] if branching else []),
             _shape(row.output_shape),
-            _count(row.params),
-            _count(row.macs),
+            _count(row.params, units),
+            _count(row.macs, units),
+            _bytes(size_of[id(row)], units),
             _field(row.receptive_field),
         ])
     return rows
+
+
+def _known_sum(values: Iterable[int | None]) -> int | None:
+    """The sum, or ``None`` if any value is unknown."""
+    total = 0
+    for value in values:
+        if value is None:
+            return None
+        total += value
+    return total
 
 
 def _inputs_text(names: list[str]) -> str:
@@ -159,12 +196,28 @@ def _inputs_text(names: list[str]) -> str:
     return ", ".join(names[:MAX_LISTED_INPUTS - 1]) + f", … (+{len(names) - MAX_LISTED_INPUTS + 1})"
 
 
-def _summary(report: Report) -> list[str]:
+def _summary(report: Report, units: bool = False, memory: Footprint | None = None
+             ) -> list[str]:
+    memory = memory or footprint(report)
     frozen = report.total_params - report.trainable_params
+
+    def count(value: int) -> str:   # exact, and with units also rounded
+        rounded = format_count(value)
+        return f"{value:,} ≈ {rounded}" if units and value >= 1000 else f"{value:,}"
+
+    def size(value: int) -> str:
+        return _bytes(value, units)
+
     lines = [
         f"input {_shape(report.input_shape)} → output {_shape(report.output_shape)}",
-        f"params: {report.total_params:,} (trainable {report.trainable_params:,}, "
-        f"frozen {frozen:,}); buffers: {report.total_buffers:,}; MACs: {report.total_macs:,}",
+        f"params: {count(report.total_params)} (trainable {report.trainable_params:,}, "
+        f"frozen {frozen:,}); buffers: {report.total_buffers:,}; "
+        f"MACs: {count(report.total_macs)}",
+        f"memory at batch {memory.batch}, {memory.dtype}: input {size(memory.input)}, "
+        f"activations {size(memory.forward)} forward + {size(memory.backward)} backward, "
+        f"params {size(memory.params)}, buffers {size(memory.buffers)}",
+        f"training with {memory.optimizer}: gradients {size(memory.gradients)}, optimizer "
+        f"state {size(memory.optimizer_state)}; estimated total {size(memory.total)}",
     ]
     if any(row.receptive_field and row.receptive_field.axes for row in report.layers):
         lines.append("receptive field: size / jump / effective padding, in input pixels")
@@ -180,18 +233,22 @@ def _problems(report: Report) -> list[str]:
     return ["", head] + [str(p) for p in report.problems]
 
 
-def render_table(report: Report, depth: int | None = None) -> str:
+def render_table(report: Report, depth: int | None = None, units: bool = True,
+                 memory: Footprint | None = None) -> str:
     """A plain-text table (what ``convcalc check`` prints by default).
 
     Block instances get a row with their totals above their layers (indented); with
     ``depth`` set, deeper layers are folded into their block's row (``depth=0`` shows
     top-level layers and blocks only).  A "from" column names each layer's inputs when
-    the network branches.
+    the network branches.  ``units``: counts as 25.56 M and sizes as MiB (``False``:
+    exact digits); ``memory``: the :func:`~convcalc.training_memory.footprint` whose batch,
+    dtype and optimizer the activations column and the memory lines use (default batch
+    1, float32, sgd).
     """
     out = [printable(report.name)] if report.name else []
-    out += table(_headers(report), _cells(report, depth), _RIGHT)
+    out += table(_headers(report), _cells(report, depth, units, memory), _RIGHT)
     out.append("")
-    out.extend(_summary(report))
+    out.extend(_summary(report, units, memory))
     out.extend(_problems(report))
     return "\n".join(out)
 
@@ -200,32 +257,78 @@ def _md_escape(text: str) -> str:
     return printable(text).replace("|", "\\|")
 
 
-def render_markdown(report: Report) -> str:
-    """A GitHub-flavoured Markdown table, summary and problem list."""
+def render_markdown(report: Report, units: bool = True,
+                    memory: Footprint | None = None) -> str:
+    """A GitHub-flavoured Markdown table, summary and problem list (``units`` and
+    ``memory`` as for :func:`render_table`)."""
     out = []
     if report.name:
         out += [f"### {_md_escape(report.name)}", ""]
     headers = _headers(report)
     out.append("| " + " | ".join(headers) + " |")
     out.append("|" + "|".join("---:" if h in _RIGHT else "---" for h in headers) + "|")
-    for cells in _cells(report):
+    for cells in _cells(report, None, units, memory):
         name = cells[0].lstrip(" ")
         cells[0] = "\u00a0" * (len(cells[0]) - len(name)) + name  # keep the indentation
         out.append("| " + " | ".join(_md_escape(c) for c in cells) + " |")
     out.append("")
-    out.extend(f"{line}  " for line in _summary(report))
+    out.extend(f"{line}  " for line in _summary(report, units, memory))
     if report.problems:
         out += ["", "**Problems**", ""]
         out += [f"- **{p.severity}** {_md_escape(p.format(tag=False))}" for p in report.problems]
     return "\n".join(out)
 
 
-def render_json(report: Report, indent: int | None = 2) -> str:
-    """The JSON contract (:meth:`Report.to_dict`) as text."""
-    return json.dumps(report.to_dict(), indent=indent, ensure_ascii=False)
+def render_json(report: Report, indent: int | None = 2,
+                memory: Footprint | None = None) -> str:
+    """The JSON contract (:meth:`Report.to_dict`) as text: exact integers."""
+    return json.dumps(report.to_dict(memory), indent=indent, ensure_ascii=False)
 
 
-RENDERERS = {"table": render_table, "markdown": render_markdown, "json": render_json}
+CSV_COLUMNS = ("layer", "type", "inputs", "group", "input_shape", "output_shape", "params",
+               "trainable_params", "buffers", "macs", "activations", "activation_bytes",
+               "rf_size", "rf_jump", "rf_padding", "problems")
+
+
+def render_csv(report: Report, memory: Footprint | None = None) -> str:
+    """One row per layer for a spreadsheet, every number exact (``activations``: values
+    per example; ``activation_bytes``: at ``memory``'s batch and dtype); shapes and
+    per-axis receptive fields as ``30x24x24``; a layer's problems in one cell.
+
+    >>> import convcalc
+    >>> report = convcalc.analyze({"input": [3, 8, 8], "layers": [
+    ...     {"type": "conv", "filters": 4, "kernel": 3}]})
+    >>> print(render_csv(report).splitlines()[1])
+    conv1,conv,input,,3x8x8,4x6x6,112,112,0,3888,144,576,3x3,1x1,0x0,
+    """
+    memory = memory or footprint(report)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row, size in zip(report.layers, memory.layers):
+        field = row.receptive_field.to_dict() if row.receptive_field else None
+        problems = [p.format(tag=False) for p in report.problems if p.layer == row.name]
+
+        def axes(key: str) -> str:
+            return "" if field is None else "x".join(_axes([v]) for v in field[key])
+
+        writer.writerow([
+            printable(row.name), row.type, " ".join(printable(n) for n in row.inputs),
+            " ".join(printable(g) for g in row.group), _csv_shape(row.input_shape),
+            _csv_shape(row.output_shape), *("" if v is None else v for v in (
+                row.params, row.trainable_params, row.buffers, row.macs, row.activations,
+                size)),
+            axes("size"), axes("jump"), axes("padding"), " | ".join(problems)])
+    return out.getvalue().rstrip("\n")
+
+
+def _csv_shape(shape: Shape | None) -> str:
+    return "" if shape is None else "x".join(str(s) for s in shape)
+
+
+#: ``--format``'s choices
+RENDERERS: dict[str, Callable[..., str]] = {"table": render_table, "markdown": render_markdown, "json": render_json,
+             "csv": render_csv}
 
 
 # --- the verification result --------------------------------------------------------------
@@ -267,7 +370,7 @@ def render_verification(result: "VerificationResult") -> str:
     check its largest relative error; then the gradient check's end-to-end errors and
     the kinks it met.
     """
-    from .memory import format_bytes
+    from .memory import RUNTIME_BYTES
 
     headers = ["layer", "type", "output shape", "params", "gradients"]
     if result.gradcheck:
@@ -278,8 +381,13 @@ def render_verification(result: "VerificationResult") -> str:
     timings = ", ".join(f"{phase} {seconds:.2f} s" for phase, seconds in result.seconds.items())
     out.append(f"engine run: batch {result.batch}, {result.dtype}, seed {result.seed}"
                + (f"; {timings}" if timings else ""))
-    out.append(f"estimated peak memory: {format_bytes(result.memory.total)} "
-               f"(limit {format_bytes(result.max_memory)})")
+    arrays = result.memory.total - RUNTIME_BYTES
+    measured = ("" if result.measured_peak is None else
+                f"; measured {format_bytes(result.measured_peak)} of arrays "
+                f"({result.measured_peak / arrays:.0%} of their estimate)")
+    out.append(f"peak memory: estimated {format_bytes(result.memory.total)} (arrays "
+               f"{format_bytes(arrays)}, interpreter {format_bytes(RUNTIME_BYTES)}; limit "
+               f"{format_bytes(result.max_memory)}){measured}")
     if result.engine_error:
         out.append(f"✗ the engine run failed: {result.engine_error}")
     if not result.input_gradient_ok:

@@ -5,10 +5,18 @@ Markdown or JSON (this module renders nothing).  :meth:`Report.to_dict` is the J
 
     {"ok", "name", "input_shape",
      "layers": [{"name", "type", "input_shape", "output_shape", "params",
-                 "trainable_params", "buffers", "macs", "activations", "line",
+                 "trainable_params", "buffers", "macs", "activations",
+                 "activation_bytes", "line", "inputs", "group",
                  "receptive_field": {"size": [..], "jump": [..], "padding": [..]}}],
      "total_params", "trainable_params", "total_buffers", "total_macs",
-     "total_activations", "problems": [{"layer", "severity", "message", ...}]}
+     "total_activations", "problems": [{"layer", "severity", "message", ...}],
+     "groups": [...], "memory": {"batch", "dtype", "optimizer", "bytes_per_value",
+                                "input_bytes", "forward_bytes", "backward_bytes",
+                                "params_bytes", "buffers_bytes", "gradients_bytes",
+                                "optimizer_state_bytes", "total_bytes"}}
+
+``activations`` counts values per example; ``activation_bytes`` and ``memory`` are
+bytes at the batch, dtype and optimizer of ``memory`` (:mod:`convcalc.training_memory`).
 
 Shapes are channels-first lists of ints.  A layer that could not be computed (an error
 upstream) has ``null`` shapes and counts.
@@ -21,11 +29,14 @@ exact value as a string (the number stays a number, for readers with exact integ
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .axes import Window
 from .errors import Diagnostic, ShapeError, UnknownLayerError
 from .receptive import ReceptiveField
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .training_memory import Footprint
 
 Shape = tuple[int, ...]
 
@@ -49,15 +60,25 @@ def with_exact(data: dict[str, Any]) -> dict[str, Any]:
 class LayerRow:
     """What one layer does to its input.  Counts are ``None`` when not computable."""
 
+    #: the layer's name (given, or made from its type: ``conv1``; ``stage1.0.conv1`` in a block)
     name: str
+    #: its ``type`` as written in the spec (``conv``, ``maxpool``, …)
     type: str
+    #: the shape of its (first) input, channels first, for one example
     input_shape: Shape | None
+    #: the shape of its output, channels first, for one example (``None``: an error upstream)
     output_shape: Shape | None
+    #: learned values: weights, biases, batchnorm's scale and shift
     params: int | None = None
+    #: the part of ``params`` that trains (``0`` for a layer with ``trainable: false``)
     trainable_params: int | None = None
+    #: state that is not learned by gradient: batchnorm's running mean and variance
     buffers: int | None = None
+    #: multiply-accumulates for one example (FLOPs ≈ 2 × MACs)
     macs: int | None = None
+    #: size, jump and effective padding of one output position, in input pixels
     receptive_field: ReceptiveField | None = None
+    #: the line of the spec file the layer is written on
     line: int | None = None
     #: the layers it reads ("input" is the network input)
     inputs: tuple[str, ...] = ()
@@ -80,7 +101,9 @@ class LayerRow:
             count *= size
         return count
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, activation_bytes: int | None = None) -> dict[str, Any]:
+        """The layer's JSON form; ``activation_bytes``: its output's size in bytes at the
+        report's batch and dtype (:mod:`convcalc.training_memory`)."""
         return with_exact({
             "name": self.name,
             "type": self.type,
@@ -91,6 +114,7 @@ class LayerRow:
             "buffers": self.buffers,
             "macs": self.macs,
             "activations": self.activations,
+            "activation_bytes": activation_bytes,
             "receptive_field": None if self.receptive_field is None
             else self.receptive_field.to_dict(),
             "line": self.line,
@@ -107,9 +131,13 @@ def _total(values: list[int | None]) -> int:
 class GroupSummary:
     """A block instance (or a ``repeat``): its layers and their totals."""
 
+    #: the instance's name (``stage1``, ``stage1.0``)
     name: str
+    #: the block it instantiates (``basic``; ``basic ×2`` for a repeat)
     block: str
+    #: how many block instances it is nested in, plus one (top level: 1)
     depth: int
+    #: its layers' rows, in order (the last one's output is the block's)
     layers: tuple[LayerRow, ...]
 
     @property
@@ -156,10 +184,15 @@ class Report:
     <Report: 1 layer, input [3, 8, 8] → output [3, 8, 8], 0 params, 0 errors, 0 warnings>
     """
 
+    #: the spec's ``name`` (``None`` if it has none)
     name: str | None
+    #: the network's input shape, channels first, for one example
     input_shape: Shape
+    #: one row per layer, blocks expanded, in the spec's order
     layers: tuple[LayerRow, ...]
+    #: every error, warning and note, in the order of the layers
     problems: tuple[Diagnostic, ...] = field(default=())
+    #: the file the spec was read from (``None`` for a dict or a string)
     file: str | None = None
     #: block instances as (name, block), outermost first, in file order
     groups: tuple[tuple[str, str], ...] = field(default=())
@@ -251,12 +284,15 @@ class Report:
                 return row
         raise UnknownLayerError(name, [row.name for row in self.layers])
 
-    def to_table(self, depth: int | None = None) -> str:
+    def to_table(self, depth: int | None = None, units: bool = True,
+                 memory: "Footprint | None" = None) -> str:
         """The plain-text table of :func:`convcalc.render_table` (``depth``: block levels
-        shown open, deeper layers folded into their block's row; ``None``: all)."""
+        shown open, deeper layers folded into their block's row, ``None``: all; ``units``:
+        25.56 M, 4.09 G, MiB rather than exact digits; ``memory``: the
+        :func:`convcalc.footprint` to show, default batch 1, float32, sgd)."""
         from .render import render_table
 
-        return render_table(self, depth)
+        return render_table(self, depth, units=units, memory=memory)
 
     def raise_for_errors(self, strict: bool = False) -> "Report":
         """Raise :class:`~convcalc.errors.ShapeError` listing every error (and, when
@@ -266,14 +302,19 @@ class Report:
             raise ShapeError(list(failing))
         return self
 
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON contract (see the module docstring)."""
+    def to_dict(self, memory: "Footprint | None" = None) -> dict[str, Any]:
+        """The JSON contract (see the module docstring); ``memory``: the
+        :func:`convcalc.footprint` it includes (default batch 1, float32, sgd)."""
+        from .training_memory import footprint
+
+        if memory is None:
+            memory = footprint(self)
         return with_exact({
             "ok": self.ok,
             "name": self.name,
             "input_shape": list(self.input_shape),
             "output_shape": None if self.output_shape is None else list(self.output_shape),
-            "layers": [row.to_dict() for row in self.layers],
+            "layers": [row.to_dict(size) for row, size in zip(self.layers, memory.layers)],
             "total_params": self.total_params,
             "trainable_params": self.trainable_params,
             "total_buffers": self.total_buffers,
@@ -281,4 +322,5 @@ class Report:
             "total_activations": self.total_activations,
             "problems": [p.to_dict() for p in self.problems],
             "groups": [g.to_dict() for g in self.group_summaries],
+            "memory": memory.to_dict(),
         })

@@ -26,11 +26,12 @@ batch forward and a random output gradient backward, and compares per layer:
 from __future__ import annotations
 
 import time
+import tracemalloc
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 from .errors import ArgumentError
-from .memory import MemoryEstimate, check_memory, estimate_memory, parse_bytes
+from .memory import RUNTIME_BYTES, MemoryEstimate, check_memory, estimate_memory, parse_bytes
 from .report import Report, Shape
 
 #: Gradient check threshold: a layer fails at or above this relative error.
@@ -51,17 +52,29 @@ Progress = Callable[[int, int], None]
 class LayerCheck:
     """One layer: predicted (by the calculator) against observed (on the engine's arrays)."""
 
+    #: the layer's name, as in the report
     name: str
+    #: its ``type``
     type: str
+    #: the calculator's output shape (one example)
     predicted_shape: Shape | None
+    #: the shape of the engine's output array, without the batch axis (``None``: not reached)
     observed_shape: Shape | None
+    #: the calculator's parameter count
     predicted_params: int | None
+    #: the sizes of the engine's parameter arrays, added up
     observed_params: int | None
+    #: the calculator's buffer count (running statistics)
     predicted_buffers: int | None = None
+    #: the sizes of the engine's buffer arrays, added up
     observed_buffers: int | None = None
+    #: each parameter whose gradient is missing or has another shape or dtype
     gradient_problems: tuple[str, ...] = ()
+    #: the gradient check's largest relative error over this layer's tensors (``None``: not run)
     gradcheck_error: float | None = None
+    #: how many of its checks met a kink (and were measured with a smaller step)
     gradcheck_kinks: int = 0
+    #: the relative error the gradient check accepts
     tolerance: float = GRADCHECK_TOLERANCE
 
     @property
@@ -112,10 +125,15 @@ class EndToEndCheck:
     direction); ``entries`` the values the direction moved, ``error`` the relative
     error, ``kinks`` 1 when the direction met a kink (measured with a smaller step)."""
 
+    #: ``"input"`` or ``"parameters"``
     tensor: str
+    #: the values the direction moved
     entries: int
+    #: the relative error between the analytic and the numerical directional derivative
     error: float
+    #: 1 when the direction met a kink
     kinks: int = 0
+    #: the relative error accepted
     tolerance: float = GRADCHECK_TOLERANCE
 
     @property
@@ -139,21 +157,39 @@ class VerificationResult:
     check's whole-network checks.
     """
 
+    #: the spec's ``name``
     name: str | None
+    #: the file the spec was read from
     file: str | None
+    #: examples in the random batch the engine ran
     batch: int
+    #: the seed of the weights, the batch and the output gradient
     seed: int
+    #: the engine's dtype (``float32`` or ``float64``)
     dtype: str
+    #: one check per layer, in the report's order
     layers: tuple[LayerCheck, ...]
+    #: the estimated peak memory of the engine run (:mod:`convcalc.memory`)
     memory: MemoryEstimate
+    #: the limit the estimate was held to, in bytes
     max_memory: int
+    #: whether gradients were compared with centred differences
     gradcheck: bool = False
+    #: the input gradient has the input's shape
     input_gradient_ok: bool = True
+    #: the engine's failure, in one line (``None``: it ran)
     engine_error: str | None = None
+    #: seconds per phase: ``build``, ``forward``, ``backward``, ``gradcheck``
     seconds: dict[str, float] = field(default_factory=dict)
+    #: the relative error the gradient check accepts
     tolerance: float = GRADCHECK_TOLERANCE
+    #: ``"directions"`` or ``"entries"`` (``None``: no gradient check)
     gradcheck_method: str | None = None
+    #: the directional check's whole-network checks
     gradcheck_end_to_end: tuple[EndToEndCheck, ...] = ()
+    #: the engine run's measured peak (build, forward, backward; tracemalloc: arrays and
+    #: Python objects, not the interpreter itself); ``None`` if it was not measured
+    measured_peak: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -175,7 +211,9 @@ class VerificationResult:
             "gradcheck_end_to_end": [check.to_dict() for check in self.gradcheck_end_to_end]
             if self.gradcheck_method == "directions" else None,
             "engine_error": self.engine_error, "input_gradient_ok": self.input_gradient_ok,
-            "memory": {**self.memory.to_dict(), "limit_bytes": self.max_memory},
+            "memory": {**self.memory.to_dict(), "limit_bytes": self.max_memory,
+                       "runtime_bytes": RUNTIME_BYTES,
+                       "measured_peak_bytes": self.measured_peak},
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
             "layers": [row.to_dict() for row in self.layers],
         }
@@ -265,7 +303,7 @@ def verify(spec: Any, batch: int = 2, seed: int = 0, dtype: str = "float32",
     end_to_end: tuple[EndToEndCheck, ...] = ()
     if method and run.error is None:
         try:
-            errors, end_to_end = run.gradcheck()
+            errors, end_to_end = run.gradcheck(method)
         except Exception as error:  # the engine failed (it could not allocate, say)
             run.error = _describe(error)
     if errors:
@@ -274,7 +312,23 @@ def verify(spec: Any, batch: int = 2, seed: int = 0, dtype: str = "float32",
         name=spec.name, file=report.file, batch=batch, seed=seed, dtype=dtype,
         layers=tuple(rows), memory=memory, max_memory=max_memory, gradcheck=bool(method),
         input_gradient_ok=run.input_gradient_ok, engine_error=run.error,
-        seconds=run.seconds, gradcheck_method=method, gradcheck_end_to_end=end_to_end)
+        seconds=run.seconds, gradcheck_method=method, gradcheck_end_to_end=end_to_end,
+        measured_peak=run.measured_peak)
+
+
+def _traced_peak(run: Callable[[], None]) -> int | None:
+    """Call ``run`` under :mod:`tracemalloc` and return the peak bytes it traced (NumPy
+    reports its arrays' data to it) — ``None`` when the caller is already tracing (their
+    trace is left alone)."""
+    if tracemalloc.is_tracing():
+        run()
+        return None
+    tracemalloc.start()
+    try:
+        run()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
 
 
 def _describe(error: Exception) -> str:
@@ -295,7 +349,9 @@ class _EngineRun:
     def __init__(self, spec: Any, report: Report, batch: int, seed: int, dtype: str,
                  progress: Progress | None, method: str | None):
         self.spec, self.report = spec, report
-        self.batch, self.seed, self.dtype = batch, seed, dtype
+        self.batch, self.seed = batch, seed
+        # (verify accepts these two only)
+        self.dtype: Literal["float32", "float64"] = "float64" if dtype == "float64" else "float32"
         self.layer_count = len(spec.layers)
         self.method = method
         # the gradient check reports the layers, plus one step for its end-to-end checks
@@ -306,7 +362,14 @@ class _EngineRun:
         self.error: str | None = None
         self.input_gradient_ok = True
         self.observed: dict[str, dict[str, Any]] = {}
-        self._run()
+        # imported before the trace: modules are not the run's (NumPy imports numpy.random
+        # lazily, on the engine's first draw)
+        import numpy.random  # noqa: F401
+
+        import engine  # noqa: F401
+
+        #: the run's peak of traced allocations (NumPy's arrays and Python's objects)
+        self.measured_peak = _traced_peak(self._run)
 
     def _tick(self, done: int) -> None:
         if self.progress is not None:
@@ -376,15 +439,16 @@ class _EngineRun:
                 gradient_problems=seen.get("problems", ()) if seen else ("not reached",)))
         return rows
 
-    def gradcheck(self) -> tuple[dict[str, tuple[float, int]], tuple[EndToEndCheck, ...]]:
+    def gradcheck(self, method: str
+                  ) -> tuple[dict[str, tuple[float, int]], tuple[EndToEndCheck, ...]]:
         """Per layer: (largest relative error, kinks), float64, same seed; and the
-        end-to-end checks."""
+        end-to-end checks (``method``: ``"directions"`` or ``"entries"``)."""
         import engine
 
         started = time.perf_counter()
         offset = 2 * self.layer_count
         result = engine.gradcheck(self.spec, batch=self.batch, seed=self.seed,
-                                  tolerance=GRADCHECK_TOLERANCE, method=self.method,
+                                  tolerance=GRADCHECK_TOLERANCE, method=method,
                                   progress=lambda done, _total: self._tick(offset + done))
         self.seconds["gradcheck"] = time.perf_counter() - started
         kinks: dict[str, int] = {}

@@ -71,7 +71,7 @@ def test_check_help_shows_examples_and_exit_codes() -> None:
     assert "Examples:" in out
     assert "convcalc check examples/cs231n-conv.yaml" in out
     assert "cat net.json | convcalc check -" in out
-    assert "--strict" in out and "--format [json|markdown|table]" in out
+    assert "--strict" in out and "--format [csv|json|markdown|table]" in out
     assert "0 clean, 1 errors" in out
 
 
@@ -114,11 +114,13 @@ def test_table() -> None:
     lines = out.splitlines()
     assert lines[0] == "cs231n-conv"
     assert lines[1].split() == ["layer", "type", "output", "shape", "params", "MACs",
-                                "receptive", "field"]
-    # 10 filters × 32·32 outputs × 75 weights = 768,000 MACs; field 5, jump 1, padding 2
-    assert lines[3].split() == ["conv1", "conv", "[10,", "32,", "32]", "760", "768,000",
-                                "5", "/", "1", "/", "2"]
-    assert "params: 760 (trainable 760, frozen 0); buffers: 0; MACs: 768,000" in lines
+                                "activations", "receptive", "field"]
+    # 10 filters × 32·32 outputs × 75 weights = 768,000 MACs; 10·32·32·4 bytes = 40 KiB;
+    # field 5, jump 1, padding 2
+    assert lines[3].split() == ["conv1", "conv", "[10,", "32,", "32]", "760", "768.00", "K",
+                                "40.00", "KiB", "5", "/", "1", "/", "2"]
+    assert "params: 760 (trainable 760, frozen 0); buffers: 0; MACs: 768,000 ≈ 768.00 K" \
+        in lines
 
 
 def test_markdown() -> None:
@@ -126,9 +128,10 @@ def test_markdown() -> None:
     assert code == 0
     lines = out.splitlines()
     assert lines[0] == "### cs231n-conv"
-    assert "| layer | type | output shape | params | MACs | receptive field |" in lines
-    assert "|---|---|---|---:|---:|---|" in lines
-    assert "| conv1 | conv | [10, 32, 32] | 760 | 768,000 | 5 / 1 / 2 |" in lines
+    assert ("| layer | type | output shape | params | MACs | activations | receptive field |"
+            in lines)
+    assert "|---|---|---|---:|---:|---:|---|" in lines
+    assert "| conv1 | conv | [10, 32, 32] | 760 | 768.00 K | 40.00 KiB | 5 / 1 / 2 |" in lines
 
 
 def test_markdown_lists_problems() -> None:
@@ -140,10 +143,11 @@ def test_markdown_lists_problems() -> None:
 
 
 LAYER_KEYS = {"name", "type", "input_shape", "output_shape", "params", "trainable_params",
-              "buffers", "macs", "activations", "receptive_field", "line", "inputs", "group"}
+              "buffers", "macs", "activations", "activation_bytes", "receptive_field", "line",
+              "inputs", "group"}
 TOP_KEYS = {"ok", "name", "input_shape", "output_shape", "layers", "total_params",
             "trainable_params", "total_buffers", "total_macs", "total_activations", "problems",
-            "groups"}
+            "groups", "memory"}
 
 
 def test_json_contract() -> None:

@@ -18,6 +18,10 @@ from convcalc.render import render_json, render_markdown, render_table
 #   field 3 + 1·2 = 5 × 5 + 1·3 = 8, jump 4×6
 # flatten: 4·2·1 = 8 values, field 5 + (2 − 1)·4 = 9 × 8, jump 4×6
 # dense 8 → 1,000: 9,000 params, 8,000 MACs
+# activations (float32, batch 1): 48·4 = 192 B, 8·4 = 32 B, 32 B, 1,000·4 = 4,000 B;
+#   forward 1,064·4 = 4,256 B (backward the same); input 324·4 = 1,296 B; params
+#   9,184·4 = 36,736 B; gradients (trainable only) 184·4 = 736 B; sgd keeps no state;
+#   total 1,296 + 2·4,256 + 36,736 + 736 = 47,280 B
 SPEC = {
     "name": "render-me",
     "input": [3, 9, 12],
@@ -32,15 +36,18 @@ SPEC = {
 
 TABLE = """\
 render-me
-layer       type     output shape  params   MACs  receptive field
-----------  -------  ------------  ------  -----  ---------------
-conv1 !     conv     [4, 4, 3]        184  2,160  3×5 / 2×3 / 0
-maxpool1 !  maxpool  [4, 2, 1]          0      0  5×8 / 4×6 / 0
-flatten1    flatten  [8]                0      0  9×8 / 4×6 / 0
-dense1      dense    [1000]         9,000  8,000  9×8 / 4×6 / 0
+layer       type     output shape  params   MACs  activations  receptive field
+----------  -------  ------------  ------  -----  -----------  ---------------
+conv1 !     conv     [4, 4, 3]        184  2,160        192 B  3×5 / 2×3 / 0
+maxpool1 !  maxpool  [4, 2, 1]          0      0         32 B  5×8 / 4×6 / 0
+flatten1    flatten  [8]                0      0         32 B  9×8 / 4×6 / 0
+dense1      dense    [1000]         9,000  8,000      4,000 B  9×8 / 4×6 / 0
 
 input [3, 9, 12] → output [1000]
 params: 9,184 (trainable 184, frozen 9,000); buffers: 0; MACs: 10,160
+memory at batch 1, float32: input 1,296 B, activations 4,256 B forward + 4,256 B backward, \
+params 36,736 B, buffers 0 B
+training with sgd: gradients 736 B, optimizer state 0 B; estimated total 47,280 B
 receptive field: size / jump / effective padding, in input pixels
 
 0 errors, 2 warnings:
@@ -55,7 +62,20 @@ def report() -> convcalc.Report:
 
 
 def test_table() -> None:
-    assert render_table(report()) == TABLE
+    assert render_table(report(), units=False) == TABLE
+
+
+def test_table_with_units() -> None:
+    """The default: counts of 1,000 and more in K, M, G; sizes in KiB, MiB; the summary's
+    counts exact, and rounded beside them."""
+    lines = render_table(report()).splitlines()
+    assert lines[3].split() == ["conv1", "!", "conv", "[4,", "4,", "3]", "184", "2.16", "K",
+                                "192", "B", "3×5", "/", "2×3", "/", "0"]
+    assert lines[6].split()[3:9] == ["9.00", "K", "8.00", "K", "3.91", "KiB"]   # 4,000 B
+    assert "params: 9,184 ≈ 9.18 K (trainable 184, frozen 9,000); buffers: 0; " \
+           "MACs: 10,160 ≈ 10.16 K" in lines
+    assert ("training with sgd: gradients 736 B, optimizer state 0 B; estimated total "
+            "46.17 KiB") in lines           # 47,280 / 1,024
 
 
 def test_table_columns_line_up() -> None:
@@ -68,12 +88,12 @@ def test_table_columns_line_up() -> None:
 
 
 def test_markdown() -> None:
-    lines = render_markdown(report()).splitlines()
-    assert lines[:3] == ["### render-me", "",
-                         "| layer | type | output shape | params | MACs | receptive field |"]
-    assert lines[3] == "|---|---|---|---:|---:|---|"
-    assert lines[4] == "| conv1 ! | conv | [4, 4, 3] | 184 | 2,160 | 3×5 / 2×3 / 0 |"
-    assert lines[7] == "| dense1 | dense | [1000] | 9,000 | 8,000 | 9×8 / 4×6 / 0 |"
+    lines = render_markdown(report(), units=False).splitlines()
+    assert lines[:3] == ["### render-me", "", "| layer | type | output shape | params | MACs "
+                         "| activations | receptive field |"]
+    assert lines[3] == "|---|---|---|---:|---:|---:|---|"
+    assert lines[4] == "| conv1 ! | conv | [4, 4, 3] | 184 | 2,160 | 192 B | 3×5 / 2×3 / 0 |"
+    assert lines[7] == "| dense1 | dense | [1000] | 9,000 | 8,000 | 4,000 B | 9×8 / 4×6 / 0 |"
     # a hard line break (two trailing spaces) after every summary line
     assert "params: 9,184 (trainable 184, frozen 9,000); buffers: 0; MACs: 10,160  " in lines
     assert "**Problems**" in lines
@@ -82,7 +102,7 @@ def test_markdown() -> None:
 def test_markdown_escapes_pipes() -> None:
     text = render_markdown(convcalc.analyze(
         {"input": [1, 4], "layers": [{"name": "a|b", "type": "relu"}]}))
-    assert "| a\\|b | relu | [1, 4] | 0 | 0 | 1 / 1 / 0 |" in text.splitlines()
+    assert "| a\\|b | relu | [1, 4] | 0 | 0 | 16 B | 1 / 1 / 0 |" in text.splitlines()
 
 
 def test_bug_markdown_problem_lines_say_the_severity_once() -> None:
@@ -99,8 +119,8 @@ def test_errors_show_marks_and_dashes() -> None:
     bad = convcalc.analyze({"input": [3, 4, 4], "layers": [
         {"type": "conv", "filters": 2, "kernel": 5}, "relu"]})
     lines = render_table(bad).splitlines()
-    assert lines[2].split() == ["conv1", "✗", "conv", "—", "—", "—", "—"]
-    assert lines[3].split() == ["relu1", "relu", "—", "—", "—", "—"]
+    assert lines[2].split() == ["conv1", "✗", "conv", "—", "—", "—", "—", "—"]
+    assert lines[3].split() == ["relu1", "relu", "—", "—", "—", "—", "—"]
     assert "input [3, 4, 4] → output —" in lines
     assert "1 error, 0 warnings:" in lines
     # no receptive-field legend when no layer has one
@@ -110,7 +130,7 @@ def test_errors_show_marks_and_dashes() -> None:
 def test_flat_input_has_no_field() -> None:
     flat = convcalc.analyze({"input": [10], "layers": [{"type": "dense", "units": 3}]})
     lines = render_table(flat).splitlines()
-    assert lines[2].split() == ["dense1", "dense", "[3]", "33", "30", "—"]  # 10·3 + 3
+    assert lines[2].split() == ["dense1", "dense", "[3]", "33", "30", "12", "B", "—"]  # 10·3 + 3
 
 
 def test_json() -> None:
@@ -139,3 +159,13 @@ def test_fractional_jump_is_shown_as_a_decimal() -> None:
     assert data["layers"][0]["receptive_field"] == {"size": [2, 2], "jump": [0.5, 0.5],
                                                     "padding": [1, 1]}
     assert render_table(up).splitlines()[2].endswith("2 / 0.5 / 1")
+
+
+def test_a_repeated_name_keeps_each_rows_own_activations() -> None:
+    """Rows are matched to their sizes by position: a file with a duplicate name (an
+    error) still shows the first layer's 4 bytes."""
+    bad = convcalc.analyze({"input": [1, 1], "layers": [
+        {"type": "adaptive_avgpool", "name": "a", "output": 1}, {"type": "add", "name": "a"}]})
+    lines = render_table(bad).splitlines()
+    assert lines[2].split() == ["a", "adaptive_avgpool", "[1,", "1]", "0", "0", "4", "B",
+                                "1", "/", "1", "/", "0"]
