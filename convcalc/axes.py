@@ -89,9 +89,13 @@ class Window:
     resolved); ``extent`` is the dilated kernel ``d·(k − 1) + 1``.
     """
 
+    #: the window's size along each axis
     kernel: tuple[int, ...]
+    #: the step between windows
     stride: tuple[int, ...]
+    #: the spacing of the window's taps (1: adjacent)
     dilation: tuple[int, ...]
+    #: ``(before, after)`` zeros added on each axis
     padding: Pads
 
     @property

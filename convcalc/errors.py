@@ -65,12 +65,19 @@ class Diagnostic:
     'net.yaml:6: layers[0].stride: must be ≥ 1 (got 0)'
     """
 
+    #: ``"error"``, ``"warning"`` or ``"note"``
     severity: Severity
+    #: what is wrong, and how to fix it
     message: str
+    #: the spec's file (``None`` for a dict or a string)
     file: str | None = None
+    #: the line in that file
     line: int | None = None
+    #: where in the document: ``layers[3].stride``, ``blocks.basic.layers[1]``, ``input``
     field: str | None = None
+    #: the layer's name (an instance's, inside a block)
     layer: str | None = None
+    #: machine-readable facts (``fraction``, ``fixes``, …: see :ref:`report-json`)
     details: dict[str, Any] = _field(default_factory=dict)
 
     def location(self) -> str:

@@ -70,8 +70,11 @@ class Field1D:
     fields move per period.
     """
 
+    #: the first input position each output ``r < period`` sees
     lo: tuple[Edge, ...]
+    #: the last input position each output ``r < period`` sees
     hi: tuple[Edge, ...]
+    #: how far the fields move in the input per period of outputs
     shift: int
 
     @classmethod
@@ -420,6 +423,7 @@ def centre_offset(fields: list[Field1D], outputs: int) -> tuple[Fraction, bool]:
 class ReceptiveField:
     """Per-axis fields of one layer's output; ``axes`` is ``None`` when not tracked."""
 
+    #: one field per spatial axis (``None``: not tracked)
     axes: tuple[Field1D, ...] | None
 
     @classmethod
