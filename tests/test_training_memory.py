@@ -252,8 +252,17 @@ def test_bad_option_values_are_usage_errors():
 
 
 def test_dtype_and_optimizer_choices_are_the_footprints():
-    assert set(DTYPE_BYTES) == {"float32", "float16", "bfloat16", "float64"}
+    """The CLI's choices and the service's query types are these two tables."""
+    from typing import get_args
+
+    from convcalc.training_memory import Dtype, Optimizer
+
+    assert DTYPE_BYTES == {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
     assert OPTIMIZER_STATE == {"sgd": 0, "momentum": 1, "adam": 2}
+    assert get_args(Dtype) == tuple(DTYPE_BYTES) and get_args(Optimizer) == tuple(OPTIMIZER_STATE)
+    options = {option.name: option for option in main.commands["check"].params}
+    assert list(options["dtype"].type.choices) == list(DTYPE_BYTES)
+    assert list(options["optimizer"].type.choices) == list(OPTIMIZER_STATE)
 
 
 # --- verify: the measured peak beside the estimate ---------------------------------------

@@ -58,7 +58,9 @@ class LayerOut(BaseModel):
     trainable_params: Optional[int]
     buffers: Optional[int]
     macs: Optional[int]
-    activations: Optional[int]
+    activations: Optional[int] = Field(description="values in one example's output")
+    activation_bytes: Optional[int] = Field(
+        description="the output's bytes at `memory`'s batch and dtype")
     receptive_field: Optional[ReceptiveFieldOut]
     line: Optional[int]
     inputs: list[str]
@@ -77,9 +79,28 @@ class GroupOut(BaseModel):
     macs: int
 
 
+class TrainingMemoryOut(BaseModel):
+    """A training step's memory in exact bytes (:func:`convcalc.footprint`)."""
+
+    batch: int
+    dtype: str
+    optimizer: str
+    bytes_per_value: int
+    input_bytes: int
+    forward_bytes: int = Field(description="every layer's output")
+    backward_bytes: int = Field(description="a gradient for every output")
+    params_bytes: int
+    buffers_bytes: int
+    gradients_bytes: int = Field(description="one per trainable parameter")
+    optimizer_state_bytes: int = Field(
+        description="sgd none, momentum one value per trainable parameter, adam two")
+    total_bytes: int
+
+
 class ReportOut(BaseModel):
     """Exactly what ``convcalc check --format json`` prints."""
 
+    ok: bool = Field(description="no error (warnings allowed)")
     name: Optional[str]
     input_shape: list[int]
     output_shape: Optional[list[int]]
@@ -91,6 +112,7 @@ class ReportOut(BaseModel):
     total_activations: int
     problems: list[ProblemItem]
     groups: list[GroupOut]
+    memory: TrainingMemoryOut
 
 
 class LayerCheckOut(BaseModel):
@@ -131,6 +153,11 @@ class MemoryOut(BaseModel):
     per_example_bytes: int
     parts: dict[str, int]
     limit_bytes: int
+    runtime_bytes: int = Field(description="the interpreter's share of the estimate")
+    measured_peak_bytes: Optional[int] = Field(
+        description="the engine run's measured peak (tracemalloc: arrays and Python "
+                    "objects, without the interpreter), to compare with total_bytes − "
+                    "runtime_bytes")
 
 
 class VerificationOut(BaseModel):

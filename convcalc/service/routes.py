@@ -30,6 +30,7 @@ from ..catalog import summary
 from ..errors import ResourceError, SpecError
 from ..memory import check_memory, estimate_memory, format_bytes, parse_bytes
 from ..render import render_json, sizes_to_dict
+from ..training_memory import Dtype, Optimizer, footprint
 from ..sizes import SizesTooComplex, valid_sizes
 from ..sizes import check as check_sizes
 from ..schema import spec_json_schema
@@ -104,17 +105,20 @@ def meta() -> APIRouter:
 # --- analyse ---------------------------------------------------------------------------------------
 
 
-def analyse_text(body: bytes, limits: Limits) -> tuple[bytes, int, int]:
+def analyse_text(body: bytes, limits: Limits, batch: int = 1, dtype: str = "float32",
+                 optimizer: str = "sgd") -> tuple[bytes, int, int]:
     """The report of a body as ``convcalc check --format json`` prints it, and its
     error and warning counts (run in a thread): open sizes analysed at the smallest
-    valid size (with ``sizes``), a failing input with its nearest valid sizes."""
+    valid size (with ``sizes``), a failing input with its nearest valid sizes; its
+    memory at ``batch``, ``dtype`` and ``optimizer``."""
     spec = load_spec(body, limits)
     checked = check_sizes(spec)
     report = checked.report
+    memory = footprint(report, batch, dtype, optimizer)
     if checked.sizes is None:
-        text = render_json(report)
+        text = render_json(report, memory=memory)
     else:
-        data = report.to_dict()
+        data = report.to_dict(memory)
         data["sizes"] = sizes_to_dict(None, spec.input, checked.sizes)["axes"]
         text = json.dumps(data, indent=2, ensure_ascii=False)
     return utf8_json(text + "\n"), len(report.errors), len(report.warnings)
@@ -173,15 +177,26 @@ def analysis() -> APIRouter:
                                         "errors and warnings (the headers count them)."},
                    **problem_responses(400, 408, 413, 415, 422, 503)},
         openapi_extra=spec_body("The spec, as a file would hold it."))
-    async def analyse(request: Request) -> Response:
-        """Shapes, parameters, MACs and receptive fields of every layer, and every
-        problem. A spec that validates is answered 200 even when its network has errors
-        (as the CLI prints its JSON report): they are in `problems`, and counted in the
-        `Convcalc-Errors` / `Convcalc-Warnings` headers. A spec that does not validate
-        is a 422 problem with the same diagnostics (line and field)."""
+    async def analyse(
+        request: Request,
+        batch: int = Query(1, ge=1, le=2**31 - 1,
+                           description="Examples per training step, for `memory` (as "
+                                       "`convcalc check --batch`)."),
+        dtype: Dtype = Query(
+            "float32", description="The element type of `memory` (as --dtype)."),
+        optimizer: Optimizer = Query(
+            "sgd", description="Whose state `memory` counts (as --optimizer): sgd none, "
+                               "momentum one value per trainable parameter, adam two."),
+    ) -> Response:
+        """Shapes, parameters, MACs, receptive fields and memory of every layer, and
+        every problem. A spec that validates is answered 200 even when its network has
+        errors (as the CLI prints its JSON report): they are in `problems`, and counted
+        in the `Convcalc-Errors` / `Convcalc-Warnings` headers. A spec that does not
+        validate is a 422 problem with the same diagnostics (line and field)."""
         limits = _limits(request)
         body = await read_body(request, limits)
-        text, errors, warnings = await parse_off_loop(request, analyse_text, body, limits)
+        text, errors, warnings = await parse_off_loop(request, analyse_text, body, limits,
+                                                      batch, dtype, optimizer)
         return Response(text, media_type="application/json",
                         headers={"Convcalc-Errors": str(errors),
                                  "Convcalc-Warnings": str(warnings)})

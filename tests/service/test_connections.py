@@ -31,10 +31,10 @@ TIMEOUT = 1.0
 STRICT = f"""
 import convcalc.service.routes as routes
 real = routes.analyse_text
-def analyse_text(body, limits):
+def analyse_text(body, limits, *memory):
     if body.startswith(b"# fail"):
         raise RuntimeError("a fault of the service, planted by the test")
-    return real(body, limits)
+    return real(body, limits, *memory)
 routes.analyse_text = analyse_text
 from convcalc.service.limits import Limits
 from convcalc.service.server import run

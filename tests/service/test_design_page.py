@@ -39,6 +39,7 @@ import yaml
 import convcalc
 from convcalc import zoo
 from convcalc.sizes import check as check_sizes
+from convcalc.units import format_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -176,6 +177,21 @@ def test_edit_mistakes_and_verify(open_page):
     expected = report_of(text)
     expect(rows).to_have_count(len(expected.layers))
     expect(page.locator("#total-params")).to_have_text(f"{expected.total_params:,}")
+    # the memory of a training step, and each output's bytes, as the CLI's table shows
+    # them (units.format_bytes: the page's own formatting of the same bytes)
+    memory = convcalc.footprint(expected)
+    expect(page.locator("#memory")).to_contain_text(
+        f"memory at batch 1, float32: input {format_bytes(memory.input)}")
+    expect(page.locator("#memory b")).to_have_text(format_bytes(memory.total))
+    expect(rows.first.locator("td.num").nth(2)).to_have_text(format_bytes(memory.layers[0]))
+    page.locator("#batch").fill("4")             # the batch field sets the memory's batch
+    page.locator("#batch").dispatch_event("change")
+    at_four = convcalc.footprint(expected, batch=4)
+    expect(page.locator("#memory b")).to_have_text(format_bytes(at_four.total))
+    expect(rows.first.locator("td.num").nth(2)).to_have_text(format_bytes(at_four.layers[0]))
+    page.locator("#batch").fill("1")
+    page.locator("#batch").dispatch_event("change")
+    expect(page.locator("#memory b")).to_have_text(format_bytes(memory.total))
     expect(page.locator("#picture g[data-layer]")).to_have_count(len(expected.layers))
     expect(page.locator("#zoo")).to_have_value("")
 

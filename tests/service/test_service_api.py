@@ -431,7 +431,7 @@ def test_an_unexpected_exception_is_a_500_problem_and_leaves_the_app(monkeypatch
     import convcalc.service.routes as routes
     from convcalc.service.app import create_app
 
-    def fail(body, limits):
+    def fail(body, limits, *memory):
         raise RuntimeError("planted")
 
     monkeypatch.setattr(routes, "analyse_text", fail)

@@ -105,6 +105,29 @@ function count(value) {
   return typeof value === "number" ? groupDigits(String(value)) : String(value);
 }
 
+/** Bytes in binary units with two decimals, as convcalc/units.py's format_bytes. */
+function bytesText(value) {
+  if (value === null || value === undefined) return "—";
+  let size = Number(value);
+  if (size < 1024) return `${size} B`;
+  let unit = "";
+  for (unit of ["KiB", "MiB", "GiB", "TiB", "PiB"]) {
+    size /= 1024;
+    if (Math.round(size * 100) / 100 < 1024 || unit === "PiB") break;
+  }
+  return `${size.toFixed(2)} ${unit}`;
+}
+
+/** The sum of some byte counts, or null when one is unknown. */
+function bytesSum(values) {
+  let total = 0;
+  for (const value of values) {
+    if (value === null || value === undefined) return null;
+    total += Number(value);
+  }
+  return total;
+}
+
 /** a − b, exactly, or null when either is not known exactly. */
 function difference(a, b) {
   if (a === null || b === null) return null;
@@ -330,7 +353,20 @@ function renderSummary(report) {
       ` (trainable ${count(trainable)}, frozen ${count(difference(total, trainable))})` +
       ` · buffers: ${count(exact(report, "total_buffers"))} · MACs: `,
       el("b", { id: "total-macs", text: count(exact(report, "total_macs")) })),
+    memoryLine(report.memory),
   );
+}
+
+/** A training step's memory (convcalc.footprint), as the CLI's two memory lines. */
+function memoryLine(memory) {
+  if (!memory) return "";
+  const size = (key) => bytesText(exact(memory, key));
+  return el("p", { class: "memory", id: "memory" },
+    `memory at batch ${memory.batch}, ${memory.dtype}: input ${size("input_bytes")}` +
+    ` · activations ${size("forward_bytes")} forward + ${size("backward_bytes")} backward` +
+    ` · params ${size("params_bytes")} · gradients ${size("gradients_bytes")}` +
+    ` · ${memory.optimizer} state ${size("optimizer_state_bytes")} · training total `,
+    el("b", { text: size("total_bytes") }));
 }
 
 /** Layer name → its problems (notes too). */
@@ -368,6 +404,7 @@ function renderTable(report) {
   const checks = state.verification;
   $("layers").classList.toggle("verified", Boolean(checks));
   const blocks = new Map(report.groups.map((g) => [g.name, g]));
+  const bytesOf = new Map(report.layers.map((row) => [row.name, exact(row, "activation_bytes")]));
   const groupsShown = new Set();
   for (const row of report.layers) {
     row.group.forEach((name, depth) => {   // a header row where each block instance starts
@@ -387,6 +424,7 @@ function renderTable(report) {
         el("td", { text: group ? shapeText(group.output_shape) : "" }),
         el("td", { class: "num", text: group ? count(exact(group, "params")) : "" }),
         el("td", { class: "num", text: group ? count(exact(group, "macs")) : "" }),
+        el("td", { class: "num", text: group ? bytesText(bytesSum(group.layers.map((n) => bytesOf.get(n)))) : "" }),
         el("td"), el("td", { class: "engine" }));
       if (folded) tr.classList.add("folded");
       tr.hidden = Boolean(foldedHolder(row.group.slice(0, depth)));
@@ -403,6 +441,8 @@ function renderTable(report) {
       el("td", { class: "shape", text: shapeText(row.output_shape) }),
       el("td", { class: "num", text: count(exact(row, "params")) }),
       el("td", { class: "num", text: count(exact(row, "macs")) }),
+      el("td", { class: "num", text: bytesText(exact(row, "activation_bytes")),
+        title: `this output's bytes at batch ${report.memory.batch}, ${report.memory.dtype}` }),
       el("td", { class: "field", text: fieldText(row.receptive_field) }),
       el("td", { class: "engine " + (check ? (check.ok ? "ok" : "bad") : ""),
         text: check ? (check.ok ? "✓" : "✗") : "", title: check ? engineTitle(check) : "" }));
@@ -411,7 +451,7 @@ function renderTable(report) {
     for (const problem of problems) {
       if (problem.severity === "note") continue;
       const message = el("tr", { class: "msg " + SEVERITY_CLASS[problem.severity], "data-for": row.name },
-        el("td", { colspan: "7", text: (problem.severity === "error" ? "✗ " : "! ") +
+        el("td", { colspan: "8", text: (problem.severity === "error" ? "✗ " : "! ") +
           (problem.field ? problem.field + ": " : "") + problem.message }));
       message.hidden = hidden;
       body.append(message);
@@ -819,6 +859,9 @@ async function post(path, text, signal) {
   return { ok: response.ok, body };
 }
 
+/** The batch field's value, a whole number of at least 1. */
+const batchValue = () => Math.min(2 ** 31 - 1, Math.max(1, parseInt($("batch").value, 10) || 1));
+
 async function analyse() {
   const sequence = ++state.sequence;
   const text = editor.value;
@@ -826,7 +869,8 @@ async function analyse() {
   setStatus("analysing…");
   let answer;
   try {
-    answer = await post("/api/v1/analyse", text);
+    // the batch field sets the memory figures' batch too (as convcalc check --batch)
+    answer = await post(`/api/v1/analyse?batch=${batchValue()}`, text);
   } catch (error) {
     if (sequence === state.sequence) setStatus("The service does not answer: is convcalc serve running?", "err");
     return;
@@ -883,7 +927,7 @@ function stopTicker() {
 
 async function verify() {
   if (state.verifyRun) return;
-  const batch = Math.max(1, parseInt($("batch").value, 10) || 1);
+  const batch = batchValue();
   const gradcheck = $("gradcheck").checked;
   const text = editor.value;
   const controller = new AbortController();
@@ -1054,7 +1098,7 @@ function start() {
   $("verify").addEventListener("click", verify);
   $("cancel").addEventListener("click", cancelVerify);
   $("download").addEventListener("click", download);
-  $("batch").addEventListener("change", saveState);
+  $("batch").addEventListener("change", () => { saveState(); analyse(); });
   $("gradcheck").addEventListener("change", saveState);
   $("picture").addEventListener("click", onPictureClick);
   $("zoom-in").addEventListener("click", () => zoomBy(1.25));
