@@ -372,12 +372,35 @@ def _aligned_over(fields: list[Field1D], outputs: int | None) -> bool:
     output, their centres.  ``False`` without ``outputs``."""
     if outputs is None:
         return False
-    seen = [[f.edges(o) for o in range(outputs)] for f in fields]
+    sample = _deciding_outputs(fields, outputs)
+    seen = [[f.edges(o) for o in sample] for f in fields]
     rest = _positioned(seen)
     if len({fields[p].jump for p in rest}) > 1:
         return False
     return all(len({lo + hi for lo, hi in (seen[p][o] for p in rest)
-                    if lo is not None and hi is not None}) <= 1 for o in range(outputs))
+                    if lo is not None and hi is not None}) <= 1 for o in range(len(sample)))
+
+
+def _deciding_outputs(fields: list[Field1D], outputs: int) -> list[int]:
+    """The outputs whose edges decide hulls, positions and — for paths of one jump —
+    centre differences: the first and the last ``L`` of ``outputs`` (``L`` a common
+    period of the fields), or all of them when that is not fewer.
+
+    Fields only move right (``shift ≥ 0``), so each residue's edges grow with its turn:
+    the smallest first edge is in the first ``L`` outputs, the largest last edge in the
+    last ``L``.  For paths of one jump the difference of two centres repeats every
+    ``L`` outputs, so any ``L`` consecutive outputs hold all its values.
+
+    >>> up = Field1D.identity().through_window(2, 2, 0).through_transposed(2, 2, 0)
+    >>> up.period, _deciding_outputs([up, Field1D.identity()], 100)   # a U-Net's skip
+    (2, [0, 1, 98, 99])
+    >>> _deciding_outputs([up], 3)
+    [0, 1, 2]
+    """
+    period = lcm(*(f.period for f in fields))
+    if outputs <= 2 * period:
+        return list(range(outputs))
+    return [*range(period), *range(outputs - period, outputs)]
 
 
 def _positioned(seen: list[list[tuple[Edge, Edge]]]) -> list[int]:
@@ -409,10 +432,14 @@ def centre_offset(fields: list[Field1D], outputs: int) -> tuple[Fraction, bool]:
     >>> centre_offset([pooled, Field1D.identity()], 3)               # jumps 2 and 1
     (Fraction(5, 2), False)
     """
-    seen = [[f.edges(o) for o in range(outputs)] for f in fields]
+    sample = _deciding_outputs(fields, outputs)
+    seen = [[f.edges(o) for o in sample] for f in fields]
     rest = _positioned(seen)
+    if len({fields[p].jump for p in rest}) > 1 and len(sample) < outputs:
+        # paths of different jumps drift apart: every output counts
+        seen = [[f.edges(o) for o in range(outputs)] for f in fields]
     spreads = []
-    for o in range(outputs):
+    for o in range(len(seen[0]) if seen else 0):
         centres = [Fraction(lo + hi, 2) for lo, hi in (seen[p][o] for p in rest)
                    if lo is not None and hi is not None]
         spreads.append(max(centres) - min(centres) if centres else Fraction(0))
