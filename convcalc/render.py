@@ -65,7 +65,10 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]],
 
 
 def _shape(shape: Shape | None) -> str:
-    return "—" if shape is None else "[" + ", ".join(str(s) for s in shape) + "]"
+    """``[3, 224, 224]``; an open size (an input's) as ``null``, as the spec writes it."""
+    if shape is None:
+        return "—"
+    return "[" + ", ".join("null" if s is None else str(s) for s in shape) + "]"
 
 
 def _count(value: int | None, units: bool = False) -> str:
@@ -205,7 +208,7 @@ def _summary(report: Report, units: bool = False, memory: Footprint | None = Non
         rounded = format_count(value)
         return f"{value:,} ≈ {rounded}" if units and value >= 1000 else f"{value:,}"
 
-    def size(value: int) -> str:
+    def size(value: int | None) -> str:
         return _bytes(value, units)
 
     lines = [

@@ -62,8 +62,9 @@ class Footprint:
     dtype: str
     #: whose state is counted: ``sgd`` (none), ``momentum`` (one value a parameter), ``adam`` (two)
     optimizer: str
-    #: the input batch
-    input: int
+    #: the input batch (``None`` for an input with sizes left open: a report on a spec
+    #: no size suits)
+    input: int | None
     #: every layer's output for the batch (what the backward pass needs)
     forward: int
     #: a gradient for every output (the same size as ``forward``)
@@ -80,9 +81,12 @@ class Footprint:
     layers: tuple[int | None, ...]
 
     @property
-    def total(self) -> int:
+    def total(self) -> int | None:
         """The estimated training total: input, forward and backward activations,
-        parameters, buffers, gradients and optimizer state."""
+        parameters, buffers, gradients and optimizer state (``None`` when the input's
+        size is not known)."""
+        if self.input is None:
+            return None
         return (self.input + self.forward + self.backward + self.params + self.buffers
                 + self.gradients + self.optimizer_state)
 
@@ -124,15 +128,17 @@ def footprint(report: Report, batch: int = 1, dtype: str = "float32",
               optimizer: str = "sgd") -> Footprint:
     """The training memory of ``report``'s network at ``batch``, ``dtype`` and
     ``optimizer`` (``sgd``, ``momentum`` or ``adam``).  Layers whose shape could not be
-    computed count zero."""
+    computed count zero; an input whose sizes are left open has no input size nor total."""
     check_footprint_arguments(batch, dtype, optimizer)
     size = DTYPE_BYTES[dtype]
     layers = tuple(layer_bytes(row, batch, dtype) for row in report.layers)
     forward = sum(value for value in layers if value is not None)
     trainable = report.trainable_params
+    open_input = None in report.input_shape   # (analyze's report on open sizes)
     return Footprint(
         batch=batch, dtype=dtype, optimizer=optimizer,
-        input=prod(report.input_shape) * batch * size, forward=forward, backward=forward,
+        input=None if open_input else prod(report.input_shape) * batch * size,
+        forward=forward, backward=forward,
         params=report.total_params * size, buffers=report.total_buffers * size,
         gradients=trainable * size, optimizer_state=OPTIMIZER_STATE[optimizer] * trainable * size,
         layers=layers)

@@ -294,3 +294,35 @@ def test_verify_leaves_a_callers_trace_alone():
         tracemalloc.stop()
     assert result.measured_peak is None and result.ok
     assert "measured" not in convcalc.render_verification(result)
+
+
+# --- a report on an input whose sizes are open -------------------------------------------
+
+
+OPEN_NO_SIZE_FITS = {"input": [3, None, None], "layers": [
+    {"type": "conv", "filters": 4, "kernel": 3}, {"type": "add", "inputs": ["conv1", "input"]}]}
+
+
+def test_an_open_input_has_no_input_size_nor_total():
+    report = convcalc.analyze({"input": [3, None, None], "layers": ["relu"]})
+    memory = footprint(report, batch=4)
+    assert (memory.input, memory.total, memory.forward) == (None, None, 0)
+    assert (memory.to_dict()["input_bytes"], memory.to_dict()["total_bytes"]) == (None, None)
+    text = render_table(report)
+    assert "input [3, null, null] → output —" in text
+    assert "memory at batch 1, float32: input —," in text and "estimated total —" in text
+    assert json.loads(convcalc.render_json(report))["memory"]["total_bytes"] is None
+    assert render_csv(report).splitlines()[1] == "relu1,relu,input,,,,,,,,,,,,,"
+
+
+def test_check_on_an_open_input_no_size_suits_is_a_report_not_a_traceback(tmp_path):
+    """Found by hand: the memory lines multiplied the open sizes (a TypeError)."""
+    import yaml
+
+    path = tmp_path / "open.yaml"
+    path.write_text(yaml.safe_dump(OPEN_NO_SIZE_FITS), encoding="utf-8")
+    for fmt in ("table", "markdown", "json", "csv"):
+        result = run("check", str(path), "--format", fmt)
+        assert result.exit_code == 1 and (result.exception is None or isinstance(
+            result.exception, SystemExit)), (fmt, result.exception, result.output)
+        assert "Traceback" not in result.output

@@ -86,7 +86,7 @@ class TrainingMemoryOut(BaseModel):
     dtype: str
     optimizer: str
     bytes_per_value: int
-    input_bytes: int
+    input_bytes: Optional[int] = Field(description="null when the input's sizes are open")
     forward_bytes: int = Field(description="every layer's output")
     backward_bytes: int = Field(description="a gradient for every output")
     params_bytes: int
@@ -94,7 +94,7 @@ class TrainingMemoryOut(BaseModel):
     gradients_bytes: int = Field(description="one per trainable parameter")
     optimizer_state_bytes: int = Field(
         description="sgd none, momentum one value per trainable parameter, adam two")
-    total_bytes: int
+    total_bytes: Optional[int] = Field(description="null when the input's sizes are open")
 
 
 class ReportOut(BaseModel):
