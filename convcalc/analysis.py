@@ -267,7 +267,7 @@ def analyze_part(spec: Spec, *, fields: bool = True, unknown: frozenset[str] = f
             rows.append(LayerRow(name, step.type, single, None, line=step.line,
                                  inputs=step.inputs, group=step.group, origin=step.written))
             continue
-        rows.append(LayerRow(
+        rows.append(LayerRow.of_values(
             name, step.type, single, outcome.shape, outcome.params,
             outcome.params if layer.trainable else 0, outcome.buffers, outcome.macs,
             outcome.field, step.line, step.inputs, step.group,

@@ -97,6 +97,15 @@ def slide(ctx: Context, window: Window, sizes: Shape, ceil_mode: bool = False,
     checked together, so a square problem is reported once for "H, W"; every axis is
     checked before a fatal problem ends the layer.  ``padding`` (the option as written)
     and ``padding_mode`` are what the fixes must keep to."""
+    tiled = []
+    for n, (pb, pa), k, d, s in zip(sizes, window.padding, window.kernel, window.dilation,
+                                    window.stride):
+        span = n + pb + pa - d * (k - 1) - 1
+        if span < 0 or span % s:
+            break
+        tiled.append(span // s + 1)
+    else:                          # the common case: every axis tiles, nothing to report
+        return tuple(tiled)
     geometries = list(zip(sizes, window.padding, window.kernel, window.dilation, window.stride))
     if len(geometries) > 1 and all(g == geometries[0] for g in geometries):
         distinct = geometries[:1]
