@@ -39,6 +39,7 @@ import yaml
 import convcalc
 from convcalc import zoo
 from convcalc.sizes import check as check_sizes
+from convcalc.training_memory import DTYPE_BYTES, OPTIMIZER_STATE
 from convcalc.units import format_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -181,7 +182,9 @@ def test_edit_mistakes_and_verify(open_page):
     # them (units.format_bytes: the page's own formatting of the same bytes)
     memory = convcalc.footprint(expected)
     expect(page.locator("#memory")).to_contain_text(
-        f"memory at batch 1, float32: input {format_bytes(memory.input)}")
+        f"sgdmomentumadam: input {format_bytes(memory.input)}")   # (the options' text)
+    expect(page.locator("#memory")).to_contain_text("memory at batch 1, ")
+    expect(page.locator("#dtype")).to_have_value("float32")
     expect(page.locator("#memory b")).to_have_text(format_bytes(memory.total))
     expect(rows.first.locator("td.num").nth(2)).to_have_text(format_bytes(memory.layers[0]))
     page.locator("#batch").fill("4")             # the batch field sets the memory's batch
@@ -191,6 +194,17 @@ def test_edit_mistakes_and_verify(open_page):
     expect(rows.first.locator("td.num").nth(2)).to_have_text(format_bytes(at_four.layers[0]))
     page.locator("#batch").fill("1")
     page.locator("#batch").dispatch_event("change")
+    expect(page.locator("#memory b")).to_have_text(format_bytes(memory.total))
+    # the dtype and optimizer, from the API's own lists (its OpenAPI parameters)
+    expect(page.locator("#dtype option")).to_have_count(len(DTYPE_BYTES))
+    expect(page.locator("#optimizer option")).to_have_count(len(OPTIMIZER_STATE))
+    page.locator("#dtype").select_option("bfloat16")
+    page.locator("#optimizer").select_option("adam")
+    chosen = convcalc.footprint(expected, batch=1, dtype="bfloat16", optimizer="adam")
+    expect(page.locator("#memory b")).to_have_text(format_bytes(chosen.total))
+    expect(page.locator("#dtype")).to_have_value("bfloat16")
+    page.locator("#dtype").select_option("float32")
+    page.locator("#optimizer").select_option("sgd")
     expect(page.locator("#memory b")).to_have_text(format_bytes(memory.total))
     expect(page.locator("#picture g[data-layer]")).to_have_count(len(expected.layers))
     expect(page.locator("#zoo")).to_have_value("")

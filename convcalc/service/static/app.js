@@ -41,6 +41,8 @@ const state = {
   zoom: "fit",           // "fit" or a scale factor
   nodes: new Map(),      // layer or folded block name -> its <g> in the graph
   verifyRun: null,       // {controller, started, ticker} while a verification runs
+  dtype: "float32",      // the memory figures' dtype and optimizer (analyse's query)
+  optimizer: "sgd",
   showNotes: false,      // the notes under the editor are open
   verifyTimeout: null,   // the service's limit on a verification, in seconds
 };
@@ -207,7 +209,8 @@ function saveState() {
   try {
     localStorage.setItem(STORAGE_KEY, JSON.stringify({
       text: editor.value, model: state.model,
-      batch: $("batch").value, gradcheck: $("gradcheck").checked }));
+      batch: $("batch").value, gradcheck: $("gradcheck").checked,
+      dtype: state.dtype, optimizer: state.optimizer }));
   } catch (error) { /* storage refused (private mode, quota): nothing kept */ }
 }
 
@@ -357,12 +360,39 @@ function renderSummary(report) {
   );
 }
 
-/** A training step's memory (convcalc.footprint), as the CLI's two memory lines. */
+/** The dtypes and optimizers analyse takes: its OpenAPI parameters' own lists, read once
+ * (until they arrive, or if they cannot be read, only the defaults). */
+const memoryChoices = { dtype: ["float32"], optimizer: ["sgd"] };
+
+async function loadMemoryChoices() {
+  try {
+    const api = await (await fetch("/openapi.json")).json();
+    for (const parameter of api.paths["/api/v1/analyse"].post.parameters) {
+      const values = parameter.schema && parameter.schema.enum;
+      if (parameter.name in memoryChoices && Array.isArray(values)) memoryChoices[parameter.name] = values;
+    }
+  } catch (error) { /* the defaults stay */ }
+}
+
+/** A <select> of the memory figures' dtype or optimizer; a change analyses again. */
+function memoryChoice(name, title) {
+  const select = el("select", { id: name, title },
+    ...memoryChoices[name].map((value) => el("option", { value, text: value })));
+  select.value = state[name];
+  select.addEventListener("change", () => { state[name] = select.value; saveState(); analyse(); });
+  return select;
+}
+
+/** A training step's memory (convcalc.footprint), as the CLI's two memory lines, with
+ * its dtype and optimizer to choose. */
 function memoryLine(memory) {
   if (!memory) return "";
   const size = (key) => bytesText(exact(memory, key));
   return el("p", { class: "memory", id: "memory" },
-    `memory at batch ${memory.batch}, ${memory.dtype}: input ${size("input_bytes")}` +
+    `memory at batch ${memory.batch}, `,
+    memoryChoice("dtype", "the element type of every tensor"), ", ",
+    memoryChoice("optimizer", "whose state is counted: sgd none, momentum one value per parameter, adam two"),
+    `: input ${size("input_bytes")}` +
     ` · activations ${size("forward_bytes")} forward + ${size("backward_bytes")} backward` +
     ` · params ${size("params_bytes")} · gradients ${size("gradients_bytes")}` +
     ` · ${memory.optimizer} state ${size("optimizer_state_bytes")} · training total `,
@@ -870,7 +900,8 @@ async function analyse() {
   let answer;
   try {
     // the batch field sets the memory figures' batch too (as convcalc check --batch)
-    answer = await post(`/api/v1/analyse?batch=${batchValue()}`, text);
+    const query = new URLSearchParams({ batch: batchValue(), dtype: state.dtype, optimizer: state.optimizer });
+    answer = await post(`/api/v1/analyse?${query}`, text);
   } catch (error) {
     if (sequence === state.sequence) setStatus("The service does not answer: is convcalc serve running?", "err");
     return;
@@ -1080,6 +1111,8 @@ function start() {
     if (saved.model) { state.model = saved.model; state.zooTexts.set(saved.model, saved.text); }
     if (saved.batch) $("batch").value = saved.batch;
     $("gradcheck").checked = Boolean(saved.gradcheck);
+    if (typeof saved.dtype === "string") state.dtype = saved.dtype;
+    if (typeof saved.optimizer === "string") state.optimizer = saved.optimizer;
   } else {
     editor.value = EXAMPLE;
   }
@@ -1114,6 +1147,7 @@ function start() {
   renderLines();
   loadZooList();
   loadLimits();
+  loadMemoryChoices().then(() => { if (state.report) renderSummary(state.report); });
   const wanted = new URLSearchParams(location.hash.slice(1)).get("zoo");
   if (wanted) loadZooModel(wanted); else analyse();
 }
