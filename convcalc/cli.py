@@ -365,6 +365,9 @@ def check(file: str, fmt: str, strict: bool, depth: int | None, units: bool, dty
     ctx = click.get_current_context()
     if depth is not None and fmt != "table":
         raise click.UsageError("--depth applies to the table format only")
+    if then_verify and fmt == "csv":    # one row a layer: no place for the verification
+        raise click.UsageError("--verify does not combine with --format csv "
+                               "(convcalc verify --format json has every layer's checks)")
     batch_given = ctx.get_parameter_source("batch") is not ParameterSource.DEFAULT
 
     def render(report: Report) -> str:

@@ -246,7 +246,8 @@ def test_check_verify_runs_the_engine_at_its_own_batch_unless_given():
 
 
 def test_bad_option_values_are_usage_errors():
-    for args in (["--dtype", "int8"], ["--optimizer", "lbfgs"], ["--batch", "0"]):
+    for args in (["--dtype", "int8"], ["--optimizer", "lbfgs"], ["--batch", "0"],
+                 ["--format", "csv", "--verify"]):
         result = run("check", str(SIMPLE), *args)
         assert result.exit_code == 2, (args, result.output)
 
