@@ -90,12 +90,12 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .errors import (ConvCalcError, Diagnostic, ResourceError, ShapeError, SpecError,
                          UnknownLayerError)
     from .loading import load, loads, validate
-    from .training_memory import Footprint, footprint
     from .render import (render_csv, render_json, render_markdown, render_table,
                          render_verification)
     from .report import LayerRow, Report
     from .sizes import AxisSizes, valid_sizes
     from .spec import LAYER_MODELS, Spec
+    from .training_memory import Footprint, footprint
     from .verification import VerificationResult, verify
 
 

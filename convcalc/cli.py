@@ -21,12 +21,12 @@ from .errors import ConvCalcError, ResourceError, SpecError
 from .loading import MAX_SPEC_BYTES, loads
 from .memory import parse_bytes
 from .verification import MAX_BATCH, MAX_SEED
-from .training_memory import DTYPE_BYTES, OPTIMIZER_STATE, footprint
 from .render import (RENDERERS, render_csv, render_markdown, render_table,
                      render_verification, render_verification_json)
 from .report import Report
 from .schema import spec_json_schema
 from .spec import MAX_INT, Spec
+from .training_memory import DTYPE_BYTES, OPTIMIZER_STATE, footprint
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 

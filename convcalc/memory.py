@@ -63,7 +63,7 @@ from .kinds import kind_of
 from .kinds.base import Cost
 from .report import Report
 from .spec import Spec
-from .units import format_bytes as format_bytes  # (also imported from here)
+from .units import format_bytes
 
 #: The Python interpreter with NumPy, pydantic and convcalc imported (measured ~47 MB RSS).
 RUNTIME_BYTES = 64 * 2**20

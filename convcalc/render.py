@@ -27,9 +27,9 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .errors import printable
-from .training_memory import Footprint, footprint
 from .receptive import ReceptiveField
 from .report import LayerRow, Report, Shape
+from .training_memory import Footprint, footprint
 from .units import format_bytes, format_count
 
 #: The "from" column lists at most this many inputs of one layer (a concat of thousands
@@ -120,13 +120,12 @@ def _headers(report: Report) -> tuple[str, ...]:
             "receptive field")
 
 
-def _cells(report: Report, depth: int | None = None, units: bool = False,
-           memory: Footprint | None = None) -> list[list[str]]:
+def _cells(report: Report, depth: int | None, units: bool,
+           memory: Footprint) -> list[list[str]]:
     """One row per layer, plus one per block instance (its totals) before its layers;
     layers in more than ``depth`` groups are folded into their group's row.  The
     activations column is each output's bytes at ``memory``'s batch and dtype (a
     block's: its layers' together)."""
-    memory = memory or footprint(report)
     size_of = {id(row): size for row, size in zip(report.layers, memory.layers)}   # (names
     # may repeat in a file with errors)
     branching = report.branching
@@ -199,9 +198,7 @@ def _inputs_text(names: list[str]) -> str:
     return ", ".join(names[:MAX_LISTED_INPUTS - 1]) + f", … (+{len(names) - MAX_LISTED_INPUTS + 1})"
 
 
-def _summary(report: Report, units: bool = False, memory: Footprint | None = None
-             ) -> list[str]:
-    memory = memory or footprint(report)
+def _summary(report: Report, units: bool, memory: Footprint) -> list[str]:
     frozen = report.total_params - report.trainable_params
 
     def count(value: int) -> str:   # exact, and with units also rounded
@@ -248,6 +245,7 @@ def render_table(report: Report, depth: int | None = None, units: bool = True,
     dtype and optimizer the activations column and the memory lines use (default batch
     1, float32, sgd).
     """
+    memory = memory or footprint(report)
     out = [printable(report.name)] if report.name else []
     out += table(_headers(report), _cells(report, depth, units, memory), _RIGHT)
     out.append("")
@@ -264,6 +262,7 @@ def render_markdown(report: Report, units: bool = True,
                     memory: Footprint | None = None) -> str:
     """A GitHub-flavoured Markdown table, summary and problem list (``units`` and
     ``memory`` as for :func:`render_table`)."""
+    memory = memory or footprint(report)
     out = []
     if report.name:
         out += [f"### {_md_escape(report.name)}", ""]
@@ -330,8 +329,9 @@ def _csv_shape(shape: Shape | None) -> str:
 
 
 #: ``--format``'s choices
-RENDERERS: dict[str, Callable[..., str]] = {"table": render_table, "markdown": render_markdown, "json": render_json,
-             "csv": render_csv}
+RENDERERS: dict[str, Callable[..., str]] = {
+    "table": render_table, "markdown": render_markdown, "json": render_json,
+    "csv": render_csv}
 
 
 # --- the verification result --------------------------------------------------------------

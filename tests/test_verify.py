@@ -18,7 +18,8 @@ from residual_blocks import BASIC_BLOCK
 import convcalc
 import engine
 from convcalc.cli import main
-from convcalc.memory import RUNTIME_BYTES, estimate_memory, format_bytes, parse_bytes
+from convcalc.memory import RUNTIME_BYTES, estimate_memory, parse_bytes
+from convcalc.units import format_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 SIMPLE = str(ROOT / "examples" / "simple-convnet.yaml")

@@ -171,9 +171,6 @@ class BroadcastKind(MergeKind):
                 f"{clash(shapes)}")
 
     def rule(self, layer: Any, inputs: tuple[State, ...], ctx: Context) -> Outcome:
-        first = inputs[0].shape
-        if all(x.shape == first for x in inputs):     # the common case: nothing broadcast
-            return Outcome(first, self.field(layer, inputs, ctx, first))
         out = broadcast_shapes([x.shape for x in inputs])
         if out is None:
             raise ctx.fatal(self.mismatch(layer, inputs), "inputs")

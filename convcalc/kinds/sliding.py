@@ -28,17 +28,30 @@ def _plural(noun: str, count: int) -> str:
     return noun if count == 1 else "/".join(n + "s" for n in noun.split("/"))
 
 
+def tiled_size(size: int, pb: int, pa: int, kernel: int, dilation: int, stride: int
+               ) -> int | None:
+    """``(n + pb + pa − e) / s + 1`` when it is a whole number of windows (≥ 1), else
+    ``None`` (the windows do not tile: :func:`axis_output` says how).
+
+    >>> tiled_size(7, 0, 0, 3, 1, 2), tiled_size(7, 0, 0, 3, 1, 3), tiled_size(2, 0, 0, 3, 1, 1)
+    (3, None, None)
+    """
+    span = size + pb + pa - dilation * (kernel - 1) - 1
+    return span // stride + 1 if span >= 0 and span % stride == 0 else None
+
+
 def axis_output(ctx: Context, axes: tuple[str, ...], size: int, pb: int, pa: int,
                 kernel: int, dilation: int, stride: int, ceil_mode: bool,
                 is_pool: bool, fixes: Callable[[], list[Patch]] | None = None) -> int:
     """Output size along the axes that share this geometry, reporting any rounding or
     impossibility once for all of them (``fixes`` gives the patches for them).  A
     rounding the layer declares (its own ``rounding``) is a note, not a warning."""
+    tiled = tiled_size(size, pb, pa, kernel, dilation, stride)
+    if tiled is not None:                          # the common case: it tiles
+        return tiled
     eff = dilation * (kernel - 1) + 1
     padded = size + pb + pa
     span = padded - eff
-    if span >= 0 and span % stride == 0:           # the common case: it tiles
-        return span // stride + 1
     label = ", ".join(axes)
     details: dict[str, Any] = {"axes": list(axes)}
     declared = ctx.declared and (ctx.rounding == "ceil" or not ceil_mode)
@@ -97,13 +110,13 @@ def slide(ctx: Context, window: Window, sizes: Shape, ceil_mode: bool = False,
     checked together, so a square problem is reported once for "H, W"; every axis is
     checked before a fatal problem ends the layer.  ``padding`` (the option as written)
     and ``padding_mode`` are what the fixes must keep to."""
-    tiled = []
+    tiled: list[int] = []
     for n, (pb, pa), k, d, s in zip(sizes, window.padding, window.kernel, window.dilation,
                                     window.stride):
-        span = n + pb + pa - d * (k - 1) - 1
-        if span < 0 or span % s:
+        size = tiled_size(n, pb, pa, k, d, s)
+        if size is None:
             break
-        tiled.append(span // s + 1)
+        tiled.append(size)
     else:                          # the common case: every axis tiles, nothing to report
         return tuple(tiled)
     geometries = list(zip(sizes, window.padding, window.kernel, window.dilation, window.stride))

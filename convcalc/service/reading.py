@@ -25,7 +25,7 @@ from ..blocks import MAX_LAYERS
 from ..errors import Diagnostic, SpecError
 from ..importers import is_onnx
 from ..loading import loads
-from ..memory import format_bytes
+from ..units import format_bytes
 from ..spec import Spec
 from .limits import Limits
 from .problems import ClientGone, ProblemError, diagnostics, item

@@ -28,12 +28,13 @@ from .. import __version__, zoo
 from ..analysis import analyze
 from ..catalog import summary
 from ..errors import ResourceError, SpecError
-from ..memory import check_memory, estimate_memory, format_bytes, parse_bytes
+from ..memory import check_memory, estimate_memory, parse_bytes
 from ..render import render_json, sizes_to_dict
-from ..training_memory import Dtype, Optimizer, footprint
 from ..sizes import SizesTooComplex, valid_sizes
 from ..sizes import check as check_sizes
 from ..schema import spec_json_schema
+from ..training_memory import Dtype, Optimizer, footprint
+from ..units import format_bytes
 from . import models
 from ..blocks import MAX_LAYERS
 from .drawing import drawing
