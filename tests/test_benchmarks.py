@@ -183,3 +183,22 @@ def test_pytorch_model_agrees_with_the_zoo(name: str) -> None:
     # parameters and output sizes, not kinds and shapes.
     assert seen == [(row.params, row.activations) for row in report.layers
                     if row.type in ("conv", "dense")]
+
+
+# --- bench_verify_memory.py ------------------------------------------------------------------
+
+import bench_verify_memory  # noqa: E402
+
+
+def test_bench_verify_memory_prints_the_measured_peak_beside_the_estimate(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(bench_verify_memory.bench_conv, "matmul_gflops", lambda rounds: 123.0)
+    assert bench_verify_memory.main(["--only", "lenet5", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "numpy.matmul 2048×2048 float32: 123.0 GFLOP/s" in out
+    row = re.search(r"^lenet5 +([\d,]+) +([\d,]+) +(\d+)% ", out, re.MULTILINE)
+    assert row, out
+    measured, estimate = (int(v.replace(",", "")) for v in row.groups()[:2])
+    assert 0.5 * estimate <= measured <= 1.1 * estimate
+    # the untraced baseline really ran without the trace, and the trace is back after
+    assert bench_verify_memory.verification._traced_peak is not bench_verify_memory.untraced
